@@ -1,0 +1,138 @@
+/* util.c: clocks, timestamps, durations, ids and checked formatting shared by
+ * the runner and the stdlib. */
+#include "runner/util.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+int64_t rb_now_mono_ms(void)
+{
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+int64_t rb_now_mono_us(void)
+{
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+int64_t rb_now_wall_ms(void)
+{
+  struct timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+void rb_format_ts(int64_t wall_ms, char *buf, size_t len)
+{
+  time_t secs = (time_t)(wall_ms / 1000);
+  struct tm tm;
+  gmtime_r(&secs, &tm);
+  snprintf(buf, len, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1,
+           tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (int)(wall_ms % 1000));
+}
+
+int rb_parse_duration(const char *s, int64_t *out_ms, char *err, size_t errlen)
+{
+  if (s == NULL || *s == '\0')
+    return rb_err(err, errlen, "empty duration");
+  char *end = NULL;
+  errno = 0;
+  double v = strtod(s, &end);
+  if (end == s || errno != 0 || v < 0)
+    return rb_err(err, errlen, "bad duration '%s' (want e.g. 500ms, 15s, 5m, 2h)", s);
+  double mult;
+  if (*end == '\0' || strcmp(end, "s") == 0)
+    mult = 1000;
+  else if (strcmp(end, "ms") == 0)
+    mult = 1;
+  else if (strcmp(end, "m") == 0)
+    mult = 60 * 1000;
+  else if (strcmp(end, "h") == 0)
+    mult = 3600 * 1000;
+  else if (strcmp(end, "d") == 0)
+    mult = 86400 * 1000;
+  else
+    return rb_err(err, errlen, "bad duration '%s': unknown unit '%s' (use ms, s, m, h, d)", s,
+                  end);
+  double ms = v * mult;
+  if (ms > 365.0 * 86400 * 1000)
+    return rb_err(err, errlen, "duration '%s' is longer than a year", s);
+  *out_ms = (int64_t)(ms + 0.5);
+  return 0;
+}
+
+void rb_format_elapsed(int64_t us, char *buf, size_t len)
+{
+  if (us < 1000)
+    snprintf(buf, len, "%lld us", (long long)us);
+  else if (us < 1000000)
+    snprintf(buf, len, "%.1f ms", us / 1000.0);
+  else if (us < 60 * 1000000LL)
+    snprintf(buf, len, "%.2f s", us / 1e6);
+  else
+    snprintf(buf, len, "%lldm%02llds", (long long)(us / 60000000),
+             (long long)((us / 1000000) % 60));
+}
+
+int rb_fmt(char *out, size_t len, const char *fmt, ...)
+{
+  va_list ap;
+  va_start(ap, fmt);
+  int n = vsnprintf(out, len, fmt, ap);
+  va_end(ap);
+  return (n < 0 || (size_t)n >= len) ? -1 : 0;
+}
+
+int rb_err(char *err, size_t len, const char *fmt, ...)
+{
+  if (err != NULL && len > 0) {
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err, len, fmt, ap);
+    va_end(ap);
+  }
+  return -1;
+}
+
+void rb_new_id(char *buf, size_t len)
+{
+  unsigned char rnd[3] = {0};
+  if (getrandom(rnd, sizeof rnd, 0) != (ssize_t)sizeof rnd) {
+    int64_t t = rb_now_mono_us() ^ (int64_t)getpid();
+    memcpy(rnd, &t, sizeof rnd);
+  }
+  time_t now = time(NULL);
+  struct tm tm;
+  gmtime_r(&now, &tm);
+  snprintf(buf, len, "%04d%02d%02d-%02d%02d%02d-%02x%02x%02x", tm.tm_year + 1900,
+           tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, rnd[0], rnd[1], rnd[2]);
+}
+
+int rb_mkdirs(const char *path)
+{
+  char tmp[4096];
+  if (rb_fmt(tmp, sizeof tmp, "%s", path) != 0)
+    return -ENAMETOOLONG;
+  for (char *p = tmp + 1; *p; p++) {
+    if (*p != '/')
+      continue;
+    *p = '\0';
+    if (mkdir(tmp, 0700) != 0 && errno != EEXIST)
+      return -errno;
+    *p = '/';
+  }
+  if (mkdir(tmp, 0700) != 0 && errno != EEXIST)
+    return -errno;
+  return 0;
+}
