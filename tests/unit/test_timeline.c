@@ -1,0 +1,628 @@
+/* test_timeline.c: unit tests of the incident timeline (runner/timeline.c):
+ * appends, torn-line repair and skipping, secret scrubbing, describe, exports. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "runner/redact.h"
+#include "runner/timeline.h"
+#include "runner/util.h"
+
+static char scratch[4096];
+static int seq;
+
+/* A fresh directory per run, under RB_TEST_TMP when ctest sets it. */
+static int setup_dir(void **state)
+{
+  (void)state;
+  const char *base = getenv("RB_TEST_TMP");
+  if (base == NULL || *base == '\0')
+    base = "/tmp";
+  if (rb_mkdirs(base) != 0)
+    return -1;
+  snprintf(scratch, sizeof scratch, "%s/test_timeline.XXXXXX", base);
+  return mkdtemp(scratch) ? 0 : -1;
+}
+
+static int teardown_dir(void **state)
+{
+  (void)state;
+  char cmd[4200];
+  snprintf(cmd, sizeof cmd, "rm -rf '%s'", scratch);
+  return system(cmd) == 0 ? 0 : -1;
+}
+
+static int teardown(void **state)
+{
+  (void)state;
+  rb_redact_clear();
+  return 0;
+}
+
+/* A new file name in the scratch directory; returns a static buffer. */
+static const char *fresh_path(void)
+{
+  static char path[4200];
+  snprintf(path, sizeof path, "%s/tl-%d.jsonl", scratch, ++seq);
+  return path;
+}
+
+static void write_file(const char *path, const char *content)
+{
+  FILE *f = fopen(path, "w");
+  assert_non_null(f);
+  fputs(content, f);
+  fclose(f);
+}
+
+/* Returns the file's content; caller frees. */
+static char *slurp(const char *path)
+{
+  FILE *f = fopen(path, "r");
+  assert_non_null(f);
+  char *buf = NULL;
+  size_t len = 0;
+  FILE *m = open_memstream(&buf, &len);
+  int c;
+  while ((c = fgetc(f)) != EOF)
+    fputc(c, m);
+  fclose(m);
+  fclose(f);
+  return buf;
+}
+
+typedef struct {
+  int n;
+  char steps[8][32];
+  int stop_at;
+} collected;
+
+static int collect(json_t *ev, void *arg)
+{
+  collected *c = arg;
+  const char *s = json_string_value(json_object_get(ev, "step"));
+  if (c->n < 8)
+    snprintf(c->steps[c->n], sizeof c->steps[0], "%s", s ? s : "-");
+  c->n++;
+  return (c->stop_at && c->n == c->stop_at) ? 7 : 0;
+}
+
+/* Runs fn with stderr sent to a file and returns what it wrote; caller frees. */
+static char *capture_stderr(int (*fn)(const char *, collected *, int *), const char *path,
+                            collected *c, int *skipped, int *rc)
+{
+  char errpath[4200];
+  snprintf(errpath, sizeof errpath, "%s/stderr-%d", scratch, ++seq);
+  fflush(stderr);
+  int saved = dup(2);
+  int fd = open(errpath, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+  assert_true(fd >= 0);
+  dup2(fd, 2);
+  close(fd);
+  *rc = fn(path, c, skipped);
+  fflush(stderr);
+  dup2(saved, 2);
+  close(saved);
+  return slurp(errpath);
+}
+
+static int read_all(const char *path, collected *c, int *skipped)
+{
+  char err[256] = "";
+  return rb_timeline_read(path, collect, c, skipped, err, sizeof err);
+}
+
+static json_t *event(const char *step, const char *kind, const char *ev)
+{
+  return json_pack("{s:s, s:s, s:s, s:s, s:s, s:s}", "incident", "INC-7", "run", "r1",
+                   "runbook", "checkout-errors", "step", step, "kind", kind, "event", ev);
+}
+
+static void test_appended_events_read_back_in_order_with_ts_first(void **state)
+{
+  (void)state;
+  const char *path = fresh_path();
+  char err[256] = "";
+  int repaired = -1;
+  rb_timeline *tl = rb_timeline_open(path, 0, &repaired, err, sizeof err);
+  assert_non_null(tl);
+  assert_int_equal(repaired, 0);
+  assert_string_equal(rb_timeline_path(tl), path);
+  const char *steps[] = {"recent_deploy", "rollback", "verify"};
+  for (int i = 0; i < 3; i++) {
+    json_t *ev = event(steps[i], "check", "started");
+    assert_int_equal(rb_timeline_append(tl, ev, err, sizeof err), 0);
+    json_decref(ev);
+  }
+  rb_timeline_free(tl);
+
+  char *raw = slurp(path);
+  assert_true(strncmp(raw, "{\"ts\":\"20", 9) == 0);
+  assert_non_null(strstr(raw, "Z\",\"incident\":\"INC-7\",\"run\":\"r1\",\"runbook\":"));
+  free(raw);
+
+  collected c = {0};
+  int skipped = -1;
+  assert_int_equal(rb_timeline_read(path, collect, &c, &skipped, err, sizeof err), 0);
+  assert_int_equal(c.n, 3);
+  assert_int_equal(skipped, 0);
+  assert_string_equal(c.steps[0], "recent_deploy");
+  assert_string_equal(c.steps[2], "verify");
+}
+
+static void test_existing_ts_is_kept(void **state)
+{
+  (void)state;
+  const char *path = fresh_path();
+  char err[256] = "";
+  rb_timeline *tl = rb_timeline_open(path, 0, NULL, err, sizeof err);
+  assert_non_null(tl);
+  json_t *ev = json_pack("{s:s, s:s}", "event", "note", "ts", "2026-11-22T09:36:08.312Z");
+  assert_int_equal(rb_timeline_append(tl, ev, err, sizeof err), 0);
+  json_decref(ev);
+  rb_timeline_free(tl);
+  char *raw = slurp(path);
+  assert_string_equal(raw, "{\"ts\":\"2026-11-22T09:36:08.312Z\",\"event\":\"note\"}\n");
+  free(raw);
+}
+
+static void test_fsync_append_creates_private_file_with_complete_lines(void **state)
+{
+  (void)state;
+  const char *path = fresh_path();
+  char err[256] = "";
+  rb_timeline *tl = rb_timeline_open(path, 1, NULL, err, sizeof err);
+  assert_non_null(tl);
+  json_t *ev = event("verify", "wait", "finished");
+  assert_int_equal(rb_timeline_append(tl, ev, err, sizeof err), 0);
+  assert_int_equal(rb_timeline_append(tl, ev, err, sizeof err), 0);
+  json_decref(ev);
+  rb_timeline_free(tl);
+  struct stat st;
+  assert_int_equal(stat(path, &st), 0);
+  assert_int_equal(st.st_mode & 0777, 0600);
+  char *raw = slurp(path);
+  size_t len = strlen(raw);
+  assert_true(len > 0 && raw[len - 1] == '\n');
+  free(raw);
+}
+
+static void test_torn_last_line_is_cut_on_open(void **state)
+{
+  (void)state;
+  const char *path = fresh_path();
+  write_file(path, "{\"step\":\"a\"}\n{\"step\":\"b\"}\n{\"step\":\"c\",\"det");
+  char err[256] = "";
+  int repaired = 0;
+  rb_timeline *tl = rb_timeline_open(path, 1, &repaired, err, sizeof err);
+  assert_non_null(tl);
+  assert_int_equal(repaired, 1);
+  char *raw = slurp(path);
+  assert_string_equal(raw, "{\"step\":\"a\"}\n{\"step\":\"b\"}\n");
+  free(raw);
+  json_t *ev = event("c", "check", "started");
+  assert_int_equal(rb_timeline_append(tl, ev, err, sizeof err), 0);
+  json_decref(ev);
+  rb_timeline_free(tl);
+
+  collected c = {0};
+  int skipped = -1;
+  assert_int_equal(rb_timeline_read(path, collect, &c, &skipped, err, sizeof err), 0);
+  assert_int_equal(c.n, 3);
+  assert_int_equal(skipped, 0);
+  assert_string_equal(c.steps[2], "c");
+}
+
+static void test_torn_only_line_is_cut_to_empty_file(void **state)
+{
+  (void)state;
+  const char *path = fresh_path();
+  write_file(path, "{\"step\":\"a\",\"detail\":{\"x\":");
+  int repaired = 0;
+  char err[256] = "";
+  rb_timeline *tl = rb_timeline_open(path, 0, &repaired, err, sizeof err);
+  assert_non_null(tl);
+  assert_int_equal(repaired, 1);
+  rb_timeline_free(tl);
+  struct stat st;
+  assert_int_equal(stat(path, &st), 0);
+  assert_int_equal(st.st_size, 0);
+}
+
+static void test_torn_line_longer_than_a_read_chunk_is_cut(void **state)
+{
+  (void)state;
+  const char *path = fresh_path();
+  FILE *f = fopen(path, "w");
+  assert_non_null(f);
+  fputs("{\"step\":\"a\"}\n{\"step\":\"", f);
+  for (int i = 0; i < 10000; i++)
+    fputc('x', f);
+  fclose(f);
+  int repaired = 0;
+  char err[256] = "";
+  rb_timeline *tl = rb_timeline_open(path, 0, &repaired, err, sizeof err);
+  assert_non_null(tl);
+  assert_int_equal(repaired, 1);
+  rb_timeline_free(tl);
+  char *raw = slurp(path);
+  assert_string_equal(raw, "{\"step\":\"a\"}\n");
+  free(raw);
+}
+
+static void test_intact_file_is_not_repaired(void **state)
+{
+  (void)state;
+  const char *path = fresh_path();
+  write_file(path, "{\"step\":\"a\"}\n");
+  int repaired = -1;
+  char err[256] = "";
+  rb_timeline *tl = rb_timeline_open(path, 0, &repaired, err, sizeof err);
+  assert_non_null(tl);
+  assert_int_equal(repaired, 0);
+  rb_timeline_free(tl);
+}
+
+static void test_open_in_missing_directory_fails_naming_path(void **state)
+{
+  (void)state;
+  char path[4200];
+  snprintf(path, sizeof path, "%s/no/such/dir/tl.jsonl", scratch);
+  char err[256] = "";
+  rb_timeline *tl = rb_timeline_open(path, 0, NULL, err, sizeof err);
+  assert_null(tl);
+  assert_non_null(strstr(err, path));
+  rb_timeline_free(NULL);
+}
+
+static void test_torn_last_line_is_skipped_with_warning(void **state)
+{
+  (void)state;
+  const char *path = fresh_path();
+  write_file(path, "{\"step\":\"a\"}\n{\"step\":\"b\"}\n{\"step\":\"c\",\"det");
+  collected c = {0};
+  int skipped = -1, rc = -1;
+  char *warn = capture_stderr(read_all, path, &c, &skipped, &rc);
+  assert_int_equal(rc, 0);
+  assert_int_equal(c.n, 2);
+  assert_int_equal(skipped, 1);
+  char want[4300];
+  snprintf(want, sizeof want, "warning: %s:3: ignoring torn or invalid timeline line\n",
+           path);
+  assert_string_equal(warn, want);
+  free(warn);
+}
+
+static void test_invalid_middle_line_is_skipped_and_blank_lines_are_silent(void **state)
+{
+  (void)state;
+  const char *path = fresh_path();
+  write_file(path, "{\"step\":\"a\"}\n\n   \nnot json\n[1,2]\n{\"step\":\"b\"}\r\n");
+  collected c = {0};
+  int skipped = -1, rc = -1;
+  char *warn = capture_stderr(read_all, path, &c, &skipped, &rc);
+  assert_int_equal(rc, 0);
+  assert_int_equal(c.n, 2);
+  assert_int_equal(skipped, 2);
+  assert_string_equal(c.steps[1], "b");
+  assert_non_null(strstr(warn, ":4: ignoring"));
+  assert_non_null(strstr(warn, ":5: ignoring"));
+  assert_null(strstr(warn, ":2:"));
+  free(warn);
+}
+
+static void test_very_long_line_is_read_whole(void **state)
+{
+  (void)state;
+  const char *path = fresh_path();
+  char err[256] = "";
+  rb_timeline *tl = rb_timeline_open(path, 0, NULL, err, sizeof err);
+  assert_non_null(tl);
+  size_t n = 200000;
+  char *big = malloc(n + 1);
+  memset(big, 'o', n);
+  big[n] = '\0';
+  json_t *ev = json_pack("{s:s, s:{s:s}}", "step", "logs", "detail", "output", big);
+  assert_int_equal(rb_timeline_append(tl, ev, err, sizeof err), 0);
+  json_decref(ev);
+  free(big);
+  rb_timeline_free(tl);
+  collected c = {0};
+  int skipped = -1;
+  assert_int_equal(rb_timeline_read(path, collect, &c, &skipped, err, sizeof err), 0);
+  assert_int_equal(c.n, 1);
+  assert_int_equal(skipped, 0);
+}
+
+static void test_callback_nonzero_stops_the_walk(void **state)
+{
+  (void)state;
+  const char *path = fresh_path();
+  write_file(path, "{\"step\":\"a\"}\n{\"step\":\"b\"}\n{\"step\":\"c\"}\n");
+  collected c = {.stop_at = 2};
+  char err[256] = "";
+  assert_int_equal(rb_timeline_read(path, collect, &c, NULL, err, sizeof err), 7);
+  assert_int_equal(c.n, 2);
+}
+
+static void test_reading_a_missing_file_is_an_error_naming_it(void **state)
+{
+  (void)state;
+  const char *path = fresh_path();
+  char err[256] = "";
+  assert_int_equal(rb_timeline_read(path, collect, NULL, NULL, err, sizeof err), -1);
+  assert_non_null(strstr(err, path));
+}
+
+static void
+test_secrets_are_scrubbed_on_append_and_callers_event_is_untouched(void **state)
+{
+  (void)state;
+  assert_int_equal(rb_redact_add("sup3rs3cret"), 0);
+  const char *path = fresh_path();
+  char err[256] = "";
+  rb_timeline *tl = rb_timeline_open(path, 0, NULL, err, sizeof err);
+  assert_non_null(tl);
+  json_t *ev = json_pack("{s:s, s:s, s:{s:s, s:s, s:{s:s}}}", "step", "flag_off", "event",
+                         "would_run", "detail", "command", "curl -u me:sup3rs3cret x",
+                         "url", "https://u:p@flags/api?token=abc", "headers",
+                         "Authorization", "Bearer xyz");
+  char *before = json_dumps(ev, JSON_COMPACT);
+  assert_int_equal(rb_timeline_append(tl, ev, err, sizeof err), 0);
+  char *after = json_dumps(ev, JSON_COMPACT);
+  assert_string_equal(before, after);
+  assert_null(json_object_get(ev, "ts"));
+  free(before);
+  free(after);
+  json_decref(ev);
+  rb_timeline_free(tl);
+
+  char *raw = slurp(path);
+  assert_null(strstr(raw, "sup3rs3cret"));
+  assert_null(strstr(raw, "xyz"));
+  assert_null(strstr(raw, "abc"));
+  assert_null(strstr(raw, "u:p@"));
+  assert_non_null(strstr(raw, "curl -u me:[REDACTED] x"));
+  assert_non_null(strstr(raw, "https://[REDACTED]@flags/api?token=[REDACTED]"));
+  assert_non_null(strstr(raw, "\"Authorization\":\"[REDACTED]\""));
+  free(raw);
+}
+
+static void test_append_refuses_a_non_object(void **state)
+{
+  (void)state;
+  const char *path = fresh_path();
+  char err[256] = "";
+  rb_timeline *tl = rb_timeline_open(path, 0, NULL, err, sizeof err);
+  assert_non_null(tl);
+  json_t *arr = json_array();
+  assert_int_equal(rb_timeline_append(tl, arr, err, sizeof err), -1);
+  assert_int_equal(rb_timeline_append(tl, NULL, err, sizeof err), -1);
+  json_decref(arr);
+  rb_timeline_free(tl);
+}
+
+static void assert_describes(const char *json, const char *want)
+{
+  json_t *ev = json_loads(json, 0, NULL);
+  assert_non_null(ev);
+  char *got = rb_timeline_describe(ev);
+  assert_non_null(got);
+  assert_string_equal(got, want);
+  free(got);
+  json_decref(ev);
+}
+
+static void test_describe_decision_names_question_value_and_branch(void **state)
+{
+  (void)state;
+  assert_describes(
+      "{\"step\":\"recent_deploy\",\"kind\":\"check\",\"event\":\"decision\","
+      "\"detail\":{\"question\":\"Deploy in the last 2 hours?\",\"value\":true,"
+      "\"branch\":\"rollback\"}}",
+      "recent_deploy: Deploy in the last 2 hours? -> true, taking 'rollback'");
+}
+
+static void test_describe_would_run_shows_command_and_host(void **state)
+{
+  (void)state;
+  assert_describes(
+      "{\"step\":\"rollback\",\"kind\":\"action\",\"event\":\"would_run\","
+      "\"detail\":{\"command\":\"deploy rollback checkout\",\"host\":\"app-1\"}}",
+      "rollback: would run `deploy rollback checkout` on app-1");
+  assert_describes("{\"step\":\"rollback\",\"kind\":\"action\",\"event\":\"would_run\","
+                   "\"detail\":{\"command\":[\"deploy\",\"rollback\",\"checkout\"]}}",
+                   "rollback: would run `deploy rollback checkout`");
+  assert_describes("{\"step\":\"flag_off\",\"kind\":\"action\",\"event\":\"would_run\","
+                   "\"detail\":{\"method\":\"POST\",\"url\":\"https://flags/api\"}}",
+                   "flag_off: would run POST https://flags/api");
+}
+
+static void test_describe_failed_and_finished(void **state)
+{
+  (void)state;
+  assert_describes("{\"step\":\"verify\",\"kind\":\"wait\",\"event\":\"failed\","
+                   "\"detail\":{\"error\":\"timed out after 5m\"}}",
+                   "verify: failed: timed out after 5m");
+  assert_describes(
+      "{\"step\":\"rollback\",\"kind\":\"action\",\"event\":\"finished\","
+      "\"duration_ms\":1200,\"detail\":{\"host\":\"app-1\",\"exit_code\":0}}",
+      "rollback: finished in 1.20 s on app-1, exit 0");
+}
+
+static void test_describe_run_level_and_approval_events(void **state)
+{
+  (void)state;
+  assert_describes("{\"kind\":\"run\",\"event\":\"started\",\"mode\":\"drill\","
+                   "\"runbook\":\"checkout-errors\"}",
+                   "run started (drill of checkout-errors)");
+  assert_describes("{\"kind\":\"run\",\"event\":\"finished\",\"detail\":{\"outcome\":"
+                   "\"resolved\"}}",
+                   "run finished: resolved");
+  assert_describes("{\"step\":\"rollback\",\"kind\":\"approval\",\"event\":\"approved\","
+                   "\"actor\":\"alert\",\"detail\":{\"approver\":\"alice\"}}",
+                   "rollback: approved by alice");
+  assert_describes("{\"step\":\"status\",\"kind\":\"notify\",\"event\":\"note\","
+                   "\"detail\":{\"phase\":\"Identified\",\"message\":\"bad deploy\"}}",
+                   "status: note [Identified]: bad deploy");
+}
+
+static void test_describe_survives_odd_input(void **state)
+{
+  (void)state;
+  char *s = rb_timeline_describe(NULL);
+  assert_non_null(s);
+  free(s);
+  json_t *n = json_integer(3);
+  s = rb_timeline_describe(n);
+  assert_string_equal(s, "(not an event)");
+  free(s);
+  json_decref(n);
+  assert_describes("{}", "run event");
+  assert_describes("{\"step\":5,\"kind\":[],\"event\":{},\"detail\":\"x\"}", "run event");
+  assert_describes("{\"step\":\"s\",\"event\":\"decision\",\"detail\":{\"question\":1}}",
+                   "s: decided -> ?");
+  assert_describes(
+      "{\"step\":\"s\",\"event\":\"would_run\",\"detail\":{\"command\":[1,\"a\"],"
+      "\"host\":{\"h\":1}}}",
+      "s: would run `[1,\"a\"]` on {\"h\":1}");
+  assert_describes("{\"step\":\"s\",\"event\":\"finished\",\"duration_ms\":-5,"
+                   "\"detail\":{\"exit_code\":\"x\",\"value\":null}}",
+                   "s: finished -> null");
+  assert_describes(
+      "{\"step\":\"s\",\"event\":\"failed\",\"detail\":{\"error\":\"a\\nb\\u001b[2J\"}}",
+      "s: failed: a b [2J");
+}
+
+static void write_incident(const char *path)
+{
+  write_file(
+      path,
+      "{\"ts\":\"2026-11-22T09:36:00.000Z\",\"incident\":\"INC-42\",\"run\":\"r1\","
+      "\"runbook\":\"checkout-errors\",\"kind\":\"run\",\"event\":\"started\","
+      "\"mode\":\"exec\"}\n"
+      "{\"ts\":\"2026-11-22T09:36:08.312Z\",\"step\":\"recent_deploy\",\"kind\":"
+      "\"check\",\"event\":\"decision\",\"detail\":{\"question\":\"Deploy in the last 2 "
+      "hours?\",\"value\":true,\"branch\":\"rollback\"}}\n"
+      "{\"ts\":\"2026-11-22T09:40:01.000Z\",\"step\":\"grep\",\"kind\":\"check\","
+      "\"event\":\"failed\",\"detail\":{\"error\":\"a|b\"}}\n"
+      "{\"ts\":\"2026-11-23T00:00:02.500Z\",\"kind\":\"run\",\"event\":\"finished\","
+      "\"detail\":{\"outcome\":\"resolved\"}}\n");
+}
+
+static char *export_to_string(const char *path, rb_tl_format fmt, int *rc)
+{
+  char *buf = NULL;
+  size_t len = 0;
+  FILE *m = open_memstream(&buf, &len);
+  char err[256] = "";
+  *rc = rb_timeline_export(path, fmt, m, err, sizeof err);
+  fclose(m);
+  return buf;
+}
+
+static void test_markdown_export_is_a_postmortem_table_with_escaped_pipes(void **state)
+{
+  (void)state;
+  const char *path = fresh_path();
+  write_incident(path);
+  int rc = -1;
+  char *md = export_to_string(path, RB_TL_MARKDOWN, &rc);
+  assert_int_equal(rc, 0);
+  assert_string_equal(md, "## Timeline (All times UTC)\n"
+                          "\n"
+                          "Incident INC-42, runbook checkout-errors, 2026-11-22\n"
+                          "\n"
+                          "| Time (UTC) | Event |\n"
+                          "|------|-------|\n"
+                          "| 09:36:00 | run started (exec of checkout-errors) |\n"
+                          "| 09:36:08 | recent_deploy: Deploy in the last 2 hours? -> "
+                          "true, taking 'rollback' |\n"
+                          "| 09:40:01 | grep: failed: a\\|b |\n"
+                          "| 2026-11-23 00:00:02 | run finished: resolved |\n");
+  free(md);
+}
+
+static void test_text_export_has_one_line_per_event(void **state)
+{
+  (void)state;
+  const char *path = fresh_path();
+  write_incident(path);
+  int rc = -1;
+  char *txt = export_to_string(path, RB_TL_TEXT, &rc);
+  assert_int_equal(rc, 0);
+  assert_string_equal(
+      txt, "09:36:00.000  run  started  (exec of checkout-errors)\n"
+           "09:36:08.312  recent_deploy  decision  Deploy in the last 2 hours? "
+           "-> true, taking 'rollback'\n"
+           "09:40:01.000  grep  failed  a|b\n"
+           "2026-11-23 00:00:02.500  run  finished  resolved\n");
+  free(txt);
+}
+
+static void test_json_export_reproduces_the_stored_lines(void **state)
+{
+  (void)state;
+  const char *path = fresh_path();
+  write_incident(path);
+  int rc = -1;
+  char *js = export_to_string(path, RB_TL_JSON, &rc);
+  assert_int_equal(rc, 0);
+  char *raw = slurp(path);
+  assert_string_equal(js, raw);
+  free(raw);
+  free(js);
+}
+
+static void test_markdown_export_of_empty_timeline_says_so(void **state)
+{
+  (void)state;
+  const char *path = fresh_path();
+  write_file(path, "");
+  int rc = -1;
+  char *md = export_to_string(path, RB_TL_MARKDOWN, &rc);
+  assert_int_equal(rc, 0);
+  assert_string_equal(md, "## Timeline (All times UTC)\n\n_No events._\n");
+  free(md);
+}
+
+int main(void)
+{
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_appended_events_read_back_in_order_with_ts_first),
+      cmocka_unit_test(test_existing_ts_is_kept),
+      cmocka_unit_test(test_fsync_append_creates_private_file_with_complete_lines),
+      cmocka_unit_test(test_torn_last_line_is_cut_on_open),
+      cmocka_unit_test(test_torn_only_line_is_cut_to_empty_file),
+      cmocka_unit_test(test_torn_line_longer_than_a_read_chunk_is_cut),
+      cmocka_unit_test(test_intact_file_is_not_repaired),
+      cmocka_unit_test(test_open_in_missing_directory_fails_naming_path),
+      cmocka_unit_test(test_torn_last_line_is_skipped_with_warning),
+      cmocka_unit_test(test_invalid_middle_line_is_skipped_and_blank_lines_are_silent),
+      cmocka_unit_test(test_very_long_line_is_read_whole),
+      cmocka_unit_test(test_callback_nonzero_stops_the_walk),
+      cmocka_unit_test(test_reading_a_missing_file_is_an_error_naming_it),
+      cmocka_unit_test_teardown(
+          test_secrets_are_scrubbed_on_append_and_callers_event_is_untouched, teardown),
+      cmocka_unit_test(test_append_refuses_a_non_object),
+      cmocka_unit_test(test_describe_decision_names_question_value_and_branch),
+      cmocka_unit_test(test_describe_would_run_shows_command_and_host),
+      cmocka_unit_test(test_describe_failed_and_finished),
+      cmocka_unit_test(test_describe_run_level_and_approval_events),
+      cmocka_unit_test(test_describe_survives_odd_input),
+      cmocka_unit_test(test_markdown_export_is_a_postmortem_table_with_escaped_pipes),
+      cmocka_unit_test(test_text_export_has_one_line_per_event),
+      cmocka_unit_test(test_json_export_reproduces_the_stored_lines),
+      cmocka_unit_test(test_markdown_export_of_empty_timeline_says_so),
+  };
+  return cmocka_run_group_tests(tests, setup_dir, teardown_dir);
+}
