@@ -166,10 +166,10 @@ static int setup(CURL *c, const rb_http_req *req, struct curl_slist *hdrs, sink 
                  int64_t budget_ms, char *errbuf)
 {
   CURLcode rc = CURLE_OK;
-#define SET(opt, val)                                                                       \
-  do {                                                                                      \
-    if (rc == CURLE_OK)                                                                     \
-      rc = curl_easy_setopt(c, opt, val);                                                   \
+#define SET(opt, val)                                                                    \
+  do {                                                                                   \
+    if (rc == CURLE_OK)                                                                  \
+      rc = curl_easy_setopt(c, opt, val);                                                \
   } while (0)
   SET(CURLOPT_URL, req->url);
   SET(CURLOPT_PROTOCOLS_STR, "http,https");
@@ -245,8 +245,8 @@ typedef struct {
 } outcome;
 
 /* One attempt. Returns 0 with a response in resp (any status) or -1. */
-static int attempt(CURL *c, const rb_http_req *req, struct curl_slist *hdrs, int64_t budget,
-                   rb_http_resp *resp, outcome *o)
+static int attempt(CURL *c, const rb_http_req *req, struct curl_slist *hdrs,
+                   int64_t budget, rb_http_resp *resp, outcome *o)
 {
   char errbuf[CURL_ERROR_SIZE] = "";
   sink s = {.max = req->max_body};
@@ -260,12 +260,14 @@ static int attempt(CURL *c, const rb_http_req *req, struct curl_slist *hdrs, int
   o->status = 0;
   if (o->rc != CURLE_OK) {
     if (s.too_big)
-      snprintf(o->what, sizeof o->what, "response body larger than %zu KB (http.max_body_kb)",
+      snprintf(o->what, sizeof o->what,
+               "response body larger than %zu KB (http.max_body_kb)",
                req->max_body / 1024);
     else if (o->rc == CURLE_OPERATION_TIMEDOUT)
       snprintf(o->what, sizeof o->what, "timed out after %lld ms", (long long)budget);
     else
-      snprintf(o->what, sizeof o->what, "%s", errbuf[0] ? errbuf : curl_easy_strerror(o->rc));
+      snprintf(o->what, sizeof o->what, "%s",
+               errbuf[0] ? errbuf : curl_easy_strerror(o->rc));
     sink_free(&s);
     return -1;
   }
@@ -277,8 +279,8 @@ static int attempt(CURL *c, const rb_http_req *req, struct curl_slist *hdrs, int
 }
 
 /* How long to wait before the next attempt, or -1 when none should be made. */
-static int64_t next_wait(const rb_http_req *req, const rb_http_resp *resp, const outcome *o,
-                         int n, int received, char *why, size_t whylen)
+static int64_t next_wait(const rb_http_req *req, const rb_http_resp *resp,
+                         const outcome *o, int n, int received, char *why, size_t whylen)
 {
   if (n > req->retries)
     return -1;
@@ -367,8 +369,8 @@ int rb_http_perform(const rb_http_req *req, rb_http_resp *resp, char *err, size_
       req->on_retry(req->arg, n, why, wait);
     sleep_ms(wait);
   }
-  rb_err(err, errlen, "%s after %d attempts (no time left before the step deadline)", o.what,
-         resp->attempts);
+  rb_err(err, errlen, "%s after %d attempts (no time left before the step deadline)",
+         o.what, resp->attempts);
   ret = resp->status != 0 ? 0 : -1;
 out:
   resp->duration_ms = rb_now_mono_ms() - start;

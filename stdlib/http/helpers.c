@@ -134,7 +134,8 @@ char *rb_http_url_add_query(const char *url, const char *name, const char *value
   const char *q = memchr(url, '?', base_len);
   char sep = '?';
   if (q != NULL)
-    sep = (base_len > 0 && (url[base_len - 1] == '?' || url[base_len - 1] == '&')) ? 0 : '&';
+    sep = (base_len > 0 && (url[base_len - 1] == '?' || url[base_len - 1] == '&')) ? 0
+                                                                                   : '&';
   size_t len = base_len + 1 + strlen(en) + 1 + strlen(ev) + frag_len + 1;
   out = malloc(len);
   if (out == NULL)

@@ -1,0 +1,699 @@
+/* http.c: the `http` module runbooks require: request/get/post/put/patch/
+ * delete over the engine in stdlib/http/, gated by the run's mode. */
+#include <ctype.h>
+#include <jansson.h>
+#include <lauxlib.h>
+#include <lua.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "runner/config.h"
+#include "runner/redact.h"
+#include "runner/util.h"
+#include "stdlib/host.h"
+#include "stdlib/http/engine.h"
+#include "stdlib/modules.h"
+
+#define REQ_META "runbook.http.request"
+#define DEF_TIMEOUT_MS 10000
+#define DEF_RETRIES 2
+#define MAX_RETRIES 10
+#define DEF_MAX_BODY_KB 4096
+/* Bound on one call when the step has no deadline of its own. */
+#define DEF_TOTAL_MS (10 * 60 * 1000)
+#define ERRLEN 1024
+
+/* Everything one call allocates, owned by a userdata on the Lua stack so that
+ * a raised error frees it through __gc. */
+typedef struct {
+  char method[16];
+  char *url;      /* what is sent, query included */
+  char *shown;    /* url as shown on the timeline and in messages */
+  char *url_from; /* "section.key" when the URL itself is a secret */
+  char **lines;   /* "Name: value" header lines sent */
+  size_t nlines;
+  json_t *shown_headers; /* for would_run: auth masked */
+  char *body;
+  size_t body_len;
+  json_t *body_json; /* the json= body, shown by would_run */
+  char *secret;      /* auth token or secret URL; wiped on free */
+  int has_ctype;
+  rb_http_resp resp;
+} req_state;
+
+static void wipe_free(char *s)
+{
+  if (s != NULL) {
+    explicit_bzero(s, strlen(s));
+    free(s);
+  }
+}
+
+static int req_gc(lua_State *L)
+{
+  req_state *r = luaL_checkudata(L, 1, REQ_META);
+  if (r->url_from != NULL)
+    wipe_free(r->url); /* the URL is the secret */
+  else
+    free(r->url);
+  free(r->shown);
+  free(r->url_from);
+  for (size_t i = 0; i < r->nlines; i++)
+    wipe_free(r->lines[i]);
+  free(r->lines);
+  json_decref(r->shown_headers);
+  free(r->body);
+  json_decref(r->body_json);
+  wipe_free(r->secret);
+  rb_http_resp_clear(&r->resp);
+  memset(r, 0, sizeof *r);
+  return 0;
+}
+
+static rb_host *host_of(lua_State *L)
+{
+  rb_host *h = rb_host_get(L);
+  if (h == NULL)
+    luaL_error(L, "http: not inside a run");
+  return h;
+}
+
+static void emit(rb_host *h, const char *event, json_t *detail)
+{
+  if (h->emit != NULL)
+    h->emit(h, event, detail);
+  else
+    json_decref(detail);
+}
+
+/* The field of the options table at 1, if present, pushed; type-checked. */
+static int opt_field(lua_State *L, const char *name, int type)
+{
+  int t = lua_getfield(L, 1, name);
+  if (t == LUA_TNIL) {
+    lua_pop(L, 1);
+    return 0;
+  }
+  if (t != type)
+    luaL_error(L, "http: option '%s' must be a %s, not a %s", name, lua_typename(L, type),
+               luaL_typename(L, -1));
+  return 1;
+}
+
+static int opt_bool(lua_State *L, const char *name, int def)
+{
+  if (!opt_field(L, name, LUA_TBOOLEAN))
+    return def;
+  int v = lua_toboolean(L, -1);
+  lua_pop(L, 1);
+  return v;
+}
+
+static void check_known_options(lua_State *L)
+{
+  static const char *const known[] = {"auth",
+                                      "body",
+                                      "ca_bundle",
+                                      "check",
+                                      "follow_redirects",
+                                      "headers",
+                                      "insecure",
+                                      "json",
+                                      "max_body_kb",
+                                      "method",
+                                      "query",
+                                      "read",
+                                      "retries",
+                                      "retry_non_idempotent",
+                                      "timeout",
+                                      "url",
+                                      "url_secret",
+                                      NULL};
+  lua_pushnil(L);
+  while (lua_next(L, 1) != 0) {
+    lua_pop(L, 1);
+    if (lua_type(L, -1) != LUA_TSTRING)
+      luaL_error(L, "http: options must be named (got a %s key)", luaL_typename(L, -1));
+    const char *k = lua_tostring(L, -1);
+    int ok = 0;
+    for (int i = 0; known[i] != NULL && !ok; i++)
+      ok = strcmp(k, known[i]) == 0;
+    if (!ok)
+      luaL_error(L, "http: unknown option '%s'", k);
+  }
+}
+
+static void add_line(lua_State *L, req_state *r, const char *name, const char *value)
+{
+  size_t n = strlen(name) + strlen(value) + 3;
+  char *line = malloc(n);
+  char **lines = realloc(r->lines, (r->nlines + 1) * sizeof *lines);
+  if (line == NULL || lines == NULL) {
+    free(line);
+    if (lines != NULL)
+      r->lines = lines;
+    luaL_error(L, "http: out of memory");
+  }
+  r->lines = lines;
+  snprintf(line, n, "%s: %s", name, value);
+  r->lines[r->nlines++] = line;
+}
+
+static void add_header(lua_State *L, req_state *r, const char *name, const char *value,
+                       const char *shown)
+{
+  if (!rb_http_header_name_ok(name))
+    luaL_error(L, "http: bad header name '%s'", name);
+  if (!rb_http_header_value_ok(value))
+    luaL_error(L, "http: header '%s' contains a line break", name);
+  if (strcasecmp(name, "content-type") == 0)
+    r->has_ctype = 1;
+  add_line(L, r, name, value);
+  json_object_set_new(r->shown_headers, name, json_string(shown ? shown : value));
+}
+
+/* The value of a secret named by {section=, key=} at the table on top. Raises
+ * when it is not configured unless optional; returns NULL then. */
+static char *table_secret(lua_State *L, const char *opt, int optional, char *from,
+                          size_t fromlen)
+{
+  lua_getfield(L, -1, "section");
+  lua_getfield(L, -2, "key");
+  const char *section = lua_tostring(L, -2);
+  const char *key = lua_tostring(L, -1);
+  if (section == NULL || key == NULL)
+    luaL_error(L, "http: option '%s' needs section= and key= naming a config secret",
+               opt);
+  snprintf(from, fromlen, "%s.%s", section, key);
+  char err[ERRLEN];
+  int absent = 0;
+  char *v = rb_config_secret(host_of(L)->config, section, key, &absent, err, sizeof err);
+  lua_pop(L, 2);
+  if (v == NULL && !(absent && optional))
+    luaL_error(L, "http: %s", err);
+  return v;
+}
+
+static void parse_auth(lua_State *L, req_state *r)
+{
+  if (!opt_field(L, "auth", LUA_TTABLE))
+    return;
+  char from[256];
+  int optional = lua_getfield(L, -1, "optional") == LUA_TBOOLEAN && lua_toboolean(L, -1);
+  lua_pop(L, 1);
+  char *secret = table_secret(L, "auth", optional, from, sizeof from);
+  if (secret == NULL) {
+    lua_pop(L, 1);
+    return;
+  }
+  r->secret = secret;
+  lua_getfield(L, -1, "header");
+  lua_getfield(L, -2, "scheme");
+  const char *header = lua_isstring(L, -2) ? lua_tostring(L, -2) : "Authorization";
+  const char *scheme = lua_tostring(L, -1);
+  if (scheme == NULL && strcasecmp(header, "Authorization") == 0)
+    scheme = "Bearer";
+  char shown[128];
+  snprintf(shown, sizeof shown, "%s%s%s", scheme ? scheme : "", scheme ? " " : "",
+           RB_REDACTED);
+  size_t n = strlen(secret) + (scheme ? strlen(scheme) + 1 : 0) + 1;
+  char *value = malloc(n);
+  if (value == NULL)
+    luaL_error(L, "http: out of memory");
+  snprintf(value, n, "%s%s%s", scheme ? scheme : "", scheme ? " " : "", secret);
+  if (!rb_http_header_value_ok(value)) {
+    wipe_free(value);
+    luaL_error(L, "http: secret %s contains a line break", from);
+  }
+  add_line(L, r, header, value);
+  wipe_free(value);
+  json_object_set_new(r->shown_headers, header, json_string(shown));
+  lua_pop(L, 3);
+}
+
+static void parse_headers(lua_State *L, req_state *r)
+{
+  if (!opt_field(L, "headers", LUA_TTABLE))
+    return;
+  lua_pushnil(L);
+  while (lua_next(L, -2) != 0) {
+    if (lua_type(L, -2) != LUA_TSTRING || !lua_isstring(L, -1))
+      luaL_error(L, "http: headers must map names to strings");
+    add_header(L, r, lua_tostring(L, -2), lua_tostring(L, -1), NULL);
+    lua_pop(L, 1);
+  }
+  lua_pop(L, 1);
+}
+
+static void append_query(lua_State *L, req_state *r, const char *name, int idx)
+{
+  if (lua_type(L, idx) == LUA_TBOOLEAN) {
+    lua_pushstring(L, lua_toboolean(L, idx) ? "true" : "false");
+  } else if (lua_type(L, idx) == LUA_TNUMBER || lua_type(L, idx) == LUA_TSTRING) {
+    lua_pushvalue(L, idx);
+  } else {
+    luaL_error(L, "http: query value of '%s' must be a string, number or boolean", name);
+  }
+  char *u = rb_http_url_add_query(r->url, name, lua_tostring(L, -1));
+  lua_pop(L, 1);
+  if (u == NULL)
+    luaL_error(L, "http: out of memory");
+  free(r->url);
+  r->url = u;
+}
+
+static int cmp_names(const void *a, const void *b)
+{
+  return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* Query parameters in name order, so the URL (and the timeline) is stable.
+ * The names stay anchored in the query table while they are used. */
+static void parse_query(lua_State *L, req_state *r)
+{
+  if (!opt_field(L, "query", LUA_TTABLE))
+    return;
+  int q = lua_gettop(L);
+  size_t n = 0;
+  lua_pushnil(L);
+  while (lua_next(L, q) != 0) {
+    lua_pop(L, 1);
+    if (lua_type(L, -1) != LUA_TSTRING)
+      luaL_error(L, "http: query names must be strings");
+    n++;
+  }
+  const char **names = lua_newuserdatauv(L, (n ? n : 1) * sizeof *names, 0);
+  size_t i = 0;
+  lua_pushnil(L);
+  while (lua_next(L, q) != 0 && i < n) {
+    lua_pop(L, 1);
+    names[i++] = lua_tostring(L, -1);
+  }
+  qsort(names, n, sizeof *names, cmp_names);
+  for (i = 0; i < n; i++) {
+    lua_getfield(L, q, names[i]);
+    if (lua_istable(L, -1)) {
+      lua_Integer m = luaL_len(L, -1);
+      for (lua_Integer j = 1; j <= m; j++) {
+        lua_rawgeti(L, -1, j);
+        append_query(L, r, names[i], lua_gettop(L));
+        lua_pop(L, 1);
+      }
+    } else {
+      append_query(L, r, names[i], lua_gettop(L));
+    }
+    lua_pop(L, 1);
+  }
+  lua_settop(L, q - 1);
+}
+
+static void parse_body(lua_State *L, req_state *r)
+{
+  int has_json = lua_getfield(L, 1, "json") != LUA_TNIL;
+  int has_body = lua_getfield(L, 1, "body") != LUA_TNIL;
+  if (has_json && has_body)
+    luaL_error(L, "http: give json= or body=, not both");
+  if (has_body) {
+    size_t len;
+    const char *b = lua_tolstring(L, -1, &len);
+    if (lua_type(L, -1) != LUA_TSTRING)
+      luaL_error(L, "http: option 'body' must be a string");
+    r->body = malloc(len + 1);
+    if (r->body == NULL)
+      luaL_error(L, "http: out of memory");
+    memcpy(r->body, b, len + 1);
+    r->body_len = len;
+  } else if (has_json) {
+    char err[256];
+    r->body_json = rb_lua_to_json(L, lua_gettop(L) - 1, err, sizeof err);
+    if (r->body_json == NULL)
+      luaL_error(L, "http: json body: %s", err);
+    r->body = json_dumps(r->body_json, JSON_COMPACT | JSON_ENCODE_ANY);
+    if (r->body == NULL)
+      luaL_error(L, "http: json body cannot be encoded");
+    r->body_len = strlen(r->body);
+    if (!r->has_ctype)
+      add_header(L, r, "Content-Type", "application/json", NULL);
+  }
+  lua_pop(L, 2);
+}
+
+static void parse_url(lua_State *L, req_state *r)
+{
+  int has_url = opt_field(L, "url", LUA_TSTRING);
+  int has_secret = opt_field(L, "url_secret", LUA_TTABLE);
+  if (has_url == has_secret)
+    luaL_error(L, "http: give url= or url_secret={section=, key=}, exactly one");
+  if (has_secret) {
+    char from[256];
+    r->url = table_secret(L, "url_secret", 0, from, sizeof from);
+    r->url_from = strdup(from);
+  } else {
+    r->url = strdup(lua_tostring(L, -1));
+  }
+  lua_pop(L, 1);
+  if (r->url == NULL)
+    luaL_error(L, "http: out of memory");
+  if (strncasecmp(r->url, "http://", 7) != 0 && strncasecmp(r->url, "https://", 8) != 0) {
+    if (r->url_from != NULL)
+      luaL_error(L, "http: secret %s is not an http:// or https:// URL", r->url_from);
+    luaL_error(L, "http: url must start with http:// or https:// (got '%s')", r->url);
+  }
+}
+
+static void parse_method(lua_State *L, req_state *r, int *is_read)
+{
+  const char *m = "GET";
+  if (opt_field(L, "method", LUA_TSTRING)) {
+    m = lua_tostring(L, -1);
+    lua_pop(L, 1);
+  }
+  size_t n = strlen(m);
+  if (n == 0 || n >= sizeof r->method || !rb_http_header_name_ok(m))
+    luaL_error(L, "http: bad method '%s'", m);
+  for (size_t i = 0; i <= n; i++)
+    r->method[i] = (char)toupper((unsigned char)m[i]);
+  *is_read = strcmp(r->method, "GET") == 0 || strcmp(r->method, "HEAD") == 0 ||
+             strcmp(r->method, "OPTIONS") == 0;
+  *is_read = opt_bool(L, "read", *is_read);
+}
+
+/* Settings that come from the call, else [http] in the config, else defaults. */
+static void parse_limits(lua_State *L, rb_http_req *q)
+{
+  const rb_config *c = host_of(L)->config;
+  char err[ERRLEN];
+  int64_t timeout = DEF_TIMEOUT_MS;
+  long retries = DEF_RETRIES, kb = DEF_MAX_BODY_KB;
+  int insecure = 0;
+  if (rb_config_get_duration(c, "http", "timeout", DEF_TIMEOUT_MS, &timeout, err,
+                             sizeof err) ||
+      rb_config_get_int(c, "http", "retries", DEF_RETRIES, &retries, err, sizeof err) ||
+      rb_config_get_int(c, "http", "max_body_kb", DEF_MAX_BODY_KB, &kb, err,
+                        sizeof err) ||
+      rb_config_get_bool(c, "http", "insecure", 0, &insecure, err, sizeof err))
+    luaL_error(L, "http: %s", err);
+  int t = lua_getfield(L, 1, "timeout");
+  if (t == LUA_TNUMBER) {
+    timeout = (int64_t)(lua_tonumber(L, -1) * 1000);
+  } else if (t == LUA_TSTRING) {
+    if (rb_parse_duration(lua_tostring(L, -1), &timeout, err, sizeof err) != 0)
+      luaL_error(L, "http: timeout: %s", err);
+  } else if (t != LUA_TNIL) {
+    luaL_error(L, "http: timeout must be a duration (\"10s\") or seconds");
+  }
+  lua_pop(L, 1);
+  if (timeout <= 0)
+    luaL_error(L, "http: timeout must be positive");
+  if (opt_field(L, "retries", LUA_TNUMBER)) {
+    if (!lua_isinteger(L, -1))
+      luaL_error(L, "http: retries must be an integer");
+    retries = (long)lua_tointeger(L, -1);
+    lua_pop(L, 1);
+  }
+  if (retries < 0 || retries > MAX_RETRIES)
+    luaL_error(L, "http: retries must be between 0 and %d", MAX_RETRIES);
+  if (opt_field(L, "max_body_kb", LUA_TNUMBER)) {
+    kb = (long)lua_tointeger(L, -1);
+    lua_pop(L, 1);
+  }
+  if (kb <= 0)
+    luaL_error(L, "http: max_body_kb must be positive");
+  q->timeout_ms = timeout;
+  q->retries = (int)retries;
+  q->max_body = (size_t)kb * 1024;
+  q->insecure = opt_bool(L, "insecure", insecure);
+  q->ca_bundle = rb_config_get(c, "http", "ca_bundle");
+  if (opt_field(L, "ca_bundle", LUA_TSTRING)) {
+    q->ca_bundle = lua_tostring(L, -1);
+    lua_replace(L, 2); /* keep it alive in the shortcut-free slot */
+  }
+  q->follow_redirects = opt_bool(L, "follow_redirects", 0);
+  q->retry_unsafe = opt_bool(L, "retry_non_idempotent", 0);
+}
+
+static json_t *base_detail(const req_state *r)
+{
+  json_t *d =
+      json_pack("{s:s, s:s, s:s}", "op", "http", "method", r->method, "url", r->shown);
+  if (r->url_from != NULL)
+    json_object_set_new(d, "url_from", json_string(r->url_from));
+  return d;
+}
+
+static void push_headers(lua_State *L, const rb_http_resp *resp)
+{
+  lua_createtable(L, 0, (int)resp->nheaders);
+  for (size_t i = 0; i < resp->nheaders; i++) {
+    lua_pushstring(L, resp->headers[i].value);
+    lua_setfield(L, -2, resp->headers[i].name);
+  }
+}
+
+static int push_simulated(lua_State *L, rb_host *h, req_state *r)
+{
+  json_t *d = base_detail(r);
+  json_object_set(d, "headers", r->shown_headers);
+  if (r->body_json != NULL)
+    json_object_set(d, "body", r->body_json);
+  else if (r->body != NULL)
+    json_object_set_new(d, "body", json_stringn(r->body, r->body_len));
+  emit(h, "would_run", d);
+  lua_createtable(L, 0, 5);
+  lua_pushinteger(L, 0);
+  lua_setfield(L, -2, "status");
+  lua_pushboolean(L, 1);
+  lua_setfield(L, -2, "simulated");
+  lua_newtable(L);
+  lua_setfield(L, -2, "headers");
+  lua_pushliteral(L, "");
+  lua_setfield(L, -2, "body");
+  lua_pushinteger(L, 0);
+  lua_setfield(L, -2, "attempts");
+  return 1;
+}
+
+static void on_retry(void *arg, int attempt, const char *why, int64_t wait_ms)
+{
+  req_state *r = ((void **)arg)[0];
+  rb_host *h = ((void **)arg)[1];
+  if (h->progress == NULL)
+    return;
+  char line[1024];
+  snprintf(line, sizeof line, "http %s %s: %s; retrying in %.1f s (attempt %d failed)",
+           r->method, r->shown, why, wait_ms / 1000.0, attempt);
+  char *safe = rb_redact_str(line);
+  h->progress(h, safe ? safe : line);
+  free(safe);
+}
+
+/* The first bytes of a body, for error messages, scrubbed of secrets. */
+static void push_snippet(lua_State *L, const rb_http_resp *resp)
+{
+  size_t n = resp->body_len < 300 ? resp->body_len : 300;
+  char buf[304];
+  memcpy(buf, resp->body ? resp->body : "", n);
+  buf[n] = '\0';
+  for (size_t i = 0; i < n; i++)
+    if (buf[i] == '\n' || buf[i] == '\r')
+      buf[i] = ' ';
+  char *safe = rb_redact_str(buf);
+  lua_pushfstring(L, "%s%s", safe ? safe : "", resp->body_len > n ? "..." : "");
+  free(safe);
+}
+
+static int push_response(lua_State *L, req_state *r, int check, const char *engine_msg)
+{
+  const rb_http_resp *resp = &r->resp;
+  if (check && resp->status >= 400) {
+    push_snippet(L, resp);
+    return luaL_error(L, "http %s %s: %s%s%s", r->method, r->shown, engine_msg,
+                      resp->body_len ? ": " : "", lua_tostring(L, -1));
+  }
+  lua_createtable(L, 0, 6);
+  lua_pushinteger(L, resp->status);
+  lua_setfield(L, -2, "status");
+  push_headers(L, resp);
+  lua_setfield(L, -2, "headers");
+  lua_pushlstring(L, resp->body ? resp->body : "", resp->body_len);
+  lua_setfield(L, -2, "body");
+  lua_pushinteger(L, resp->attempts);
+  lua_setfield(L, -2, "attempts");
+  const char *ct = rb_http_resp_header(resp, "content-type");
+  if (resp->body_len > 0 && rb_http_is_json_type(ct)) {
+    json_error_t je;
+    json_t *v = json_loadb(resp->body, resp->body_len, JSON_DECODE_ANY, &je);
+    if (v == NULL)
+      return luaL_error(L, "http %s %s: invalid JSON in the response (status %d, %s): %s",
+                        r->method, r->shown, (int)resp->status, ct, je.text);
+    rb_json_to_lua(L, v);
+    json_decref(v);
+    lua_setfield(L, -2, "json");
+  }
+  return 1;
+}
+
+static int do_request(lua_State *L)
+{
+  luaL_checktype(L, 1, LUA_TTABLE);
+  lua_settop(L, 1);
+  lua_pushnil(L); /* 2: keeps ca_bundle alive */
+  rb_host *h = host_of(L);
+  check_known_options(L);
+  req_state *r = lua_newuserdatauv(L, sizeof *r, 0); /* 3 */
+  memset(r, 0, sizeof *r);
+  luaL_setmetatable(L, REQ_META);
+  r->shown_headers = json_object();
+  rb_http_req q = {0};
+  int is_read = 0;
+  parse_method(L, r, &is_read);
+  parse_url(L, r);
+  parse_query(L, r);
+  parse_headers(L, r);
+  parse_auth(L, r);
+  parse_body(L, r);
+  parse_limits(L, &q);
+  int check = opt_bool(L, "check", 1);
+  r->shown = r->url_from ? strdup(RB_REDACTED) : rb_redact_str(r->url);
+  if (r->shown == NULL)
+    return luaL_error(L, "http: out of memory");
+
+  char what[512];
+  snprintf(what, sizeof what, "http %s %s", r->method, r->shown);
+  if (is_read) {
+    rb_host_check_read(L, what);
+  } else if (!rb_host_may_write(L, what)) {
+    return push_simulated(L, h, r);
+  }
+  if (q.insecure) {
+    json_t *d = base_detail(r);
+    json_object_set_new(d, "message",
+                        json_string("TLS verification disabled (insecure=true)"));
+    emit(h, "note", d);
+  }
+  q.method = r->method;
+  q.url = r->url;
+  q.headers = (const char *const *)r->lines;
+  q.nheaders = r->nlines;
+  q.body = r->body;
+  q.body_len = r->body_len;
+  q.deadline_ms = rb_now_mono_ms() + rb_host_time_left(L, DEF_TOTAL_MS);
+  q.retry_unsafe = q.retry_unsafe || is_read;
+  void *cb[2] = {r, h};
+  q.on_retry = on_retry;
+  q.arg = cb;
+  char err[ERRLEN] = "";
+  int rc = rb_http_perform(&q, &r->resp, err, sizeof err);
+  json_t *d = base_detail(r);
+  json_object_set_new(d, "status", json_integer(r->resp.status));
+  json_object_set_new(d, "duration_ms", json_integer(r->resp.duration_ms));
+  json_object_set_new(d, "attempts", json_integer(r->resp.attempts));
+  int failed = rc != 0 || (check && r->resp.status >= 400);
+  if (failed)
+    json_object_set_new(d, "error", json_string(err));
+  emit(h, failed ? "failed" : "finished", d);
+  if (rc != 0)
+    return luaL_error(L, "http %s %s: %s", r->method, r->shown, err);
+  return push_response(L, r, check, err);
+}
+
+/* http.get(url [, opts]) and friends: a request with the method filled in. */
+static int shortcut(lua_State *L, const char *method)
+{
+  lua_newtable(L);
+  int t = lua_gettop(L);
+  if (lua_type(L, 1) == LUA_TTABLE) {
+    lua_pushnil(L);
+    while (lua_next(L, 1) != 0) {
+      lua_pushvalue(L, -2);
+      lua_insert(L, -2);
+      lua_rawset(L, t);
+    }
+  } else {
+    luaL_checkstring(L, 1);
+    if (!lua_isnoneornil(L, 2)) {
+      luaL_checktype(L, 2, LUA_TTABLE);
+      lua_pushnil(L);
+      while (lua_next(L, 2) != 0) {
+        lua_pushvalue(L, -2);
+        lua_insert(L, -2);
+        lua_rawset(L, t);
+      }
+    }
+    lua_pushvalue(L, 1);
+    lua_setfield(L, t, "url");
+  }
+  if (lua_getfield(L, t, "method") != LUA_TNIL)
+    return luaL_error(L,
+                      "http: method= is given by the function's name (%s); use "
+                      "http.request for another",
+                      method);
+  lua_pop(L, 1);
+  lua_pushstring(L, method);
+  lua_setfield(L, t, "method");
+  lua_replace(L, 1);
+  lua_settop(L, 1);
+  return do_request(L);
+}
+
+static int http_delete(lua_State *L)
+{
+  return shortcut(L, "DELETE");
+}
+
+static int http_get(lua_State *L)
+{
+  return shortcut(L, "GET");
+}
+
+static int http_patch(lua_State *L)
+{
+  return shortcut(L, "PATCH");
+}
+
+static int http_post(lua_State *L)
+{
+  return shortcut(L, "POST");
+}
+
+static int http_put(lua_State *L)
+{
+  return shortcut(L, "PUT");
+}
+
+static int http_request(lua_State *L)
+{
+  luaL_checktype(L, 1, LUA_TTABLE);
+  return do_request(L);
+}
+
+static int http_urlencode(lua_State *L)
+{
+  const char *s = luaL_checkstring(L, 1);
+  char *e = rb_http_url_escape(s);
+  if (e == NULL)
+    return luaL_error(L, "http: out of memory");
+  lua_pushstring(L, e);
+  free(e);
+  return 1;
+}
+
+int luaopen_runbook_http(lua_State *L)
+{
+  static const luaL_Reg funcs[] = {
+      {"delete", http_delete},       {"get", http_get}, {"patch", http_patch},
+      {"post", http_post},           {"put", http_put}, {"request", http_request},
+      {"urlencode", http_urlencode}, {NULL, NULL},
+  };
+  if (rb_http_global_init() != 0)
+    return luaL_error(L, "http: libcurl initialisation failed");
+  if (luaL_newmetatable(L, REQ_META)) {
+    lua_pushcfunction(L, req_gc);
+    lua_setfield(L, -2, "__gc");
+  }
+  lua_pop(L, 1);
+  luaL_newlib(L, funcs);
+  return 1;
+}
