@@ -6,6 +6,7 @@
 
 const rb_c_module rb_c_modules[] = {
     {"cmd", luaopen_runbook_cmd},
+    {"config", luaopen_runbook_config},
     {"http", luaopen_runbook_http},
     {"json", luaopen_runbook_json},
     {NULL, NULL},

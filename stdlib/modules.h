@@ -14,6 +14,7 @@ typedef struct {
 extern const rb_c_module rb_c_modules[];
 
 int luaopen_runbook_cmd(lua_State *L);
+int luaopen_runbook_config(lua_State *L);
 int luaopen_runbook_http(lua_State *L);
 int luaopen_runbook_json(lua_State *L);
 

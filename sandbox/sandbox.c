@@ -1,0 +1,554 @@
+/* sandbox.c: the Lua state a runbook runs in. Only allow-listed libraries,
+ * strict globals, text-only chunks, a capped allocator, and a count hook that
+ * enforces instruction and wall-clock budgets and re-arms after a kill so a
+ * pcall inside the runbook cannot swallow it. CPU burnt inside one C call is
+ * the supervisor's job (runner/supervise.c), not this file's. */
+#include "sandbox/sandbox.h"
+
+#include <errno.h>
+#include <lauxlib.h>
+#include <lualib.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "runner/util.h"
+#include "stdlib/embedded.h"
+#include "stdlib/modules.h"
+
+#define SB_HOOK_EVERY 1000
+#define SB_KILL_SLACK (1u << 20) /* room to unwind after the memory cap */
+#define SB_MAX_SOURCE (4u << 20)
+
+struct sb_state {
+  lua_State *L;
+  sb_limits lim;
+  size_t mem_used;
+  size_t mem_limit;
+  int64_t instr_used;
+  int64_t deadline_ms;
+  volatile sig_atomic_t killed;
+  char kill_reason[320];
+  char deadline_why[256];
+  size_t printed;
+  int print_truncated;
+  int closing;
+};
+
+static const char *const sb_removed_base[] = {"dofile", "loadfile", "require", NULL};
+static const char *const sb_os_allowed[] = {"clock", "date", "difftime", "time", NULL};
+
+/* -- allocator ------------------------------------------------------------ */
+
+static void *sb_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
+{
+  sb_state *sb = ud;
+  size_t old = ptr != NULL ? osize : 0;
+  if (nsize == 0) {
+    sb->mem_used -= old;
+    free(ptr);
+    return NULL;
+  }
+  if (nsize > old && sb->mem_used + (nsize - old) > sb->mem_limit) {
+    if (!sb->killed) {
+      snprintf(sb->kill_reason, sizeof sb->kill_reason,
+               "memory budget exceeded (%zu MiB): the runbook allocated too much",
+               sb->lim.memory_bytes >> 20);
+      sb->killed = 1;
+      sb->mem_limit = sb->lim.memory_bytes + SB_KILL_SLACK;
+    }
+    return NULL;
+  }
+  void *p = realloc(ptr, nsize);
+  if (p != NULL)
+    sb->mem_used = sb->mem_used - old + nsize;
+  return p;
+}
+
+/* -- the hook ------------------------------------------------------------- */
+
+static sb_state *sb_of(lua_State *L)
+{
+  return *(sb_state **)lua_getextraspace(L);
+}
+
+sb_state *sb_from_lua(lua_State *L)
+{
+  return sb_of(L);
+}
+
+static void sb_hook(lua_State *L, lua_Debug *ar)
+{
+  (void)ar;
+  sb_state *sb = sb_of(L);
+  sb->instr_used += SB_HOOK_EVERY;
+  if (!sb->killed && sb->lim.instructions > 0 && sb->instr_used > sb->lim.instructions) {
+    snprintf(sb->kill_reason, sizeof sb->kill_reason,
+             "instruction budget exceeded (%lld instructions)",
+             (long long)sb->lim.instructions);
+    sb->killed = 1;
+  }
+  if (!sb->killed && sb->deadline_ms > 0 && rb_now_mono_ms() > sb->deadline_ms) {
+    snprintf(sb->kill_reason, sizeof sb->kill_reason, "%s", sb->deadline_why);
+    sb->killed = 1;
+  }
+  if (!sb->killed)
+    return;
+  /* Re-arm on every instruction of this thread: whatever pcall caught the
+   * last raise, the next instruction raises again. */
+  lua_sethook(L, sb_hook, LUA_MASKCOUNT, 1);
+  if (sb->closing)
+    luaL_error(L, "finalizer stopped: the run is over");
+  luaL_error(L, "%s", sb->kill_reason);
+}
+
+void sb_set_deadline(sb_state *sb, int64_t deadline_ms, const char *why)
+{
+  sb->deadline_ms = deadline_ms;
+  snprintf(sb->deadline_why, sizeof sb->deadline_why, "%s", why ? why : "deadline passed");
+}
+
+void sb_kill(sb_state *sb, const char *reason)
+{
+  if (!sb->killed) {
+    snprintf(sb->kill_reason, sizeof sb->kill_reason, "%s", reason);
+    sb->killed = 1;
+  }
+  lua_sethook(sb->L, sb_hook, LUA_MASKCOUNT, 1);
+}
+
+const char *sb_killed(const sb_state *sb)
+{
+  return sb->killed ? sb->kill_reason : NULL;
+}
+
+void sb_reset_kill(sb_state *sb)
+{
+  sb->killed = 0;
+  sb->kill_reason[0] = '\0';
+  sb->mem_limit = sb->lim.memory_bytes;
+  lua_sethook(sb->L, sb_hook, LUA_MASKCOUNT, SB_HOOK_EVERY);
+}
+
+size_t sb_memory_used(const sb_state *sb)
+{
+  return sb->mem_used;
+}
+
+int64_t sb_instructions_used(const sb_state *sb)
+{
+  return sb->instr_used;
+}
+
+/* -- print and warn ------------------------------------------------------- */
+
+static void sb_emit_text(sb_state *sb, const char *text, int is_warning)
+{
+  size_t n = strlen(text);
+  if (sb->printed + n > sb->lim.print_bytes) {
+    if (!sb->print_truncated && sb->lim.print)
+      sb->lim.print(sb->lim.print_arg, "[print output truncated: budget reached]", 1);
+    sb->print_truncated = 1;
+    return;
+  }
+  sb->printed += n;
+  if (sb->lim.print)
+    sb->lim.print(sb->lim.print_arg, text, is_warning);
+}
+
+static int sb_print(lua_State *L)
+{
+  sb_state *sb = sb_of(L);
+  int n = lua_gettop(L);
+  luaL_Buffer b;
+  luaL_buffinit(L, &b);
+  for (int i = 1; i <= n; i++) {
+    size_t len;
+    const char *s = luaL_tolstring(L, i, &len);
+    if (i > 1)
+      luaL_addchar(&b, '\t');
+    luaL_addlstring(&b, s, len > 4096 ? 4096 : len);
+    lua_pop(L, 1);
+  }
+  luaL_pushresult(&b);
+  sb_emit_text(sb, lua_tostring(L, -1), 0);
+  return 0;
+}
+
+static void sb_warnf(void *ud, const char *msg, int tocont)
+{
+  (void)tocont;
+  sb_state *sb = ud;
+  if (msg[0] == '@') /* control messages ("@on") */
+    return;
+  sb_emit_text(sb, msg, 1);
+}
+
+/* -- replacements for unsafe base functions -------------------------------- */
+
+static int sb_load(lua_State *L)
+{
+  /* Call the original load with mode forced to "t"; with no env given the
+   * chunk gets the sandbox's globals, which is all there is. */
+  int n = lua_gettop(L);
+  lua_pushvalue(L, lua_upvalueindex(1));
+  lua_pushvalue(L, 1);
+  if (n >= 2)
+    lua_pushvalue(L, 2);
+  else
+    lua_pushnil(L);
+  lua_pushliteral(L, "t");
+  if (n >= 4) {
+    lua_pushvalue(L, 4);
+    lua_call(L, 4, LUA_MULTRET);
+  } else {
+    lua_call(L, 3, LUA_MULTRET);
+  }
+  return lua_gettop(L) - n;
+}
+
+static int sb_collectgarbage(lua_State *L)
+{
+  const char *opt = luaL_optstring(L, 1, "collect");
+  if (strcmp(opt, "count") != 0)
+    return luaL_error(L, "collectgarbage('%s') is not allowed in runbooks (only 'count')", opt);
+  lua_pushnumber(L, (lua_Number)sb_of(L)->mem_used / 1024.0);
+  return 1;
+}
+
+/* -- require --------------------------------------------------------------- */
+
+static void sb_push_known_modules(lua_State *L)
+{
+  luaL_Buffer b;
+  luaL_buffinit(L, &b);
+  int first = 1;
+  for (const rb_c_module *m = rb_c_modules; m->name; m++) {
+    if (!first)
+      luaL_addstring(&b, ", ");
+    luaL_addstring(&b, m->name);
+    first = 0;
+  }
+  for (const rb_embedded_module *m = rb_embedded_modules; m->name; m++) {
+    luaL_addstring(&b, ", ");
+    luaL_addstring(&b, m->name);
+  }
+  luaL_pushresult(&b);
+}
+
+/* Pushes the module, loading it once per run. Returns 0 when name is not a
+ * stdlib module (pushes nothing). */
+static int sb_require_known(lua_State *L, const char *name)
+{
+  lua_getfield(L, LUA_REGISTRYINDEX, "sb.loaded");
+  if (lua_getfield(L, -1, name) != LUA_TNIL) {
+    lua_remove(L, -2);
+    return 1;
+  }
+  lua_pop(L, 1);
+  int found = 0;
+  for (const rb_c_module *m = rb_c_modules; m->name && !found; m++) {
+    if (strcmp(m->name, name) == 0) {
+      luaL_requiref(L, name, m->open, 0);
+      found = 1;
+    }
+  }
+  for (const rb_embedded_module *m = rb_embedded_modules; m->name && !found; m++) {
+    if (strcmp(m->name, name) == 0) {
+      char chunk[128];
+      snprintf(chunk, sizeof chunk, "@stdlib/%s.lua", name);
+      if (luaL_loadbufferx(L, m->src, m->len, chunk, "t") != LUA_OK)
+        return lua_error(L);
+      lua_pushstring(L, name);
+      lua_call(L, 1, 1);
+      found = 1;
+    }
+  }
+  if (!found) {
+    lua_pop(L, 1);
+    return 0;
+  }
+  if (lua_isnil(L, -1)) {
+    lua_pop(L, 1);
+    lua_pushboolean(L, 1);
+  }
+  lua_pushvalue(L, -1);
+  lua_setfield(L, -3, name);
+  lua_remove(L, -2);
+  return 1;
+}
+
+static int sb_require(lua_State *L)
+{
+  const char *name = luaL_checkstring(L, 1);
+  if (sb_require_known(L, name))
+    return 1;
+  sb_push_known_modules(L);
+  return luaL_error(L, "module '%s' not found: runbooks can require only %s", name,
+                    lua_tostring(L, -1));
+}
+
+/* -- strict globals -------------------------------------------------------- */
+
+static int sb_global_index(lua_State *L)
+{
+  if (lua_type(L, 2) == LUA_TSTRING) {
+    const char *name = lua_tostring(L, 2);
+    if (sb_require_known(L, name)) {
+      lua_pushvalue(L, 2);
+      lua_pushvalue(L, -2);
+      lua_rawset(L, 1);
+      return 1;
+    }
+    return luaL_error(L, "undeclared global '%s' (a typo? declare it with local)", name);
+  }
+  return luaL_error(L, "undeclared global of type %s", luaL_typename(L, 2));
+}
+
+static int sb_global_newindex(lua_State *L)
+{
+  if (lua_type(L, 2) == LUA_TSTRING)
+    return luaL_error(L, "assignment to undeclared global '%s' (use local)",
+                      lua_tostring(L, 2));
+  return luaL_error(L, "assignment to undeclared global of type %s", luaL_typename(L, 2));
+}
+
+/* -- assembling the globals ------------------------------------------------ */
+
+/* Replaces global `lib` by a shallow copy holding only `keep` (all when
+ * NULL) so the runbook can not alter the tables the stdlib and the string
+ * metatable use. */
+static void sb_copy_lib(lua_State *L, const char *lib, const char *const *keep)
+{
+  lua_getglobal(L, lib);
+  lua_newtable(L);
+  lua_pushnil(L);
+  while (lua_next(L, -3) != 0) {
+    int ok = keep == NULL;
+    for (const char *const *k = keep; k && *k && !ok; k++)
+      ok = lua_type(L, -2) == LUA_TSTRING && strcmp(lua_tostring(L, -2), *k) == 0;
+    if (ok) {
+      lua_pushvalue(L, -2);
+      lua_insert(L, -2);
+      lua_rawset(L, -4);
+    } else {
+      lua_pop(L, 1);
+    }
+  }
+  lua_setglobal(L, lib);
+  lua_pop(L, 1);
+}
+
+static int sb_setup(lua_State *L)
+{
+  static const luaL_Reg libs[] = {{LUA_GNAME, luaopen_base},
+                                  {LUA_COLIBNAME, luaopen_coroutine},
+                                  {LUA_MATHLIBNAME, luaopen_math},
+                                  {LUA_OSLIBNAME, luaopen_os},
+                                  {LUA_STRLIBNAME, luaopen_string},
+                                  {LUA_TABLIBNAME, luaopen_table},
+                                  {LUA_UTF8LIBNAME, luaopen_utf8},
+                                  {NULL, NULL}};
+  for (const luaL_Reg *l = libs; l->name; l++) {
+    luaL_requiref(L, l->name, l->func, 1);
+    lua_pop(L, 1);
+  }
+  for (const char *const *n = sb_removed_base; *n; n++) {
+    lua_pushnil(L);
+    lua_setglobal(L, *n);
+  }
+  /* string.dump is reachable through ("").dump, so it leaves the real
+   * table; the string metatable is hidden from getmetatable. */
+  lua_getglobal(L, LUA_STRLIBNAME);
+  lua_pushnil(L);
+  lua_setfield(L, -2, "dump");
+  lua_pop(L, 1);
+  lua_pushliteral(L, "");
+  lua_getmetatable(L, -1);
+  lua_pushboolean(L, 0);
+  lua_setfield(L, -2, "__metatable");
+  lua_pop(L, 2);
+
+  sb_copy_lib(L, LUA_OSLIBNAME, sb_os_allowed);
+  sb_copy_lib(L, LUA_STRLIBNAME, NULL);
+  sb_copy_lib(L, LUA_TABLIBNAME, NULL);
+  sb_copy_lib(L, LUA_MATHLIBNAME, NULL);
+  sb_copy_lib(L, LUA_UTF8LIBNAME, NULL);
+  sb_copy_lib(L, LUA_COLIBNAME, NULL);
+
+  lua_getglobal(L, "load");
+  lua_pushcclosure(L, sb_load, 1);
+  lua_setglobal(L, "load");
+  lua_pushcfunction(L, sb_collectgarbage);
+  lua_setglobal(L, "collectgarbage");
+  lua_pushcfunction(L, sb_print);
+  lua_setglobal(L, "print");
+  lua_pushcfunction(L, sb_require);
+  lua_setglobal(L, "require");
+
+  lua_newtable(L);
+  lua_setfield(L, LUA_REGISTRYINDEX, "sb.loaded");
+  return 0;
+}
+
+void sb_lock_globals(sb_state *sb)
+{
+  lua_State *L = sb->L;
+  lua_pushglobaltable(L);
+  lua_newtable(L);
+  lua_pushcfunction(L, sb_global_index);
+  lua_setfield(L, -2, "__index");
+  lua_pushcfunction(L, sb_global_newindex);
+  lua_setfield(L, -2, "__newindex");
+  lua_pushboolean(L, 0);
+  lua_setfield(L, -2, "__metatable");
+  lua_setmetatable(L, -2);
+  lua_pop(L, 1);
+}
+
+static int sb_panic(lua_State *L)
+{
+  const char *msg = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : "?";
+  fprintf(stderr, "runbook: internal error: unprotected Lua error: %s\n", msg);
+  abort();
+}
+
+sb_state *sb_new(const sb_limits *limits, char *err, size_t errlen)
+{
+  sb_state *sb = calloc(1, sizeof *sb);
+  if (sb == NULL) {
+    rb_err(err, errlen, "out of memory creating the sandbox");
+    return NULL;
+  }
+  sb->lim = *limits;
+  if (sb->lim.memory_bytes == 0)
+    sb->lim.memory_bytes = 64u << 20;
+  if (sb->lim.print_bytes == 0)
+    sb->lim.print_bytes = 1u << 20;
+  sb->mem_limit = sb->lim.memory_bytes;
+  sb->L = lua_newstate(sb_alloc, sb);
+  if (sb->L == NULL) {
+    rb_err(err, errlen, "cannot create a Lua state within %zu bytes", sb->lim.memory_bytes);
+    free(sb);
+    return NULL;
+  }
+  *(sb_state **)lua_getextraspace(sb->L) = sb;
+  lua_atpanic(sb->L, sb_panic);
+  lua_setwarnf(sb->L, sb_warnf, sb);
+  lua_pushcfunction(sb->L, sb_setup);
+  if (lua_pcall(sb->L, 0, 0, 0) != LUA_OK) {
+    rb_err(err, errlen, "sandbox setup failed: %s", lua_tostring(sb->L, -1));
+    sb_free(sb);
+    return NULL;
+  }
+  lua_sethook(sb->L, sb_hook, LUA_MASKCOUNT, SB_HOOK_EVERY);
+  return sb;
+}
+
+void sb_free(sb_state *sb)
+{
+  if (sb == NULL)
+    return;
+  /* Finalizers run in lua_close; the kill switch stops any that loops. */
+  sb->closing = 1;
+  sb->killed = 1;
+  snprintf(sb->kill_reason, sizeof sb->kill_reason, "the run is over");
+  lua_sethook(sb->L, sb_hook, LUA_MASKCOUNT, 1);
+  lua_close(sb->L);
+  free(sb);
+}
+
+lua_State *sb_lua(sb_state *sb)
+{
+  return sb->L;
+}
+
+/* -- loading and calling --------------------------------------------------- */
+
+int sb_load_file(sb_state *sb, const char *path, char *err, size_t errlen)
+{
+  FILE *f = fopen(path, "rb");
+  if (f == NULL)
+    return rb_err(err, errlen, "%s: cannot open: %s", path, strerror(errno));
+  char *buf = malloc(SB_MAX_SOURCE + 1);
+  size_t n = buf ? fread(buf, 1, SB_MAX_SOURCE + 1, f) : 0;
+  int rd_err = ferror(f);
+  fclose(f);
+  if (buf == NULL)
+    return rb_err(err, errlen, "%s: out of memory", path);
+  if (rd_err || n > SB_MAX_SOURCE) {
+    free(buf);
+    return rb_err(err, errlen, "%s: %s", path,
+                  rd_err ? "read error" : "larger than 4 MiB, refusing to load");
+  }
+  if (n > 0 && buf[0] == LUA_SIGNATURE[0]) {
+    free(buf);
+    return rb_err(err, errlen, "%s:1: binary (precompiled) chunks are not allowed", path);
+  }
+  char chunk[4200];
+  snprintf(chunk, sizeof chunk, "@%s", path);
+  int st = luaL_loadbufferx(sb->L, buf, n, chunk, "t");
+  free(buf);
+  if (st != LUA_OK) {
+    char tmp[64];
+    rb_err(err, errlen, "%s", sb_safe_tostring(sb->L, -1, tmp, sizeof tmp));
+    lua_pop(sb->L, 1);
+    return -1;
+  }
+  return 0;
+}
+
+const char *sb_safe_tostring(lua_State *L, int idx, char *buf, size_t len)
+{
+  switch (lua_type(L, idx)) {
+  case LUA_TSTRING:
+    return lua_tostring(L, idx);
+  case LUA_TNUMBER:
+    if (lua_isinteger(L, idx))
+      snprintf(buf, len, "%lld", (long long)lua_tointeger(L, idx));
+    else
+      snprintf(buf, len, "%.14g", (double)lua_tonumber(L, idx));
+    return buf;
+  case LUA_TBOOLEAN:
+    return lua_toboolean(L, idx) ? "true" : "false";
+  case LUA_TNIL:
+    return "nil";
+  default:
+    snprintf(buf, len, "(error object is a %s value)", luaL_typename(L, idx));
+    return buf;
+  }
+}
+
+static int sb_msgh(lua_State *L)
+{
+  char tmp[64];
+  const char *msg = sb_safe_tostring(L, 1, tmp, sizeof tmp);
+  luaL_traceback(L, L, msg, 1);
+  return 1;
+}
+
+int sb_pcall(sb_state *sb, int nargs, int nresults, char *err, size_t errlen, char *tb,
+             size_t tblen)
+{
+  lua_State *L = sb->L;
+  int base = lua_gettop(L) - nargs;
+  lua_pushcfunction(L, sb_msgh);
+  lua_insert(L, base);
+  int st = lua_pcall(L, nargs, nresults, base);
+  lua_remove(L, base);
+  if (st == LUA_OK)
+    return st;
+  const char *full = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : "error";
+  /* The message is the traceback's first line. */
+  const char *nl = strstr(full, "\nstack traceback:");
+  size_t mlen = nl ? (size_t)(nl - full) : strlen(full);
+  if (st == LUA_ERRMEM)
+    rb_err(err, errlen, "%s", sb->killed ? sb->kill_reason : "out of memory");
+  else if (err && errlen)
+    snprintf(err, errlen, "%.*s", (int)(mlen < errlen ? mlen : errlen - 1), full);
+  if (tb && tblen)
+    snprintf(tb, tblen, "%s", nl ? nl + 1 : "");
+  lua_pop(L, 1);
+  return st;
+}

@@ -1,0 +1,384 @@
+/* cmd.c: the `cmd` module: local commands from an argv list (never a shell
+ * string), with a timeout, capped output, and a timeline record. cmd.read is
+ * for looking (runs in exec and dry-run), cmd.run is for changing things
+ * (runs only in exec; dry-run and drill record it as would_run). */
+#include <errno.h>
+#include <fcntl.h>
+#include <lauxlib.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "runner/util.h"
+#include "stdlib/host.h"
+#include "stdlib/modules.h"
+
+#define CMD_MAX_ARGS 256
+#define CMD_TAIL 2048 /* bytes of output kept on the timeline */
+
+typedef struct {
+  char *data;
+  size_t len, cap, limit;
+  int truncated;
+} cmd_buf;
+
+typedef struct {
+  const char *argv[CMD_MAX_ARGS + 1];
+  int argc;
+  int64_t timeout_ms;
+  size_t output_limit;
+  int allow_fail;
+  const char *stdin_data;
+  size_t stdin_len;
+  const char *cwd;
+} cmd_spec;
+
+typedef struct {
+  int exit_code; /* -1 when killed by a signal or not started */
+  int signal;
+  int timed_out;
+  int64_t duration_ms;
+  cmd_buf out, err;
+  char error[256]; /* could not start */
+} cmd_result;
+
+static void buf_add(cmd_buf *b, const char *p, size_t n)
+{
+  if (b->len + n > b->limit) {
+    b->truncated = 1;
+    n = b->limit > b->len ? b->limit - b->len : 0;
+  }
+  if (n == 0)
+    return;
+  if (b->len + n > b->cap) {
+    size_t cap = b->cap ? b->cap * 2 : 4096;
+    while (cap < b->len + n)
+      cap *= 2;
+    char *d = realloc(b->data, cap);
+    if (d == NULL) {
+      b->truncated = 1;
+      return;
+    }
+    b->data = d;
+    b->cap = cap;
+  }
+  memcpy(b->data + b->len, p, n);
+  b->len += n;
+}
+
+static void cmd_child(const cmd_spec *s, int in_fd, int out_fd, int err_fd, int status_fd)
+{
+  setpgid(0, 0);
+  sigset_t none;
+  sigemptyset(&none);
+  sigprocmask(SIG_SETMASK, &none, NULL);
+  signal(SIGPIPE, SIG_DFL);
+  signal(SIGINT, SIG_DFL);
+  signal(SIGTERM, SIG_DFL);
+  dup2(in_fd, 0);
+  dup2(out_fd, 1);
+  dup2(err_fd, 2);
+  if (s->cwd && chdir(s->cwd) != 0) {
+    int e = errno;
+    (void)!write(status_fd, &e, sizeof e);
+    _exit(127);
+  }
+  execvp(s->argv[0], (char *const *)s->argv);
+  int e = errno;
+  (void)!write(status_fd, &e, sizeof e);
+  _exit(127);
+}
+
+static void cmd_kill_group(pid_t pid, int *status)
+{
+  kill(-pid, SIGTERM);
+  for (int i = 0; i < 20; i++) {
+    if (waitpid(pid, status, WNOHANG) == pid)
+      return;
+    usleep(50 * 1000);
+  }
+  kill(-pid, SIGKILL);
+  waitpid(pid, status, 0);
+}
+
+/* Runs s to completion or timeout; fills r. Returns 0, or -1 when the
+ * command could not be started (r->error says why). */
+static int cmd_execute(const cmd_spec *s, cmd_result *r)
+{
+  int in[2] = {-1, -1}, out[2] = {-1, -1}, err[2] = {-1, -1}, st[2] = {-1, -1};
+  int rc = -1;
+  r->exit_code = -1;
+  r->out.limit = r->err.limit = s->output_limit;
+  if (pipe2(in, O_CLOEXEC) || pipe2(out, O_CLOEXEC) || pipe2(err, O_CLOEXEC) ||
+      pipe2(st, O_CLOEXEC)) {
+    snprintf(r->error, sizeof r->error, "pipe: %s", strerror(errno));
+    goto out;
+  }
+  int64_t start = rb_now_mono_ms();
+  pid_t pid = fork();
+  if (pid < 0) {
+    snprintf(r->error, sizeof r->error, "fork: %s", strerror(errno));
+    goto out;
+  }
+  if (pid == 0)
+    cmd_child(s, in[0], out[1], err[1], st[1]);
+  setpgid(pid, pid);
+  close(in[0]);
+  close(out[1]);
+  close(err[1]);
+  close(st[1]);
+  in[0] = out[1] = err[1] = st[1] = -1;
+  int child_errno = 0;
+  if (read(st[0], &child_errno, sizeof child_errno) == (ssize_t)sizeof child_errno) {
+    int status;
+    waitpid(pid, &status, 0);
+    snprintf(r->error, sizeof r->error, "cannot run '%s': %s", s->argv[0],
+             strerror(child_errno));
+    goto out;
+  }
+  fcntl(in[1], F_SETFL, O_NONBLOCK);
+  size_t in_off = 0;
+  if (s->stdin_len == 0) {
+    close(in[1]);
+    in[1] = -1;
+  }
+  int status = 0;
+  while (out[0] >= 0 || err[0] >= 0) {
+    struct pollfd p[3] = {{out[0], POLLIN, 0}, {err[0], POLLIN, 0}, {in[1], POLLOUT, 0}};
+    int64_t left = start + s->timeout_ms - rb_now_mono_ms();
+    if (left <= 0) {
+      r->timed_out = 1;
+      break;
+    }
+    if (poll(p, 3, left > 1000 ? 1000 : (int)left) < 0 && errno != EINTR)
+      break;
+    char chunk[16384];
+    for (int i = 0; i < 2; i++) {
+      int *fd = i == 0 ? &out[0] : &err[0];
+      if (*fd < 0 || !(p[i].revents & (POLLIN | POLLHUP | POLLERR)))
+        continue;
+      ssize_t n = read(*fd, chunk, sizeof chunk);
+      if (n > 0)
+        buf_add(i == 0 ? &r->out : &r->err, chunk, (size_t)n);
+      else if (n == 0 || (errno != EINTR && errno != EAGAIN)) {
+        close(*fd);
+        *fd = -1;
+      }
+    }
+    if (in[1] >= 0 && (p[2].revents & (POLLOUT | POLLERR | POLLHUP))) {
+      ssize_t n = write(in[1], s->stdin_data + in_off, s->stdin_len - in_off);
+      if (n > 0)
+        in_off += (size_t)n;
+      if (n < 0 || in_off >= s->stdin_len) {
+        close(in[1]);
+        in[1] = -1;
+      }
+    }
+  }
+  if (r->timed_out) {
+    cmd_kill_group(pid, &status);
+  } else {
+    /* Output closed; the process may still be exiting, or may have left a
+     * child holding nothing. Wait up to the deadline. */
+    while (waitpid(pid, &status, WNOHANG) == 0) {
+      if (rb_now_mono_ms() - start > s->timeout_ms) {
+        r->timed_out = 1;
+        cmd_kill_group(pid, &status);
+        break;
+      }
+      usleep(1000);
+    }
+  }
+  r->duration_ms = rb_now_mono_ms() - start;
+  if (WIFEXITED(status) && !r->timed_out)
+    r->exit_code = WEXITSTATUS(status);
+  else if (WIFSIGNALED(status))
+    r->signal = WTERMSIG(status);
+  rc = 0;
+out:
+  for (int i = 0; i < 2; i++) {
+    if (in[i] >= 0)
+      close(in[i]);
+    if (out[i] >= 0)
+      close(out[i]);
+    if (err[i] >= 0)
+      close(err[i]);
+    if (st[i] >= 0)
+      close(st[i]);
+  }
+  return rc;
+}
+
+static void cmd_parse(lua_State *L, cmd_spec *s)
+{
+  rb_host *h = rb_host_get(L);
+  if (lua_type(L, 1) == LUA_TSTRING)
+    luaL_argerror(L, 1,
+                  "want an argv list such as {\"kubectl\", \"get\", \"pods\"}, "
+                  "not a shell string");
+  luaL_checktype(L, 1, LUA_TTABLE);
+  lua_Integer n = luaL_len(L, 1);
+  if (n < 1 || n > CMD_MAX_ARGS)
+    luaL_argerror(L, 1, "argv must hold 1 to 256 strings");
+  for (lua_Integer i = 1; i <= n; i++) {
+    if (lua_rawgeti(L, 1, i) != LUA_TSTRING && !lua_isnumber(L, -1))
+      luaL_error(L, "bad argument #1: argv[%d] is a %s, not a string", (int)i,
+                 luaL_typename(L, -1));
+    s->argv[i - 1] = lua_tostring(L, -1);
+    lua_pop(L, 1); /* the string stays alive: it is referenced by the table */
+  }
+  s->argc = (int)n;
+  s->argv[n] = NULL;
+  int64_t def_timeout = 60000;
+  long out_kb = 256;
+  char err[256];
+  if (rb_config_get_duration(h->config, "cmd", "timeout", 60000, &def_timeout, err,
+                             sizeof err) != 0 ||
+      rb_config_get_int(h->config, "cmd", "output_kb", 256, &out_kb, err, sizeof err) != 0)
+    luaL_error(L, "%s", err);
+  s->timeout_ms = def_timeout;
+  s->output_limit = (size_t)out_kb * 1024;
+  if (lua_istable(L, 2)) {
+    if (lua_getfield(L, 2, "timeout") != LUA_TNIL) {
+      if (lua_isnumber(L, -1)) {
+        s->timeout_ms = (int64_t)(lua_tonumber(L, -1) * 1000);
+      } else if (rb_parse_duration(lua_tostring(L, -1), &s->timeout_ms, err, sizeof err)) {
+        luaL_error(L, "bad option 'timeout': %s", err);
+      }
+    }
+    lua_pop(L, 1);
+    lua_getfield(L, 2, "allow_fail");
+    s->allow_fail = lua_toboolean(L, -1);
+    lua_pop(L, 1);
+    if (lua_getfield(L, 2, "stdin") == LUA_TSTRING)
+      s->stdin_data = lua_tolstring(L, -1, &s->stdin_len);
+    lua_pop(L, 1); /* the option table keeps the string alive */
+    if (lua_getfield(L, 2, "cwd") == LUA_TSTRING)
+      s->cwd = lua_tostring(L, -1);
+    lua_pop(L, 1);
+  } else if (!lua_isnoneornil(L, 2)) {
+    luaL_argerror(L, 2, "options must be a table");
+  }
+  s->timeout_ms = rb_host_time_left(L, s->timeout_ms);
+}
+
+static json_t *cmd_argv_json(const cmd_spec *s)
+{
+  json_t *a = json_array();
+  for (int i = 0; i < s->argc; i++)
+    json_array_append_new(a, json_string(s->argv[i]));
+  return a;
+}
+
+static json_t *cmd_tail(const cmd_buf *b)
+{
+  size_t off = b->len > CMD_TAIL ? b->len - CMD_TAIL : 0;
+  /* Do not start inside a UTF-8 sequence. */
+  while (off < b->len && ((unsigned char)b->data[off] & 0xC0) == 0x80)
+    off++;
+  json_t *j = json_stringn(b->data ? b->data + off : "", b->len - off);
+  return j ? j : json_string("(output is not UTF-8)");
+}
+
+static void cmd_push_result(lua_State *L, const cmd_result *r, int simulated)
+{
+  lua_createtable(L, 0, 9);
+  lua_pushboolean(L, r->exit_code == 0);
+  lua_setfield(L, -2, "ok");
+  lua_pushinteger(L, r->exit_code);
+  lua_setfield(L, -2, "code");
+  lua_pushinteger(L, r->signal);
+  lua_setfield(L, -2, "signal");
+  lua_pushlstring(L, r->out.data ? r->out.data : "", r->out.len);
+  lua_setfield(L, -2, "stdout");
+  lua_pushlstring(L, r->err.data ? r->err.data : "", r->err.len);
+  lua_setfield(L, -2, "stderr");
+  lua_pushinteger(L, r->duration_ms);
+  lua_setfield(L, -2, "duration_ms");
+  lua_pushboolean(L, r->timed_out);
+  lua_setfield(L, -2, "timed_out");
+  lua_pushboolean(L, r->out.truncated || r->err.truncated);
+  lua_setfield(L, -2, "truncated");
+  lua_pushboolean(L, simulated);
+  lua_setfield(L, -2, "simulated");
+}
+
+static int cmd_do(lua_State *L, int is_write)
+{
+  cmd_spec s;
+  memset(&s, 0, sizeof s);
+  cmd_parse(L, &s);
+  rb_host *h = rb_host_get(L);
+  const char *what = is_write ? "cmd.run" : "cmd.read";
+  cmd_result r;
+  memset(&r, 0, sizeof r);
+  if (is_write) {
+    if (!rb_host_may_write(L, what)) {
+      h->emit(h, "would_run",
+              json_pack("{s:s, s:o, s:b}", "op", "cmd", "command", cmd_argv_json(&s), "write", 1));
+      r.exit_code = 0;
+      cmd_push_result(L, &r, 1);
+      return 1;
+    }
+    h->emit(h, "started", json_pack("{s:s, s:o}", "op", "cmd", "command", cmd_argv_json(&s)));
+  } else {
+    rb_host_check_read(L, what);
+  }
+  int rc = cmd_execute(&s, &r);
+  json_t *d = json_pack("{s:s, s:o, s:i, s:I}", "op", "cmd", "command", cmd_argv_json(&s),
+                        "exit_code", r.exit_code, "duration_ms", (json_int_t)r.duration_ms);
+  if (r.signal)
+    json_object_set_new(d, "signal", json_integer(r.signal));
+  if (r.timed_out)
+    json_object_set_new(d, "timed_out", json_true());
+  if (r.out.truncated || r.err.truncated)
+    json_object_set_new(d, "truncated", json_true());
+  json_object_set_new(d, "stdout_tail", cmd_tail(&r.out));
+  json_object_set_new(d, "stderr_tail", cmd_tail(&r.err));
+  char msg[512] = "";
+  if (rc != 0)
+    snprintf(msg, sizeof msg, "%s", r.error);
+  else if (r.timed_out)
+    snprintf(msg, sizeof msg, "command '%s' timed out after %lld ms and was killed",
+             s.argv[0], (long long)r.duration_ms);
+  else if (r.signal)
+    snprintf(msg, sizeof msg, "command '%s' was killed by signal %d", s.argv[0], r.signal);
+  else if (r.exit_code != 0)
+    snprintf(msg, sizeof msg, "command '%s' exited with code %d%s%.*s", s.argv[0],
+             r.exit_code, r.err.len ? ": " : "", (int)(r.err.len > 300 ? 300 : r.err.len),
+             r.err.data ? r.err.data : "");
+  if (msg[0])
+    json_object_set_new(d, "error", json_string(msg));
+  int failed = msg[0] != '\0';
+  h->emit(h, failed ? "failed" : "finished", d);
+  if (failed && (rc != 0 || !s.allow_fail || r.timed_out)) {
+    free(r.out.data);
+    free(r.err.data);
+    lua_pushstring(L, msg);
+    return lua_error(L);
+  }
+  cmd_push_result(L, &r, 0);
+  free(r.out.data);
+  free(r.err.data);
+  return 1;
+}
+
+static int cmd_read(lua_State *L)
+{
+  return cmd_do(L, 0);
+}
+
+static int cmd_run(lua_State *L)
+{
+  return cmd_do(L, 1);
+}
+
+int luaopen_runbook_cmd(lua_State *L)
+{
+  static const luaL_Reg fns[] = {{"read", cmd_read}, {"run", cmd_run}, {NULL, NULL}};
+  luaL_newlib(L, fns);
+  return 1;
+}

@@ -1,0 +1,290 @@
+/* host.c: the glue every stdlib module uses to reach its run: the rb_host in
+ * the registry, the read/write gates of dry-run and drill, deadlines, and
+ * conversion between Lua values and JSON. */
+#include "stdlib/host.h"
+
+#include <lauxlib.h>
+#include <math.h>
+#include <string.h>
+
+#include "runner/util.h"
+
+#define RB_HOST_KEY "rb.host"
+#define RB_JSON_MAX_DEPTH 64
+
+rb_host *rb_host_get(lua_State *L)
+{
+  lua_getfield(L, LUA_REGISTRYINDEX, RB_HOST_KEY);
+  rb_host *h = lua_touserdata(L, -1);
+  lua_pop(L, 1);
+  if (h == NULL)
+    luaL_error(L, "internal error: no run attached to this Lua state");
+  return h;
+}
+
+void rb_host_set(lua_State *L, rb_host *h)
+{
+  lua_pushlightuserdata(L, h);
+  lua_setfield(L, LUA_REGISTRYINDEX, RB_HOST_KEY);
+}
+
+static int rb_kind_is(const rb_host *h, const char *kind)
+{
+  return h->step_kind != NULL && strcmp(h->step_kind, kind) == 0;
+}
+
+int rb_host_may_write(lua_State *L, const char *what)
+{
+  rb_host *h = rb_host_get(L);
+  if (h->step_id == NULL)
+    return luaL_error(L, "%s: side effects are not allowed while the runbook is loading; "
+                         "put them inside an action step",
+                      what);
+  if (rb_kind_is(h, "check") || rb_kind_is(h, "wait"))
+    return luaL_error(L,
+                      "%s: step '%s' is a %s and must stay read-only; "
+                      "move the change into an action step",
+                      what, h->step_id, h->step_kind);
+  return h->mode == RB_MODE_EXEC;
+}
+
+void rb_host_check_read(lua_State *L, const char *what)
+{
+  rb_host *h = rb_host_get(L);
+  if (h->mode == RB_MODE_DRILL)
+    luaL_error(L,
+               "%s: a drill touches no system; step '%s' reads from one. Give the "
+               "step a 'result' in the scenario, or move the read into a check",
+               what, h->step_id ? h->step_id : "?");
+  if (h->step_id == NULL)
+    luaL_error(L, "%s: reads are not allowed while the runbook is loading", what);
+}
+
+int64_t rb_host_time_left(lua_State *L, int64_t def_ms)
+{
+  rb_host *h = rb_host_get(L);
+  if (h->step_deadline_ms <= 0)
+    return def_ms;
+  int64_t left = h->step_deadline_ms - rb_now_mono_ms();
+  if (left < 1)
+    left = 1;
+  return left < def_ms || def_ms <= 0 ? left : def_ms;
+}
+
+/* -- Lua -> JSON ---------------------------------------------------------- */
+
+typedef struct {
+  char *err;
+  size_t errlen;
+  int failed;
+} rb_conv;
+
+static json_t *rb_to_json(lua_State *L, int idx, int depth, rb_conv *c);
+
+static int rb_is_array(lua_State *L, int idx, size_t *n)
+{
+  size_t count = 0, max = 0;
+  lua_pushnil(L);
+  while (lua_next(L, idx) != 0) {
+    lua_pop(L, 1);
+    if (!lua_isinteger(L, -1) || lua_tointeger(L, -1) < 1) {
+      lua_pop(L, 1);
+      return 0;
+    }
+    size_t k = (size_t)lua_tointeger(L, -1);
+    if (k > max)
+      max = k;
+    count++;
+  }
+  *n = max;
+  return count == max;
+}
+
+static json_t *rb_table_to_json(lua_State *L, int idx, int depth, rb_conv *c)
+{
+  /* The "seen" set lives in the registry for the duration of the call. */
+  lua_getfield(L, LUA_REGISTRYINDEX, "rb.json.seen");
+  lua_pushvalue(L, idx);
+  if (lua_rawget(L, -2) != LUA_TNIL) {
+    lua_pop(L, 2);
+    c->failed = rb_err(c->err, c->errlen, "cannot convert to JSON: table contains a cycle");
+    return NULL;
+  }
+  lua_pop(L, 1);
+  lua_pushvalue(L, idx);
+  lua_pushboolean(L, 1);
+  lua_rawset(L, -3);
+  lua_pop(L, 1);
+
+  size_t n = 0;
+  json_t *out = NULL;
+  if (rb_is_array(L, idx, &n) && n > 0) {
+    out = json_array();
+    for (size_t i = 1; i <= n && !c->failed; i++) {
+      lua_rawgeti(L, idx, (lua_Integer)i);
+      json_t *v = rb_to_json(L, lua_gettop(L), depth + 1, c);
+      lua_pop(L, 1);
+      if (v)
+        json_array_append_new(out, v);
+    }
+  } else {
+    out = json_object();
+    lua_pushnil(L);
+    while (!c->failed && lua_next(L, idx) != 0) {
+      char kbuf[64];
+      const char *key = NULL;
+      if (lua_type(L, -2) == LUA_TSTRING) {
+        key = lua_tostring(L, -2);
+      } else if (lua_isinteger(L, -2)) {
+        snprintf(kbuf, sizeof kbuf, "%lld", (long long)lua_tointeger(L, -2));
+        key = kbuf;
+      } else if (lua_type(L, -2) == LUA_TBOOLEAN) {
+        key = lua_toboolean(L, -2) ? "true" : "false";
+      } else {
+        c->failed = rb_err(c->err, c->errlen, "cannot convert to JSON: a %s used as a key",
+                           luaL_typename(L, -2));
+        lua_pop(L, 2);
+        break;
+      }
+      json_t *v = rb_to_json(L, lua_gettop(L), depth + 1, c);
+      if (v)
+        json_object_set_new(out, key, v);
+      lua_pop(L, 1);
+    }
+  }
+  lua_getfield(L, LUA_REGISTRYINDEX, "rb.json.seen");
+  lua_pushvalue(L, idx);
+  lua_pushnil(L);
+  lua_rawset(L, -3);
+  lua_pop(L, 1);
+  if (c->failed) {
+    json_decref(out);
+    return NULL;
+  }
+  return out;
+}
+
+static json_t *rb_to_json(lua_State *L, int idx, int depth, rb_conv *c)
+{
+  if (depth > RB_JSON_MAX_DEPTH) {
+    c->failed = rb_err(c->err, c->errlen, "cannot convert to JSON: nested deeper than %d",
+                       RB_JSON_MAX_DEPTH);
+    return NULL;
+  }
+  if (!lua_checkstack(L, 8)) {
+    c->failed = rb_err(c->err, c->errlen, "cannot convert to JSON: out of stack space");
+    return NULL;
+  }
+  switch (lua_type(L, idx)) {
+  case LUA_TNIL:
+    return json_null();
+  case LUA_TBOOLEAN:
+    return json_boolean(lua_toboolean(L, idx));
+  case LUA_TNUMBER:
+    if (lua_isinteger(L, idx))
+      return json_integer((json_int_t)lua_tointeger(L, idx));
+    if (!isfinite(lua_tonumber(L, idx))) {
+      c->failed = rb_err(c->err, c->errlen, "cannot convert to JSON: number is not finite");
+      return NULL;
+    }
+    return json_real(lua_tonumber(L, idx));
+  case LUA_TSTRING: {
+    size_t len;
+    const char *s = lua_tolstring(L, idx, &len);
+    json_t *j = json_stringn_nocheck(s, len);
+    return j;
+  }
+  case LUA_TLIGHTUSERDATA:
+    if (lua_touserdata(L, idx) == NULL)
+      return json_null();
+    /* fallthrough */
+  default:
+    if (lua_type(L, idx) == LUA_TTABLE)
+      return rb_table_to_json(L, idx, depth, c);
+    c->failed = rb_err(c->err, c->errlen, "cannot convert a %s to JSON", luaL_typename(L, idx));
+    return NULL;
+  }
+}
+
+json_t *rb_lua_to_json(lua_State *L, int idx, char *err, size_t errlen)
+{
+  rb_conv c = {err, errlen, 0};
+  idx = lua_absindex(L, idx);
+  if (!lua_checkstack(L, 16)) {
+    rb_err(err, errlen, "cannot convert to JSON: out of stack space");
+    return NULL;
+  }
+  lua_newtable(L);
+  lua_setfield(L, LUA_REGISTRYINDEX, "rb.json.seen");
+  json_t *out = rb_to_json(L, idx, 0, &c);
+  lua_pushnil(L);
+  lua_setfield(L, LUA_REGISTRYINDEX, "rb.json.seen");
+  /* json_stringn_nocheck accepted any bytes; the dumper rejects invalid
+   * UTF-8 later, so check now and say which. */
+  if (out != NULL && json_dumpb(out, NULL, 0, JSON_ENCODE_ANY) == 0) {
+    json_decref(out);
+    rb_err(err, errlen, "cannot convert to JSON: a string is not valid UTF-8");
+    return NULL;
+  }
+  return out;
+}
+
+/* -- JSON -> Lua ---------------------------------------------------------- */
+
+static void rb_push_json(lua_State *L, const json_t *v, int depth)
+{
+  if (depth > RB_JSON_MAX_DEPTH)
+    luaL_error(L, "JSON nested deeper than %d", RB_JSON_MAX_DEPTH);
+  luaL_checkstack(L, 4, "JSON too deep");
+  switch (json_typeof(v)) {
+  case JSON_OBJECT: {
+    const char *k;
+    json_t *x;
+    lua_createtable(L, 0, (int)json_object_size(v));
+    json_object_foreach((json_t *)v, k, x)
+    {
+      if (json_is_null(x))
+        continue;
+      rb_push_json(L, x, depth + 1);
+      lua_setfield(L, -2, k);
+    }
+    break;
+  }
+  case JSON_ARRAY: {
+    size_t i;
+    json_t *x;
+    lua_createtable(L, (int)json_array_size(v), 0);
+    json_array_foreach(v, i, x)
+    {
+      if (json_is_null(x))
+        lua_pushlightuserdata(L, NULL);
+      else
+        rb_push_json(L, x, depth + 1);
+      lua_rawseti(L, -2, (lua_Integer)i + 1);
+    }
+    break;
+  }
+  case JSON_STRING:
+    lua_pushlstring(L, json_string_value(v), json_string_length(v));
+    break;
+  case JSON_INTEGER:
+    lua_pushinteger(L, (lua_Integer)json_integer_value(v));
+    break;
+  case JSON_REAL:
+    lua_pushnumber(L, json_real_value(v));
+    break;
+  case JSON_TRUE:
+    lua_pushboolean(L, 1);
+    break;
+  case JSON_FALSE:
+    lua_pushboolean(L, 0);
+    break;
+  default:
+    lua_pushnil(L);
+  }
+}
+
+void rb_json_to_lua(lua_State *L, const json_t *v)
+{
+  rb_push_json(L, v, 0);
+}

@@ -1,0 +1,75 @@
+/* json.c: the `json` module for runbooks: encode a Lua value to JSON text and
+ * decode JSON text, with depth, cycle and size checks. */
+#include <lauxlib.h>
+#include <stdlib.h>
+
+#include "stdlib/host.h"
+#include "stdlib/modules.h"
+
+#define RB_JSON_MAX_TEXT (16u << 20)
+
+static int json_decode_l(lua_State *L)
+{
+  size_t len;
+  const char *s = luaL_checklstring(L, 1, &len);
+  if (len > RB_JSON_MAX_TEXT)
+    return luaL_error(L, "json.decode: text larger than 16 MiB");
+  json_error_t e;
+  json_t *v = json_loadb(s, len, JSON_DECODE_ANY, &e);
+  if (v == NULL) {
+    lua_pushnil(L);
+    lua_pushfstring(L, "invalid JSON at line %d column %d: %s", e.line, e.column, e.text);
+    return 2;
+  }
+  /* The box owns v while the conversion may raise (too deep, no memory). */
+  json_t **box = lua_newuserdatauv(L, sizeof *box, 0);
+  *box = v;
+  luaL_setmetatable(L, "rb.json.box");
+  rb_json_to_lua(L, v);
+  json_decref(v);
+  *box = NULL;
+  return 1;
+}
+
+static int json_encode_l(lua_State *L)
+{
+  luaL_checkany(L, 1);
+  char err[256];
+  json_t *v = rb_lua_to_json(L, 1, err, sizeof err);
+  if (v == NULL)
+    return luaL_error(L, "json.encode: %s", err);
+  int flags = JSON_ENCODE_ANY | JSON_COMPACT;
+  if (lua_toboolean(L, 2))
+    flags = JSON_ENCODE_ANY | JSON_INDENT(2) | JSON_SORT_KEYS;
+  char *s = json_dumps(v, flags);
+  json_decref(v);
+  if (s == NULL)
+    return luaL_error(L, "json.encode: cannot serialise value");
+  lua_pushstring(L, s);
+  free(s);
+  return 1;
+}
+
+static int json_box_gc(lua_State *L)
+{
+  json_t **box = lua_touserdata(L, 1);
+  if (box && *box) {
+    json_decref(*box);
+    *box = NULL;
+  }
+  return 0;
+}
+
+int luaopen_runbook_json(lua_State *L)
+{
+  if (luaL_newmetatable(L, "rb.json.box")) {
+    lua_pushcfunction(L, json_box_gc);
+    lua_setfield(L, -2, "__gc");
+  }
+  lua_pop(L, 1);
+  static const luaL_Reg fns[] = {{"decode", json_decode_l}, {"encode", json_encode_l}, {NULL, NULL}};
+  luaL_newlib(L, fns);
+  lua_pushlightuserdata(L, NULL);
+  lua_setfield(L, -2, "null");
+  return 1;
+}
