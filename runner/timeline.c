@@ -593,7 +593,7 @@ static int export_one(json_t *ev, void *arg)
     put_md_cell(x->out, text);
     fputs(" |\n", x->out);
   } else {
-    const char *step = str_of(ev, "step");
+    const char *step = str_of(ev, "step") ? str_of(ev, "step") : str_of(ev, "kind");
     const char *event = str_of(ev, "event");
     char col[256];
     snprintf(col, sizeof col, "%s  %s", step ? step : "run", event ? event : "?");
