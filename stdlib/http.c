@@ -215,6 +215,8 @@ static void parse_auth(lua_State *L, req_state *r)
   const char *scheme = lua_tostring(L, -1);
   if (scheme == NULL && strcasecmp(header, "Authorization") == 0)
     scheme = "Bearer";
+  if (scheme != NULL && *scheme == '\0')
+    scheme = NULL; /* scheme = "": the header carries the bare secret */
   char shown[128];
   snprintf(shown, sizeof shown, "%s%s%s", scheme ? scheme : "", scheme ? " " : "",
            RB_REDACTED);
@@ -648,6 +650,20 @@ static int http_get(lua_State *L)
   return shortcut(L, "GET");
 }
 
+/* http.note(detail): a note on the timeline of the running step. The flags,
+ * deploy and notify modules use it for "flag: on -> off, production". */
+static int http_note(lua_State *L)
+{
+  luaL_checktype(L, 1, LUA_TTABLE);
+  rb_host *h = host_of(L);
+  char err[256];
+  json_t *d = rb_lua_to_json(L, 1, err, sizeof err);
+  if (d == NULL)
+    return luaL_error(L, "http.note: %s", err);
+  emit(h, "note", d);
+  return 0;
+}
+
 static int http_patch(lua_State *L)
 {
   return shortcut(L, "PATCH");
@@ -683,9 +699,15 @@ static int http_urlencode(lua_State *L)
 int luaopen_runbook_http(lua_State *L)
 {
   static const luaL_Reg funcs[] = {
-      {"delete", http_delete},       {"get", http_get}, {"patch", http_patch},
-      {"post", http_post},           {"put", http_put}, {"request", http_request},
-      {"urlencode", http_urlencode}, {NULL, NULL},
+      {"delete", http_delete},
+      {"get", http_get},
+      {"note", http_note},
+      {"patch", http_patch},
+      {"post", http_post},
+      {"put", http_put},
+      {"request", http_request},
+      {"urlencode", http_urlencode},
+      {NULL, NULL},
   };
   if (rb_http_global_init() != 0)
     return luaL_error(L, "http: libcurl initialisation failed");

@@ -1,0 +1,239 @@
+-- flags.lua: feature flags on and off through their providers' HTTP APIs
+-- (Unleash, LaunchDarkly, Flagsmith, generic), state before and after noted.
+local http = require "http"
+local config = require "config"
+
+local M = {}
+
+local esc = http.urlencode
+
+local function fail(fmt, ...)
+  error(string.format(fmt, ...), 0)
+end
+
+-- The [flags.NAME] section for opts.provider ("unleash" or "flags.unleash"),
+-- or the only flags section there is.
+local function section_for(opts)
+  local want = opts.provider
+  local all = config.sections("flags.")
+  if want ~= nil then
+    if type(want) ~= "string" then fail("flags: provider must be a section name") end
+    local s = want:find("^flags%.") and want or ("flags." .. want)
+    for _, name in ipairs(all) do if name == s then return s end end
+    fail("flags: no [%s] section in the config (have: %s)", s,
+      #all > 0 and table.concat(all, ", ") or "none")
+  end
+  if #all == 1 then return all[1] end
+  if #all == 0 then fail("flags: no [flags.NAME] section in the config") end
+  fail("flags: several providers configured (%s): say which with { provider = ... }",
+    table.concat(all, ", "))
+end
+
+local function need(section, key)
+  local v = config.get(section, key)
+  if v == nil or v == "" then fail("flags: [%s] needs %s", section, key) end
+  return v
+end
+
+local function base(section, default)
+  local u = config.get(section, "url") or default
+  if u == nil then fail("flags: [%s] needs url", section) end
+  return (u:gsub("/+$", ""))
+end
+
+-- Walks "a.b.1.c" into a decoded JSON value.
+local function at_path(v, path)
+  for part in path:gmatch("[^%.]+") do
+    if type(v) ~= "table" then return nil end
+    local i = tonumber(part)
+    if i ~= nil and v[i] ~= nil then v = v[i] else v = v[part] end
+  end
+  return v
+end
+
+local function truthy(v)
+  if type(v) == "boolean" then return v end
+  if v == "on" or v == "true" or v == 1 or v == "enabled" then return true end
+  if v == "off" or v == "false" or v == 0 or v == "disabled" then return false end
+  return nil
+end
+
+local function req(p, t)
+  t.auth = t.auth or p.auth
+  t.check = false
+  local r = http.request(t)
+  if r.simulated then return r end
+  if r.status >= 400 then
+    local detail = r.json and (r.json.message or r.json.error or r.json.detail)
+    if type(detail) ~= "string" then detail = (r.body or ""):sub(1, 200) end
+    fail("flags %s: %s %s: HTTP %d: %s", p.kind, t.method, p.what, r.status, detail)
+  end
+  return r
+end
+
+local providers = {}
+
+providers.unleash = {
+  auth = function(s) return { section = s, key = "token", header = "Authorization", scheme = "" } end,
+  get = function(p, name)
+    local r = req(p, { method = "GET", url = string.format("%s/api/admin/projects/%s/features/%s",
+      p.url, esc(p.project), esc(name)) })
+    for _, e in ipairs((r.json or {}).environments or {}) do
+      if e.name == p.env then return e.enabled end
+    end
+    fail("flags unleash: flag %s has no environment %s", name, p.env)
+  end,
+  set = function(p, name, on)
+    return req(p, { method = "POST", retry_non_idempotent = true,
+      url = string.format("%s/api/admin/projects/%s/features/%s/environments/%s/%s", p.url,
+        esc(p.project), esc(name), esc(p.env), on and "on" or "off") })
+  end,
+}
+
+providers.launchdarkly = {
+  auth = function(s) return { section = s, key = "token", header = "Authorization", scheme = "" } end,
+  get = function(p, name)
+    local r = req(p, { method = "GET", query = { env = p.env },
+      url = string.format("%s/api/v2/flags/%s/%s", p.url, esc(p.project), esc(name)) })
+    local e = ((r.json or {}).environments or {})[p.env]
+    if e == nil then fail("flags launchdarkly: flag %s has no environment %s", name, p.env) end
+    return e.on
+  end,
+  set = function(p, name, on)
+    return req(p, { method = "PATCH", retry_non_idempotent = true,
+      url = string.format("%s/api/v2/flags/%s/%s", p.url, esc(p.project), esc(name)),
+      headers = { ["Content-Type"] = "application/json; domain-model=launchdarkly.semanticpatch" },
+      json = { environmentKey = p.env,
+        instructions = { { kind = on and "turnFlagOn" or "turnFlagOff" } } } })
+  end,
+}
+
+-- Flagsmith: environment is the environment's key; the feature state is
+-- found by feature name, then patched by id.
+local function flagsmith_state(p, name)
+  local r = req(p, { method = "GET", query = { feature_name = name },
+    url = string.format("%s/api/v1/environments/%s/featurestates/", p.url, esc(p.env)) })
+  local results = (r.json or {}).results or {}
+  for _, fs in ipairs(results) do
+    -- segment overrides and identity overrides are not the environment's state
+    if fs.feature_segment == nil and fs.identity == nil then return fs end
+  end
+  fail("flags flagsmith: no feature state for %s in environment %s", name, p.env)
+end
+
+providers.flagsmith = {
+  auth = function(s) return { section = s, key = "token", scheme = "Api-Key" } end,
+  get = function(p, name) return flagsmith_state(p, name).enabled end,
+  set = function(p, name, on)
+    local fs = flagsmith_state(p, name)
+    return req(p, { method = "PATCH", retry_non_idempotent = true,
+      url = string.format("%s/api/v1/environments/%s/featurestates/%s/", p.url, esc(p.env),
+        esc(tostring(fs.id))),
+      json = { enabled = on } })
+  end,
+}
+
+local function fill(template, vars, escape)
+  return (template:gsub("{(%w+)}", function(k)
+    local v = vars[k]
+    if v == nil then return nil end
+    return escape and esc(tostring(v)) or tostring(v)
+  end))
+end
+
+providers.generic = {
+  auth = function(s) return { section = s, key = "token", scheme = "Bearer", optional = true } end,
+  get = function(p, name)
+    local tmpl = need(p.section, "get_url")
+    local r = req(p, { method = "GET", url = fill(tmpl, p.vars(name), true) })
+    local path = config.get(p.section, "state_path") or "enabled"
+    local v = truthy(at_path(r.json, path))
+    if v == nil then fail("flags generic: %s of the answer is not a flag state", path) end
+    return v
+  end,
+  set = function(p, name, on)
+    local vars = p.vars(name, on)
+    local body = config.get(p.section, "set_body")
+    local t = { method = (config.get(p.section, "set_method") or "POST"):upper(),
+      url = fill(need(p.section, "set_url"), vars, true) }
+    if body ~= nil then
+      t.body = fill(body, vars, false)
+      t.headers = { ["Content-Type"] = "application/json" }
+    end
+    return req(p, t)
+  end,
+}
+
+local function provider(opts)
+  opts = opts or {}
+  if type(opts) ~= "table" then fail("flags: options must be a table") end
+  local section = section_for(opts)
+  local kind = config.get(section, "provider") or section:match("^flags%.(.*)$")
+  local impl = providers[kind]
+  if impl == nil then
+    fail("flags: [%s] provider = %s is not one of unleash, launchdarkly, flagsmith, generic",
+      section, tostring(kind))
+  end
+  local p = { section = section, kind = kind, impl = impl, auth = impl.auth(section) }
+  p.url = base(section, kind == "launchdarkly" and "https://app.launchdarkly.com"
+    or kind == "flagsmith" and "https://api.flagsmith.com" or nil)
+  p.env = opts.environment or config.get(section, "environment")
+  p.project = opts.project or config.get(section, "project") or "default"
+  if p.env == nil and kind ~= "generic" then fail("flags: [%s] needs environment", section) end
+  p.what = section
+  p.vars = function(name, on)
+    return { name = name, environment = p.env, project = p.project,
+      on = on == nil and "" or tostring(on), state = on == nil and "" or (on and "on" or "off") }
+  end
+  return p
+end
+
+local function word(v)
+  if v == true then return "on" elseif v == false then return "off" end
+  return "unknown"
+end
+
+--- flags.get(name [, opts]): true when the flag is on in the environment.
+function M.get(name, opts)
+  if type(name) ~= "string" or name == "" then error("flags.get: name must be a string", 2) end
+  local p = provider(opts)
+  return p.impl.get(p, name)
+end
+
+--- flags.set(name, on [, opts]): turns the flag on or off. Reads the state
+-- before and after; the timeline says "name: on -> off, environment".
+-- Returns { flag, environment, provider, before, after, changed, simulated }.
+function M.set(name, on, opts)
+  if type(name) ~= "string" or name == "" then error("flags.set: name must be a string", 2) end
+  if type(on) ~= "boolean" then error("flags.set: on must be true or false", 2) end
+  local p = provider(opts)
+  -- The kill switch matters more than knowing the old state: a failed read
+  -- is noted and the change is still made.
+  local ok, before = pcall(p.impl.get, p, name)
+  local before_err = not ok and tostring(before) or nil
+  if not ok then before = nil end
+  local r = p.impl.set(p, name, on)
+  local res = { flag = name, environment = p.env, provider = p.section, before = before,
+    wanted = on, simulated = r.simulated or false }
+  local msg
+  if r.simulated then
+    msg = string.format("%s: %s -> %s, %s (not sent: %s)", name, word(before), word(on),
+      tostring(p.env), "dry run")
+  else
+    res.after = p.impl.get(p, name)
+    res.changed = before ~= res.after
+    msg = string.format("%s: %s -> %s, %s", name, word(before), word(res.after), tostring(p.env))
+    if res.after ~= on then
+      http.note { op = "flags", flag = name, environment = p.env, before = before,
+        after = res.after, message = msg .. " (expected " .. word(on) .. ")" }
+      fail("flags %s: %s is still %s in %s after turning it %s", p.kind, name,
+        word(res.after), tostring(p.env), word(on))
+    end
+  end
+  http.note { op = "flags", provider = p.section, flag = name, environment = p.env,
+    before = before, after = res.after, wanted = on, simulated = res.simulated,
+    before_error = before_err, message = msg }
+  return res
+end
+
+return M

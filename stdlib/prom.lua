@@ -1,0 +1,130 @@
+-- prom.lua: Prometheus HTTP API queries for checks and waits: instant
+-- values, labelled series and range queries, with Prometheus's own errors.
+local http = require "http"
+local config = require "config"
+
+local M = {}
+
+-- Seconds in "500ms", "15s", "5m", "2h", "1d" or a bare number of seconds.
+local function seconds(v, what)
+  if type(v) == "number" then return v end
+  if type(v) ~= "string" then
+    error(string.format("prom: %s must be a duration like \"5m\" or seconds", what), 4)
+  end
+  local n, unit = v:match("^%s*([%d.]+)%s*(%a*)%s*$")
+  local mult = ({ [""] = 1, ms = 0.001, s = 1, m = 60, h = 3600, d = 86400 })[unit or ""]
+  if not n or not tonumber(n) or not mult then
+    error(string.format("prom: bad %s %q (want e.g. 15s, 5m, 2h)", what, v), 4)
+  end
+  return tonumber(n) * mult
+end
+
+-- Prometheus writes sample values as strings, NaN and +Inf included.
+local function number(s)
+  if s == "NaN" then return 0 / 0 end
+  if s == "+Inf" then return math.huge end
+  if s == "-Inf" then return -math.huge end
+  return tonumber(s)
+end
+
+local function base_url(opts)
+  local url = opts.url or config.get("prom", "url")
+  if url == nil or url == "" then
+    error("prom: no Prometheus URL: set url in the [prom] section of the config", 4)
+  end
+  return (url:gsub("/+$", ""))
+end
+
+-- GET path with params; returns the data member of a successful answer.
+local function api(path, params, expr, opts)
+  local r = http.request {
+    method = "GET",
+    url = base_url(opts) .. path,
+    query = params,
+    check = false,
+    timeout = opts.timeout,
+    auth = { section = "prom", key = "token", scheme = "Bearer", optional = true },
+  }
+  local j = r.json
+  if type(j) ~= "table" or j.status == nil then
+    error(string.format("prom: query %q: HTTP %d from %s, not a Prometheus API answer: %s",
+      expr, r.status, path, (r.body or ""):sub(1, 200)), 3)
+  end
+  if j.status ~= "success" then
+    error(string.format("prom: query %q failed: %s: %s", expr,
+      tostring(j.errorType or "error"), tostring(j.error or "no message")), 3)
+  end
+  return j.data
+end
+
+local function labels(metric)
+  local t = {}
+  for k, v in pairs(metric or {}) do t[k] = v end
+  return t
+end
+
+local function series_list(result, matrix)
+  local out = {}
+  for i, s in ipairs(result) do
+    if matrix then
+      local values = {}
+      for j, p in ipairs(s.values or {}) do values[j] = { time = p[1], value = number(p[2]) } end
+      out[i] = { labels = labels(s.metric), values = values }
+    else
+      out[i] = { labels = labels(s.metric), value = number(s.value[2]), time = s.value[1] }
+    end
+  end
+  return out
+end
+
+--- prom.query(expr [, opts]): instant query. A scalar or a one-sample vector
+-- gives a number; otherwise a list of { labels = {...}, value = n }.
+-- opts: time (unix seconds), timeout, url.
+function M.query(expr, opts)
+  if type(expr) ~= "string" then error("prom.query: expr must be a string", 2) end
+  opts = opts or {}
+  local data = api("/api/v1/query", { query = expr, time = opts.time }, expr, opts)
+  local rt, res = data.resultType, data.result
+  if rt == "scalar" then return number(res[2]) end
+  if rt == "string" then return res[2] end
+  if rt == "vector" and #res == 1 and not opts.series then return number(res[1].value[2]) end
+  return series_list(res, rt == "matrix")
+end
+
+--- prom.value(expr [, opts]): exactly one number, or an error saying why not.
+function M.value(expr, opts)
+  if type(expr) ~= "string" then error("prom.value: expr must be a string", 2) end
+  opts = opts or {}
+  local data = api("/api/v1/query", { query = expr, time = opts.time }, expr, opts)
+  local rt, res = data.resultType, data.result
+  if rt == "scalar" then return number(res[2]) end
+  if rt == "vector" then
+    if #res == 1 then return number(res[1].value[2]) end
+    error(string.format("prom.value: query %q returned %d series, want exactly 1", expr, #res), 2)
+  end
+  error(string.format("prom.value: query %q returned a %s, want a number", expr, tostring(rt)), 2)
+end
+
+--- prom.range(expr, { start=, end_=, step= }): a range query. start and
+-- end_ are unix seconds, or durations back from now ("15m"); end_ defaults
+-- to now, start to one hour before it, step to 15s. Returns a list of
+-- { labels = {...}, values = { { time = t, value = n }, ... } }.
+function M.range(expr, opts)
+  if type(expr) ~= "string" then error("prom.range: expr must be a string", 2) end
+  opts = opts or {}
+  local now = os.time()
+  local function when(v, def, what)
+    if v == nil then return def end
+    if type(v) == "number" and v > 1e9 then return v end
+    return now - seconds(v, what)
+  end
+  local finish = when(opts.end_, now, "end_")
+  local start = when(opts.start, finish - 3600, "start")
+  local step = seconds(opts.step or "15s", "step")
+  if start > finish then error("prom.range: start is after end_", 2) end
+  local data = api("/api/v1/query_range",
+    { query = expr, start = start, ["end"] = finish, step = step }, expr, opts)
+  return series_list(data.result or {}, true)
+end
+
+return M
