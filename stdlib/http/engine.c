@@ -274,7 +274,7 @@ static int attempt(CURL *c, const rb_http_req *req, struct curl_slist *hdrs,
   curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &o->status);
   rb_http_resp_clear(resp);
   move_to_resp(&s, resp, o->status);
-  snprintf(o->what, sizeof o->what, "%ld", o->status);
+  snprintf(o->what, sizeof o->what, "HTTP %ld", o->status);
   return 0;
 }
 
@@ -354,14 +354,18 @@ int rb_http_perform(const rb_http_req *req, rb_http_resp *resp, char *err, size_
     char why[sizeof o.what + 64];
     int64_t wait = next_wait(req, resp, &o, n, received, why, sizeof why);
     if (wait == -2) {
-      rb_err(err, errlen, "%s after %d attempt%s (no time left before the step deadline)",
+      rb_err(err, errlen,
+             "%s; gave up after %d attempt%s (no time left before the step deadline)",
              o.what, n, n == 1 ? "" : "s");
       if (received)
         ret = 0; /* the caller still sees the last answer */
       goto out;
     }
     if (wait < 0) {
-      rb_err(err, errlen, "%s after %d attempt%s", o.what, n, n == 1 ? "" : "s");
+      if (n == 1)
+        rb_err(err, errlen, "%s", o.what);
+      else
+        rb_err(err, errlen, "%s; gave up after %d attempts", o.what, n);
       ret = received ? 0 : -1;
       goto out;
     }
@@ -369,8 +373,9 @@ int rb_http_perform(const rb_http_req *req, rb_http_resp *resp, char *err, size_
       req->on_retry(req->arg, n, why, wait);
     sleep_ms(wait);
   }
-  rb_err(err, errlen, "%s after %d attempts (no time left before the step deadline)",
-         o.what, resp->attempts);
+  rb_err(err, errlen,
+         "%s; gave up after %d attempts (no time left before the step deadline)", o.what,
+         resp->attempts);
   ret = resp->status != 0 ? 0 : -1;
 out:
   resp->duration_ms = rb_now_mono_ms() - start;

@@ -49,9 +49,9 @@ int rb_http_global_init(void);
  * allow; POST and PATCH are retried only when nothing was sent (the
  * connection failed) unless req->retry_unsafe. Returns 0 when a response was
  * received (any status; resp->status says which), or -1 when none was. err
- * is filled either way ("503 after 3 attempts", "Connection refused after 3
- * attempts (no time left before the step deadline)"); resp->attempts and duration_ms are
- * set either way. The caller frees resp with rb_http_resp_clear. */
+ * is filled either way ("HTTP 503; gave up after 3 attempts", "Failed to connect
+ * ...; gave up after 2 attempts (no time left before the step deadline)"); resp->attempts
+ * and duration_ms are set either way. The caller frees resp with rb_http_resp_clear. */
 int rb_http_perform(const rb_http_req *req, rb_http_resp *resp, char *err, size_t errlen);
 /* Frees what resp holds and zeroes it. NULL-safe. */
 void rb_http_resp_clear(rb_http_resp *resp);
