@@ -60,7 +60,7 @@ enum phase {
   P_OPEN,      /* opening a channel */
   P_EXEC,      /* sending the exec request */
   P_READ,      /* reading output until EOF */
-  P_KILL,      /* timed out: sending a signal request */
+  P_KILL,      /* timed out: terminating the command from a second channel */
   P_CLOSE,     /* closing the channel, collecting exit status */
   P_DONE
 };
@@ -81,6 +81,8 @@ typedef struct {
   int fd;
   LIBSSH2_SESSION *s;
   LIBSSH2_CHANNEL *ch;
+  LIBSSH2_CHANNEL *killch; /* runs KILL_SNIPPET after a timeout */
+  int killstate;
   conn *c; /* pooled session in use, NULL while connecting */
   struct addrinfo *ai, *cur;
   char prefs[200];
@@ -521,6 +523,29 @@ static void step_connect(job *j)
   }
 }
 
+/* Keeps the methods of want that this libssh2 supports: method_pref would
+ * drop the others itself, but 1.10 does so with an overlapping memcpy. */
+static void supported_only(LIBSSH2_SESSION *s, const char *want, char *out, size_t len)
+{
+  const char **algs = NULL;
+  int n = libssh2_session_supported_algs(s, LIBSSH2_METHOD_HOSTKEY, &algs);
+  char copy[200];
+  out[0] = '\0';
+  snprintf(copy, sizeof copy, "%s", want);
+  for (char *save = NULL, *m = strtok_r(copy, ",", &save); m != NULL;
+       m = strtok_r(NULL, ",", &save)) {
+    for (int i = 0; i < n; i++) {
+      if (strcmp(algs[i], m) == 0) {
+        size_t used = strlen(out);
+        snprintf(out + used, len - used, "%s%s", used ? "," : "", m);
+        break;
+      }
+    }
+  }
+  if (algs != NULL)
+    libssh2_free(s, algs);
+}
+
 static void begin_handshake(job *j, rb_ssh_pool *p)
 {
   j->s = libssh2_session_init_ex(NULL, NULL, NULL, j);
@@ -537,8 +562,10 @@ static void begin_handshake(job *j, rb_ssh_pool *p)
     snprintf(j->prefs, sizeof j->prefs, "%s",
              "ssh-ed25519,ecdsa-sha2-nistp256,ecdsa-sha2-nistp384,ecdsa-sha2-nistp521,"
              "rsa-sha2-512,rsa-sha2-256,ssh-rsa");
-  if (libssh2_session_method_pref(j->s, LIBSSH2_METHOD_HOSTKEY, j->prefs) != 0 &&
-      known > 0)
+  char usable[200];
+  supported_only(j->s, j->prefs, usable, sizeof usable);
+  if (usable[0] == '\0' ||
+      libssh2_session_method_pref(j->s, LIBSSH2_METHOD_HOSTKEY, usable) != 0)
     fail(j, "known_hosts lists only host key types libssh2 cannot use (%s)", j->prefs);
 }
 
@@ -865,20 +892,77 @@ static void collect_exit(job *j)
     libssh2_free(j->s, sig);
 }
 
+/* Terminates the timed-out command. libssh2 1.10 cannot send the "signal"
+ * channel request (a channel takes one request, the exec), and closing a
+ * channel without a pty leaves the command running. So a second channel on
+ * the same connection signals it: sshd runs every channel's command as its
+ * own session leader under one per-connection process, and we run one
+ * command per connection at a time, so the sessions under our shell's parent,
+ * other than ours, are the timed-out command. */
+#define KILL_SNIPPET                                                                     \
+  "for p in $(pgrep -P \"$PPID\" 2>/dev/null || ps -o pid= --ppid \"$PPID\"); do "       \
+  "[ \"$p\" = \"$$\" ] || kill -TERM -- \"-$p\" 2>/dev/null || kill -TERM \"$p\"; done"
+
+static void drain(LIBSSH2_CHANNEL *ch, capbuf *out, capbuf *err, size_t max)
+{
+  char buf[4096];
+  for (int stream = 0; stream < 2; stream++) {
+    ssize_t n;
+    while ((n = libssh2_channel_read_ex(ch, stream, buf, sizeof buf)) > 0)
+      if (out != NULL)
+        cap_append(stream ? err : out, buf, (size_t)n, max);
+  }
+}
+
+/* Returns 1 when done with the kill channel (either way), 0 to wait. */
+static int step_kill(job *j)
+{
+  int rc = 0;
+  drain(j->ch, &j->out, &j->err, j->output_max);
+  switch (j->killstate) {
+  case 0:
+    j->killch = libssh2_channel_open_session(j->s);
+    if (j->killch == NULL)
+      return libssh2_session_last_errno(j->s) == LIBSSH2_ERROR_EAGAIN ? 0 : 1;
+    j->killstate = 1;
+    /* fall through */
+  case 1:
+    rc = libssh2_channel_exec(j->killch, KILL_SNIPPET);
+    if (rc == LIBSSH2_ERROR_EAGAIN)
+      return 0;
+    j->killstate = rc == 0 ? 2 : 3;
+    /* fall through */
+  case 2:
+    if (j->killstate == 2) {
+      drain(j->killch, NULL, NULL, 0);
+      if (!libssh2_channel_eof(j->killch))
+        return 0;
+      j->killstate = 3;
+    }
+    /* fall through */
+  default:
+    rc = libssh2_channel_close(j->killch);
+    if (rc == LIBSSH2_ERROR_EAGAIN)
+      return 0;
+    if (libssh2_channel_free(j->killch) == LIBSSH2_ERROR_EAGAIN)
+      return 0;
+    j->killch = NULL;
+    return 1;
+  }
+}
+
 static void step_close(job *j, rb_ssh_pool *p)
 {
   if (j->ph == P_KILL) {
-    /* libssh2 1.10 has no channel_signal; "signal" is a plain channel request
-     * (RFC 4254 6.9), sent here with want-reply so we know it arrived */
-    int rc = libssh2_channel_process_startup(j->ch, "signal", 6, "TERM", 4);
-    if (rc == LIBSSH2_ERROR_EAGAIN && rb_now_mono_ms() < j->kill_deadline_ms)
+    if (rb_now_mono_ms() < j->kill_deadline_ms && !step_kill(j))
       return;
-    if (is_socket_error(rc)) {
-      lost(j, p, "while terminating the timed-out command");
-      return;
+    if (j->killch != NULL) {
+      libssh2_channel_free(j->killch);
+      j->killch = NULL;
     }
     j->ph = P_CLOSE;
   }
+  drain(j->ch, &j->out, &j->err, j->output_max);
   int rc = libssh2_channel_close(j->ch);
   if (rc == 0)
     rc = libssh2_channel_wait_closed(j->ch);
@@ -941,8 +1025,9 @@ static void check_deadline(job *j, rb_ssh_pool *p, int64_t timeout_ms)
       break;
     }
     j->r->timed_out = 1;
-    set_error(j, "command timed out after %lld ms; sent SIGTERM and closed the channel",
-              (long long)timeout_ms);
+    set_error(
+        j, "command timed out after %lld ms; sent SIGTERM to it and closed the channel",
+        (long long)timeout_ms);
     j->ph = P_KILL;
     j->kill_deadline_ms = now + KILL_GRACE_MS;
     j->deadline_ms = 0;
