@@ -409,3 +409,52 @@ class Unleash:
 def workdir(prefix):
     d = tempfile.mkdtemp(prefix=prefix)
     return d
+
+
+# --------------------------------------------------------------------------
+# Running runbooks
+
+
+BOOK = """local http = require "http"
+%(requires)s
+return runbook {
+  name = "http-test", title = "HTTP test", start = "step",
+  steps = {
+    step = %(kind)s {
+      title = "Step under test",
+      run = function(ctx)
+%(body)s
+      end,
+      %(next)s
+    },
+    done = resolved { title = "Done" },
+  },
+}
+"""
+
+
+def run_book(tmp, body, config="", env=None, args=(), kind="action", requires=(),
+             timeout=120):
+    """Writes a one-step runbook whose step runs body (Lua) and execs it with
+    config; returns the rbtest Result."""
+    import rbtest
+    nxt = 'on = { [true] = "done", [false] = "done" },' if kind == "check" else 'next = "done",'
+    src = BOOK % {"requires": "\n".join('local %s = require "%s"' % (m, m) for m in requires),
+                  "kind": kind, "body": body, "next": nxt}
+    book = rbtest.write(os.path.join(str(tmp), "book.lua"), src)
+    conf = rbtest.write(os.path.join(str(tmp), "runbook.conf"), config)
+    return rbtest.run(["--config", conf, "exec", book] + list(args),
+                      state_dir=os.path.join(str(tmp), "state"), env=env, timeout=timeout)
+
+
+def events(res, op=None, event=None):
+    """Timeline events, filtered by detail.op and event name."""
+    out = []
+    for ev in res.timeline():
+        d = ev.get("detail") or {}
+        if op is not None and (not isinstance(d, dict) or d.get("op") != op):
+            continue
+        if event is not None and ev.get("event") != event:
+            continue
+        out.append(ev)
+    return out
