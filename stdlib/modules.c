@@ -9,5 +9,6 @@ const rb_c_module rb_c_modules[] = {
     {"config", luaopen_runbook_config},
     {"http", luaopen_runbook_http},
     {"json", luaopen_runbook_json},
+    {"ssh", luaopen_runbook_ssh},
     {NULL, NULL},
 };

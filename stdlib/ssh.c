@@ -1,0 +1,462 @@
+/* ssh.c: the `ssh` module: ssh.run (a write: exec only, would_run in dry-run
+ * and drill), ssh.read (a read: exec and dry-run) and ssh.hosts, over the
+ * engine in stdlib/ssh/, with one session per host kept for the whole run. */
+#include <lauxlib.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "runner/util.h"
+#include "stdlib/host.h"
+#include "stdlib/modules.h"
+#include "stdlib/ssh/common.h"
+
+#define SSH_POOL_KEY "rb.ssh.pool"
+#define SSH_POOL_MT "rb.ssh.pool"
+#define SSH_TARGET_MAX 65536
+
+/* The run's sessions and inventory, in a userdata kept in the registry so
+ * that __gc (the Lua state closing at the end of the run) disconnects them. */
+typedef struct {
+  rb_ssh_config cfg;
+  rb_ssh_pool *pool;
+  rb_ssh_inventory *inv;
+  int no_inventory;
+} ssh_state;
+
+static int ssh_state_gc(lua_State *L)
+{
+  ssh_state *st = luaL_checkudata(L, 1, SSH_POOL_MT);
+  rb_ssh_pool_free(st->pool);
+  rb_ssh_inventory_free(st->inv);
+  st->pool = NULL;
+  st->inv = NULL;
+  return 0;
+}
+
+/* The run's state, created on first use. Raises on a bad [ssh] config or an
+ * unreadable inventory: nothing can be targeted without them. */
+static ssh_state *ssh_get_state(lua_State *L)
+{
+  lua_getfield(L, LUA_REGISTRYINDEX, SSH_POOL_KEY);
+  ssh_state *st = lua_touserdata(L, -1);
+  lua_pop(L, 1);
+  if (st != NULL)
+    return st;
+  rb_host *h = rb_host_get(L);
+  char err[1024];
+  st = lua_newuserdatauv(L, sizeof *st, 0);
+  memset(st, 0, sizeof *st);
+  if (luaL_newmetatable(L, SSH_POOL_MT)) {
+    lua_pushcfunction(L, ssh_state_gc);
+    lua_setfield(L, -2, "__gc");
+    lua_pushcfunction(L, ssh_state_gc);
+    lua_setfield(L, -2, "__close");
+  }
+  lua_setmetatable(L, -2);
+  if (rb_ssh_config_read(h->config, &st->cfg, err, sizeof err) < 0)
+    luaL_error(L, "ssh: %s", err);
+  st->inv = rb_ssh_config_inventory(&st->cfg, &st->no_inventory, err, sizeof err);
+  if (st->inv == NULL && !st->no_inventory)
+    luaL_error(L, "ssh: %s", err);
+  st->pool = rb_ssh_pool_new(&st->cfg.settings, err, sizeof err);
+  if (st->pool == NULL)
+    luaL_error(L, "ssh: %s", err);
+  lua_setfield(L, LUA_REGISTRYINDEX, SSH_POOL_KEY);
+  return st;
+}
+
+/* Target as a string: "app", "app-1,app-2", or a list of names (or of host
+ * tables from ssh.hosts) joined with commas. Pushes it and returns it. */
+static const char *ssh_check_target(lua_State *L, int idx)
+{
+  if (lua_type(L, idx) == LUA_TSTRING)
+    return lua_tostring(L, idx);
+  luaL_checktype(L, idx, LUA_TTABLE);
+  luaL_Buffer b;
+  luaL_buffinit(L, &b);
+  lua_Integer n = luaL_len(L, idx);
+  for (lua_Integer i = 1; i <= n; i++) {
+    lua_geti(L, idx, i);
+    if (lua_istable(L, -1)) {
+      lua_getfield(L, -1, "name");
+      lua_remove(L, -2);
+    }
+    if (lua_type(L, -1) != LUA_TSTRING)
+      luaL_argerror(L, idx, "target list must hold host or group names");
+    if (i > 1)
+      luaL_addchar(&b, ',');
+    luaL_addvalue(&b);
+  }
+  luaL_pushresult(&b);
+  lua_replace(L, idx);
+  return lua_tostring(L, idx);
+}
+
+static rb_ssh_count ssh_opt_count(lua_State *L, int opts, const char *key, int def)
+{
+  rb_ssh_count c = {def, 0};
+  lua_getfield(L, opts, key);
+  if (lua_isinteger(L, -1)) {
+    lua_Integer v = lua_tointeger(L, -1);
+    if (v < 0 || v > 1000000)
+      luaL_error(L, "ssh: opts.%s must be >= 0", key);
+    c.value = (int)v;
+  } else if (lua_type(L, -1) == LUA_TSTRING) {
+    char err[200];
+    if (rb_ssh_parse_count(lua_tostring(L, -1), key, &c, err, sizeof err) < 0)
+      luaL_error(L, "ssh: opts.%s", err);
+  } else if (!lua_isnil(L, -1)) {
+    luaL_error(L, "ssh: opts.%s must be a count or a percentage string", key);
+  }
+  lua_pop(L, 1);
+  return c;
+}
+
+typedef struct {
+  rb_ssh_opts o;
+  int allow_fail;
+} ssh_call;
+
+static void ssh_check_opts(lua_State *L, int opts, const ssh_state *st, int is_write,
+                           ssh_call *c)
+{
+  memset(c, 0, sizeof *c);
+  c->o.parallel = st->cfg.parallel;
+  c->o.output_max = st->cfg.output_max;
+  c->o.batch.value = -1;
+  int64_t timeout = st->cfg.command_ms;
+  /* a write stops at its first failure unless told otherwise; a read looks
+   * at every host */
+  c->o.max_fail = (rb_ssh_count){is_write ? 0 : -1, 0};
+  if (lua_isnoneornil(L, opts)) {
+    c->o.timeout_ms = rb_host_time_left(L, timeout);
+    return;
+  }
+  luaL_checktype(L, opts, LUA_TTABLE);
+  lua_getfield(L, opts, "parallel");
+  if (!lua_isnil(L, -1)) {
+    lua_Integer v = luaL_checkinteger(L, -1);
+    if (v < 1 || v > 10000)
+      luaL_error(L, "ssh: opts.parallel must be 1..10000");
+    c->o.parallel = (int)v;
+  }
+  lua_pop(L, 1);
+  c->o.batch = ssh_opt_count(L, opts, "batch", -1);
+  c->o.max_fail = ssh_opt_count(L, opts, "max_fail", c->o.max_fail.value);
+  lua_getfield(L, opts, "timeout");
+  if (lua_type(L, -1) == LUA_TSTRING) {
+    char err[200];
+    if (rb_parse_duration(lua_tostring(L, -1), &timeout, err, sizeof err) < 0)
+      luaL_error(L, "ssh: opts.timeout: %s", err);
+  } else if (lua_isnumber(L, -1)) {
+    timeout = (int64_t)(lua_tonumber(L, -1) * 1000);
+  } else if (!lua_isnil(L, -1)) {
+    luaL_error(L, "ssh: opts.timeout must be a duration (\"30s\") or seconds");
+  }
+  lua_pop(L, 1);
+  lua_getfield(L, opts, "output_kb");
+  if (!lua_isnil(L, -1)) {
+    lua_Integer v = luaL_checkinteger(L, -1);
+    if (v < 1 || v > 1024 * 1024)
+      luaL_error(L, "ssh: opts.output_kb must be 1..1048576");
+    c->o.output_max = (size_t)v * 1024;
+  }
+  lua_pop(L, 1);
+  lua_getfield(L, opts, "allow_fail");
+  c->allow_fail = lua_toboolean(L, -1);
+  lua_pop(L, 1);
+  c->o.timeout_ms = rb_host_time_left(L, timeout);
+}
+
+/* Callbacks from the engine: timeline events and progress lines. */
+typedef struct {
+  rb_host *h;
+  const char *command;
+  int64_t last_progress_ms;
+} ssh_cb;
+
+static void ssh_on_result(void *arg, const rb_ssh_result *r)
+{
+  ssh_cb *cb = arg;
+  json_t *d = rb_ssh_result_json(r, cb->command);
+  if (d != NULL)
+    cb->h->emit(cb->h, rb_ssh_result_event(r), d);
+}
+
+static void ssh_on_note(void *arg, const char *host, const char *msg)
+{
+  ssh_cb *cb = arg;
+  cb->h->emit(cb->h, "note",
+              json_pack("{s:s, s:s, s:s}", "op", "ssh", "host", host, "message", msg));
+}
+
+static void ssh_on_progress(void *arg, const rb_ssh_progress *p)
+{
+  ssh_cb *cb = arg;
+  int64_t now = rb_now_mono_ms();
+  int last = p->done == p->total;
+  if (cb->h->progress == NULL || p->total < 2 ||
+      (!last && now - cb->last_progress_ms < 1000))
+    return;
+  cb->last_progress_ms = now;
+  char line[200];
+  int off = snprintf(line, sizeof line, "ssh: %zu/%zu done, %zu failed, %zu running",
+                     p->done, p->total, p->failed, p->running);
+  if (p->skipped && off > 0 && (size_t)off < sizeof line)
+    snprintf(line + off, sizeof line - (size_t)off, ", %zu skipped", p->skipped);
+  cb->h->progress(cb->h, line);
+}
+
+static void ssh_push_host(lua_State *L, const rb_ssh_host *h, int port)
+{
+  lua_createtable(L, 0, 4);
+  lua_pushstring(L, h->name);
+  lua_setfield(L, -2, "name");
+  lua_pushstring(L, h->address);
+  lua_setfield(L, -2, "address");
+  lua_pushinteger(L, h->port > 0 ? h->port : port);
+  lua_setfield(L, -2, "port");
+  if (h->user != NULL) {
+    lua_pushstring(L, h->user);
+    lua_setfield(L, -2, "user");
+  }
+}
+
+static void ssh_push_result(lua_State *L, const rb_ssh_result *r)
+{
+  lua_createtable(L, 0, 14);
+  lua_pushstring(L, r->host);
+  lua_setfield(L, -2, "host");
+  lua_pushstring(L, r->address);
+  lua_setfield(L, -2, "address");
+  lua_pushboolean(L, r->ok);
+  lua_setfield(L, -2, "ok");
+  if (r->exit_code >= 0) {
+    lua_pushinteger(L, r->exit_code);
+    lua_setfield(L, -2, "exit_code");
+  }
+  if (r->signal != NULL) {
+    lua_pushstring(L, r->signal);
+    lua_setfield(L, -2, "signal");
+  }
+  lua_pushlstring(L, r->out ? r->out : "", r->out_len);
+  lua_setfield(L, -2, "stdout");
+  lua_pushlstring(L, r->errout ? r->errout : "", r->err_len);
+  lua_setfield(L, -2, "stderr");
+  lua_pushinteger(L, r->duration_ms);
+  lua_setfield(L, -2, "duration_ms");
+  if (r->error != NULL) {
+    lua_pushstring(L, r->error);
+    lua_setfield(L, -2, "error");
+  }
+  lua_pushboolean(L, r->truncated);
+  lua_setfield(L, -2, "truncated");
+  lua_pushboolean(L, r->skipped);
+  lua_setfield(L, -2, "skipped");
+  lua_pushboolean(L, r->timed_out);
+  lua_setfield(L, -2, "timed_out");
+}
+
+/* Pushes {ok, hosts, failed, succeeded, skipped}; returns failures. */
+static size_t ssh_push_summary(lua_State *L, const rb_ssh_result *r, size_t n)
+{
+  size_t failed = 0, ok = 0, skipped = 0;
+  lua_createtable(L, 0, 5);
+  lua_createtable(L, (int)n, 0);
+  for (size_t i = 0; i < n; i++) {
+    ssh_push_result(L, &r[i]);
+    lua_rawseti(L, -2, (lua_Integer)i + 1);
+    if (r[i].skipped)
+      skipped++;
+    else if (r[i].ok)
+      ok++;
+    else
+      failed++;
+  }
+  lua_setfield(L, -2, "hosts");
+  lua_pushboolean(L, failed == 0 && skipped == 0);
+  lua_setfield(L, -2, "ok");
+  lua_pushinteger(L, (lua_Integer)failed);
+  lua_setfield(L, -2, "failed");
+  lua_pushinteger(L, (lua_Integer)ok);
+  lua_setfield(L, -2, "succeeded");
+  lua_pushinteger(L, (lua_Integer)skipped);
+  lua_setfield(L, -2, "skipped");
+  return failed;
+}
+
+/* "ssh: 2 of 5 hosts failed (max_fail 0): app-2: ...; app-4: ..." */
+static void ssh_push_failure(lua_State *L, const rb_ssh_result *r, size_t n,
+                             size_t failed, size_t limit, size_t skipped)
+{
+  luaL_Buffer b;
+  luaL_buffinit(L, &b);
+  lua_pushfstring(L, "ssh: %d of %d hosts failed (max_fail %d)", (int)failed, (int)n,
+                  (int)limit);
+  luaL_addvalue(&b);
+  if (skipped > 0) {
+    lua_pushfstring(L, ", %d not started", (int)skipped);
+    luaL_addvalue(&b);
+  }
+  int shown = 0;
+  for (size_t i = 0; i < n; i++) {
+    if (r[i].ok || r[i].skipped)
+      continue;
+    if (shown++ == 5) {
+      luaL_addstring(&b, "; ...");
+      break;
+    }
+    luaL_addstring(&b, shown == 1 ? ": " : "; ");
+    if (r[i].error != NULL)
+      luaL_addstring(&b, r[i].error);
+    else {
+      lua_pushfstring(L, "ssh %s: exit code %d", r[i].host, r[i].exit_code);
+      luaL_addvalue(&b);
+    }
+  }
+  luaL_pushresult(&b);
+}
+
+static int ssh_simulate(lua_State *L, rb_host *h, const rb_ssh_host *hosts, size_t n,
+                        const char *command, int port)
+{
+  for (size_t i = 0; i < n; i++)
+    h->emit(h, "would_run",
+            json_pack("{s:s, s:s, s:s, s:i, s:s, s:b}", "op", "ssh", "host",
+                      hosts[i].name, "address", hosts[i].address, "port",
+                      hosts[i].port > 0 ? hosts[i].port : port, "command", command,
+                      "write", 1));
+  lua_createtable(L, 0, 6);
+  lua_createtable(L, (int)n, 0);
+  for (size_t i = 0; i < n; i++) {
+    ssh_push_host(L, &hosts[i], port);
+    lua_pushstring(L, hosts[i].name);
+    lua_setfield(L, -2, "host");
+    lua_pushboolean(L, 1);
+    lua_setfield(L, -2, "ok");
+    lua_pushinteger(L, 0);
+    lua_setfield(L, -2, "exit_code");
+    lua_pushliteral(L, "");
+    lua_setfield(L, -2, "stdout");
+    lua_pushliteral(L, "");
+    lua_setfield(L, -2, "stderr");
+    lua_pushboolean(L, 1);
+    lua_setfield(L, -2, "simulated");
+    lua_rawseti(L, -2, (lua_Integer)i + 1);
+  }
+  lua_setfield(L, -2, "hosts");
+  lua_pushboolean(L, 1);
+  lua_setfield(L, -2, "ok");
+  lua_pushinteger(L, 0);
+  lua_setfield(L, -2, "failed");
+  lua_pushinteger(L, (lua_Integer)n);
+  lua_setfield(L, -2, "succeeded");
+  lua_pushinteger(L, 0);
+  lua_setfield(L, -2, "skipped");
+  lua_pushboolean(L, 1);
+  lua_setfield(L, -2, "simulated");
+  return 1;
+}
+
+/* Resolves the target; returns hosts the caller frees, or raises (nothing is
+ * allocated when it does). */
+static rb_ssh_host *ssh_resolve(lua_State *L, ssh_state *st, const char *target,
+                                size_t *n)
+{
+  rb_ssh_host *hosts = NULL;
+  char err[1024];
+  if (strlen(target) > SSH_TARGET_MAX)
+    luaL_error(L, "ssh: target is too long");
+  if (rb_ssh_inventory_resolve(st->inv, target, &hosts, n, err, sizeof err) < 0)
+    luaL_error(L, "%s", err);
+  return hosts;
+}
+
+static int ssh_do(lua_State *L, int is_write)
+{
+  const char *target = ssh_check_target(L, 1);
+  const char *command = luaL_checkstring(L, 2);
+  rb_host *h = rb_host_get(L);
+  const char *what = is_write ? "ssh.run" : "ssh.read";
+  int real = 1;
+  if (is_write)
+    real = rb_host_may_write(L, what);
+  else
+    rb_host_check_read(L, what);
+  ssh_state *st = ssh_get_state(L);
+  ssh_call c;
+  ssh_check_opts(L, 3, st, is_write, &c);
+  size_t n = 0;
+  rb_ssh_host *hosts = ssh_resolve(L, st, target, &n);
+  int port = st->cfg.settings.port;
+  if (!real) {
+    ssh_simulate(L, h, hosts, n, command, port);
+    rb_ssh_hosts_free(hosts, n);
+    return 1;
+  }
+  if (is_write) {
+    json_t *names = json_array();
+    for (size_t i = 0; i < n; i++)
+      json_array_append_new(names, json_string(hosts[i].name));
+    h->emit(h, "started",
+            json_pack("{s:s, s:s, s:o, s:s}", "op", "ssh", "target", target, "hosts",
+                      names, "command", command));
+  }
+  ssh_cb cb = {h, command, 0};
+  c.o.on_result = ssh_on_result;
+  c.o.on_progress = ssh_on_progress;
+  c.o.on_note = ssh_on_note;
+  c.o.arg = &cb;
+  rb_ssh_result *res = NULL;
+  char err[1024];
+  int rc = rb_ssh_run(st->pool, hosts, n, command, &c.o, &res, err, sizeof err);
+  rb_ssh_hosts_free(hosts, n);
+  if (rc < 0)
+    return luaL_error(L, "%s", err);
+  size_t failed = ssh_push_summary(L, res, n);
+  size_t skipped = 0;
+  for (size_t i = 0; i < n; i++)
+    skipped += res[i].skipped;
+  size_t limit = rb_ssh_fail_limit(c.o.max_fail, n);
+  if (failed > limit && !c.allow_fail) {
+    ssh_push_failure(L, res, n, failed, limit, skipped);
+    rb_ssh_results_free(res, n);
+    return lua_error(L);
+  }
+  rb_ssh_results_free(res, n);
+  return 1;
+}
+
+static int ssh_hosts(lua_State *L)
+{
+  const char *target = ssh_check_target(L, 1);
+  ssh_state *st = ssh_get_state(L);
+  size_t n = 0;
+  rb_ssh_host *hosts = ssh_resolve(L, st, target, &n);
+  lua_createtable(L, (int)n, 0);
+  for (size_t i = 0; i < n; i++) {
+    ssh_push_host(L, &hosts[i], st->cfg.settings.port);
+    lua_rawseti(L, -2, (lua_Integer)i + 1);
+  }
+  rb_ssh_hosts_free(hosts, n);
+  return 1;
+}
+
+static int ssh_read(lua_State *L)
+{
+  return ssh_do(L, 0);
+}
+
+static int ssh_run(lua_State *L)
+{
+  return ssh_do(L, 1);
+}
+
+int luaopen_runbook_ssh(lua_State *L)
+{
+  static const luaL_Reg fns[] = {
+      {"hosts", ssh_hosts}, {"read", ssh_read}, {"run", ssh_run}, {NULL, NULL}};
+  luaL_newlib(L, fns);
+  return 1;
+}
