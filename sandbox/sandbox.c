@@ -29,9 +29,13 @@ struct sb_state {
   int64_t instr_used;
   int64_t deadline_ms;
   volatile sig_atomic_t killed;
+  volatile sig_atomic_t interrupted;
+  int kill_fatal;
   char kill_reason[320];
   char deadline_why[256];
   size_t printed;
+  char warn_buf[1024]; /* a warning arrives in pieces (tocont) */
+  size_t warn_len;
   int print_truncated;
   int closing;
 };
@@ -56,6 +60,7 @@ static void *sb_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
                "memory budget exceeded (%zu MiB): the runbook allocated too much",
                sb->lim.memory_bytes >> 20);
       sb->killed = 1;
+      sb->kill_fatal = 1;
       sb->mem_limit = sb->lim.memory_bytes + SB_KILL_SLACK;
     }
     return NULL;
@@ -83,11 +88,17 @@ static void sb_hook(lua_State *L, lua_Debug *ar)
   (void)ar;
   sb_state *sb = sb_of(L);
   sb->instr_used += SB_HOOK_EVERY;
+  if (sb->interrupted && !sb->killed) {
+    snprintf(sb->kill_reason, sizeof sb->kill_reason, "interrupted by the operator");
+    sb->killed = 1;
+    sb->kill_fatal = 1;
+  }
   if (!sb->killed && sb->lim.instructions > 0 && sb->instr_used > sb->lim.instructions) {
     snprintf(sb->kill_reason, sizeof sb->kill_reason,
              "instruction budget exceeded (%lld instructions)",
              (long long)sb->lim.instructions);
     sb->killed = 1;
+    sb->kill_fatal = 1;
   }
   if (!sb->killed && sb->deadline_ms > 0 && rb_now_mono_ms() > sb->deadline_ms) {
     snprintf(sb->kill_reason, sizeof sb->kill_reason, "%s", sb->deadline_why);
@@ -106,7 +117,19 @@ static void sb_hook(lua_State *L, lua_Debug *ar)
 void sb_set_deadline(sb_state *sb, int64_t deadline_ms, const char *why)
 {
   sb->deadline_ms = deadline_ms;
-  snprintf(sb->deadline_why, sizeof sb->deadline_why, "%s", why ? why : "deadline passed");
+  snprintf(sb->deadline_why, sizeof sb->deadline_why, "%s",
+           why ? why : "deadline passed");
+}
+
+void sb_interrupt(sb_state *sb)
+{
+  sb->interrupted = 1;
+  lua_sethook(sb->L, sb_hook, LUA_MASKCOUNT, 1);
+}
+
+int sb_kill_is_fatal(const sb_state *sb)
+{
+  return sb->killed && sb->kill_fatal;
 }
 
 void sb_kill(sb_state *sb, const char *reason)
@@ -114,6 +137,7 @@ void sb_kill(sb_state *sb, const char *reason)
   if (!sb->killed) {
     snprintf(sb->kill_reason, sizeof sb->kill_reason, "%s", reason);
     sb->killed = 1;
+    sb->kill_fatal = 1;
   }
   lua_sethook(sb->L, sb_hook, LUA_MASKCOUNT, 1);
 }
@@ -125,6 +149,8 @@ const char *sb_killed(const sb_state *sb)
 
 void sb_reset_kill(sb_state *sb)
 {
+  if (sb->kill_fatal)
+    return; /* a budget kill lasts for the rest of the run */
   sb->killed = 0;
   sb->kill_reason[0] = '\0';
   sb->mem_limit = sb->lim.memory_bytes;
@@ -178,11 +204,17 @@ static int sb_print(lua_State *L)
 
 static void sb_warnf(void *ud, const char *msg, int tocont)
 {
-  (void)tocont;
   sb_state *sb = ud;
-  if (msg[0] == '@') /* control messages ("@on") */
+  if (sb->warn_len == 0 && !tocont && msg[0] == '@') /* control messages ("@on") */
     return;
-  sb_emit_text(sb, msg, 1);
+  size_t n = strlen(msg), room = sizeof sb->warn_buf - 1 - sb->warn_len;
+  memcpy(sb->warn_buf + sb->warn_len, msg, n < room ? n : room);
+  sb->warn_len += n < room ? n : room;
+  sb->warn_buf[sb->warn_len] = '\0';
+  if (tocont)
+    return;
+  sb_emit_text(sb, sb->warn_buf, 1);
+  sb->warn_len = 0;
 }
 
 /* -- replacements for unsafe base functions -------------------------------- */
@@ -212,7 +244,8 @@ static int sb_collectgarbage(lua_State *L)
 {
   const char *opt = luaL_optstring(L, 1, "collect");
   if (strcmp(opt, "count") != 0)
-    return luaL_error(L, "collectgarbage('%s') is not allowed in runbooks (only 'count')", opt);
+    return luaL_error(L, "collectgarbage('%s') is not allowed in runbooks (only 'count')",
+                      opt);
   lua_pushnumber(L, (lua_Number)sb_of(L)->mem_used / 1024.0);
   return 1;
 }
@@ -342,14 +375,11 @@ static void sb_copy_lib(lua_State *L, const char *lib, const char *const *keep)
 
 static int sb_setup(lua_State *L)
 {
-  static const luaL_Reg libs[] = {{LUA_GNAME, luaopen_base},
-                                  {LUA_COLIBNAME, luaopen_coroutine},
-                                  {LUA_MATHLIBNAME, luaopen_math},
-                                  {LUA_OSLIBNAME, luaopen_os},
-                                  {LUA_STRLIBNAME, luaopen_string},
-                                  {LUA_TABLIBNAME, luaopen_table},
-                                  {LUA_UTF8LIBNAME, luaopen_utf8},
-                                  {NULL, NULL}};
+  static const luaL_Reg libs[] = {
+      {LUA_GNAME, luaopen_base},        {LUA_COLIBNAME, luaopen_coroutine},
+      {LUA_MATHLIBNAME, luaopen_math},  {LUA_OSLIBNAME, luaopen_os},
+      {LUA_STRLIBNAME, luaopen_string}, {LUA_TABLIBNAME, luaopen_table},
+      {LUA_UTF8LIBNAME, luaopen_utf8},  {NULL, NULL}};
   for (const luaL_Reg *l = libs; l->name; l++) {
     luaL_requiref(L, l->name, l->func, 1);
     lua_pop(L, 1);
@@ -429,7 +459,8 @@ sb_state *sb_new(const sb_limits *limits, char *err, size_t errlen)
   sb->mem_limit = sb->lim.memory_bytes;
   sb->L = lua_newstate(sb_alloc, sb);
   if (sb->L == NULL) {
-    rb_err(err, errlen, "cannot create a Lua state within %zu bytes", sb->lim.memory_bytes);
+    rb_err(err, errlen, "cannot create a Lua state within %zu bytes",
+           sb->lim.memory_bytes);
     free(sb);
     return NULL;
   }

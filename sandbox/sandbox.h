@@ -9,9 +9,9 @@
 #include <stdint.h>
 
 typedef struct {
-  size_t memory_bytes;     /* cap on the Lua allocator */
-  int64_t instructions;    /* VM instructions for the whole run; 0 = none */
-  size_t print_bytes;      /* cap on print/warn output per run */
+  size_t memory_bytes;  /* cap on the Lua allocator */
+  int64_t instructions; /* VM instructions for the whole run; 0 = none */
+  size_t print_bytes;   /* cap on print/warn output per run */
   void (*print)(void *arg, const char *text, int is_warning); /* run's log */
   void *print_arg;
 } sb_limits;
@@ -37,6 +37,14 @@ void sb_set_deadline(sb_state *sb, int64_t deadline_ms, const char *why);
  * runbook unwinds whatever it catches. Safe from a signal handler only for
  * the static reasons below. */
 void sb_kill(sb_state *sb, const char *reason);
+/* Async-signal-safe: marks the run interrupted (SIGINT/SIGTERM); the next
+ * hook call kills it with "interrupted by the operator". */
+void sb_interrupt(sb_state *sb);
+/* 1 when the kill ends the run (memory, instructions, interrupt, explicit
+ * sb_kill); 0 when it was the step's deadline, which a step's on_error may
+ * handle. */
+int sb_kill_is_fatal(const sb_state *sb);
+
 /* Non-NULL once a budget was hit or sb_kill was called: why. */
 const char *sb_killed(const sb_state *sb);
 /* Clears the kill switch (between steps, after the executor recorded it). */

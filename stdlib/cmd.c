@@ -237,7 +237,8 @@ static void cmd_parse(lua_State *L, cmd_spec *s)
   char err[256];
   if (rb_config_get_duration(h->config, "cmd", "timeout", 60000, &def_timeout, err,
                              sizeof err) != 0 ||
-      rb_config_get_int(h->config, "cmd", "output_kb", 256, &out_kb, err, sizeof err) != 0)
+      rb_config_get_int(h->config, "cmd", "output_kb", 256, &out_kb, err, sizeof err) !=
+          0)
     luaL_error(L, "%s", err);
   s->timeout_ms = def_timeout;
   s->output_limit = (size_t)out_kb * 1024;
@@ -245,7 +246,8 @@ static void cmd_parse(lua_State *L, cmd_spec *s)
     if (lua_getfield(L, 2, "timeout") != LUA_TNIL) {
       if (lua_isnumber(L, -1)) {
         s->timeout_ms = (int64_t)(lua_tonumber(L, -1) * 1000);
-      } else if (rb_parse_duration(lua_tostring(L, -1), &s->timeout_ms, err, sizeof err)) {
+      } else if (rb_parse_duration(lua_tostring(L, -1), &s->timeout_ms, err,
+                                   sizeof err)) {
         luaL_error(L, "bad option 'timeout': %s", err);
       }
     }
@@ -318,18 +320,21 @@ static int cmd_do(lua_State *L, int is_write)
   if (is_write) {
     if (!rb_host_may_write(L, what)) {
       h->emit(h, "would_run",
-              json_pack("{s:s, s:o, s:b}", "op", "cmd", "command", cmd_argv_json(&s), "write", 1));
+              json_pack("{s:s, s:o, s:b}", "op", "cmd", "command", cmd_argv_json(&s),
+                        "write", 1));
       r.exit_code = 0;
       cmd_push_result(L, &r, 1);
       return 1;
     }
-    h->emit(h, "started", json_pack("{s:s, s:o}", "op", "cmd", "command", cmd_argv_json(&s)));
+    h->emit(h, "started",
+            json_pack("{s:s, s:o}", "op", "cmd", "command", cmd_argv_json(&s)));
   } else {
     rb_host_check_read(L, what);
   }
   int rc = cmd_execute(&s, &r);
-  json_t *d = json_pack("{s:s, s:o, s:i, s:I}", "op", "cmd", "command", cmd_argv_json(&s),
-                        "exit_code", r.exit_code, "duration_ms", (json_int_t)r.duration_ms);
+  json_t *d =
+      json_pack("{s:s, s:o, s:i, s:I}", "op", "cmd", "command", cmd_argv_json(&s),
+                "exit_code", r.exit_code, "duration_ms", (json_int_t)r.duration_ms);
   if (r.signal)
     json_object_set_new(d, "signal", json_integer(r.signal));
   if (r.timed_out)
@@ -345,7 +350,8 @@ static int cmd_do(lua_State *L, int is_write)
     snprintf(msg, sizeof msg, "command '%s' timed out after %lld ms and was killed",
              s.argv[0], (long long)r.duration_ms);
   else if (r.signal)
-    snprintf(msg, sizeof msg, "command '%s' was killed by signal %d", s.argv[0], r.signal);
+    snprintf(msg, sizeof msg, "command '%s' was killed by signal %d", s.argv[0],
+             r.signal);
   else if (r.exit_code != 0)
     snprintf(msg, sizeof msg, "command '%s' exited with code %d%s%.*s", s.argv[0],
              r.exit_code, r.err.len ? ": " : "", (int)(r.err.len > 300 ? 300 : r.err.len),

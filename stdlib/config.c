@@ -39,7 +39,8 @@ static int config_sections(lua_State *L)
 
 int luaopen_runbook_config(lua_State *L)
 {
-  static const luaL_Reg fns[] = {{"get", config_get}, {"sections", config_sections}, {NULL, NULL}};
+  static const luaL_Reg fns[] = {
+      {"get", config_get}, {"sections", config_sections}, {NULL, NULL}};
   luaL_newlib(L, fns);
   return 1;
 }

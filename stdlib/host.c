@@ -37,8 +37,9 @@ int rb_host_may_write(lua_State *L, const char *what)
 {
   rb_host *h = rb_host_get(L);
   if (h->step_id == NULL)
-    return luaL_error(L, "%s: side effects are not allowed while the runbook is loading; "
-                         "put them inside an action step",
+    return luaL_error(L,
+                      "%s: side effects are not allowed while the runbook is loading; "
+                      "put them inside an action step",
                       what);
   if (rb_kind_is(h, "check") || rb_kind_is(h, "wait"))
     return luaL_error(L,
@@ -107,7 +108,8 @@ static json_t *rb_table_to_json(lua_State *L, int idx, int depth, rb_conv *c)
   lua_pushvalue(L, idx);
   if (lua_rawget(L, -2) != LUA_TNIL) {
     lua_pop(L, 2);
-    c->failed = rb_err(c->err, c->errlen, "cannot convert to JSON: table contains a cycle");
+    c->failed =
+        rb_err(c->err, c->errlen, "cannot convert to JSON: table contains a cycle");
     return NULL;
   }
   lua_pop(L, 1);
@@ -141,8 +143,9 @@ static json_t *rb_table_to_json(lua_State *L, int idx, int depth, rb_conv *c)
       } else if (lua_type(L, -2) == LUA_TBOOLEAN) {
         key = lua_toboolean(L, -2) ? "true" : "false";
       } else {
-        c->failed = rb_err(c->err, c->errlen, "cannot convert to JSON: a %s used as a key",
-                           luaL_typename(L, -2));
+        c->failed =
+            rb_err(c->err, c->errlen, "cannot convert to JSON: a %s used as a key",
+                   luaL_typename(L, -2));
         lua_pop(L, 2);
         break;
       }
@@ -184,7 +187,8 @@ static json_t *rb_to_json(lua_State *L, int idx, int depth, rb_conv *c)
     if (lua_isinteger(L, idx))
       return json_integer((json_int_t)lua_tointeger(L, idx));
     if (!isfinite(lua_tonumber(L, idx))) {
-      c->failed = rb_err(c->err, c->errlen, "cannot convert to JSON: number is not finite");
+      c->failed =
+          rb_err(c->err, c->errlen, "cannot convert to JSON: number is not finite");
       return NULL;
     }
     return json_real(lua_tonumber(L, idx));
@@ -201,7 +205,8 @@ static json_t *rb_to_json(lua_State *L, int idx, int depth, rb_conv *c)
   default:
     if (lua_type(L, idx) == LUA_TTABLE)
       return rb_table_to_json(L, idx, depth, c);
-    c->failed = rb_err(c->err, c->errlen, "cannot convert a %s to JSON", luaL_typename(L, idx));
+    c->failed =
+        rb_err(c->err, c->errlen, "cannot convert a %s to JSON", luaL_typename(L, idx));
     return NULL;
   }
 }

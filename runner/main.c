@@ -1,0 +1,620 @@
+/* main.c: the runbook command line: global options, the subcommands, and
+ * the documented exit codes. Runs that load runbook code happen in a
+ * supervised child process (runner/supervise.c). */
+#include <dirent.h>
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "runner/approval.h"
+#include "runner/config.h"
+#include "runner/params.h"
+#include "runner/redact.h"
+#include "runner/run.h"
+#include "runner/scenario.h"
+#include "runner/supervise.h"
+#include "runner/timeline.h"
+#include "runner/util.h"
+
+typedef struct {
+  const char *config_path;
+  char state_dir[4096];
+  int state_dir_given;
+  int no_color;
+  const char *inventory;
+  const char *known_hosts;
+  rb_config *cfg;
+} globals;
+
+static const char usage_text[] =
+    "usage: runbook [--config FILE] [--state-dir DIR] COMMAND [ARGS]\n"
+    "\n"
+    "commands:\n"
+    "  exec NAME|FILE [--dry-run] [--incident ID] [--var K=V]... [--json]\n"
+    "                       run a runbook (actions behind approval gates)\n"
+    "  drill NAME|FILE [--scenario S] [--incident ID] [--var K=V]... [--json]\n"
+    "                       walk a runbook on a scenario: no system is touched\n"
+    "  check NAME|FILE...   validate runbooks (graph, fields, file:line errors)\n"
+    "  show NAME|FILE       print the decision tree\n"
+    "  list                 list the runbooks that can be found\n"
+    "  timeline INCIDENT [--format text|json|markdown]\n"
+    "                       print an incident's timeline (markdown: postmortem table)\n"
+    "  approve RUN STEP [--deny] [--as NAME] [--comment TEXT]\n"
+    "                       answer a pending approval gate\n"
+    "  approvals            list pending approval gates\n"
+    "\n"
+    "global options:\n"
+    "  --config FILE        settings file (default ./runbook.conf, then\n"
+    "                       $XDG_CONFIG_HOME/runbook/runbook.conf)\n"
+    "  --state-dir DIR      timelines and approvals (default $XDG_STATE_HOME/runbook)\n"
+    "  --no-color           no ANSI colour (also when NO_COLOR is set)\n"
+    "  --version, --help\n"
+    "\n"
+    "exit codes: 0 resolved, 1 failed, 2 usage error, 3 runbook or scenario invalid,\n"
+    "            4 denied or aborted, 5 escalated, 6 drill did not go as expected\n";
+
+static const char *const cmd_help[][2] = {
+    {"exec",
+     "usage: runbook exec NAME|FILE [--dry-run] [--incident ID] [--var K=V]... "
+     "[--actor WHO] [--json] [--quiet]\n\n"
+     "Runs the runbook for real. Checks and waits read live systems; actions run\n"
+     "behind their approval gates. With --dry-run, actions are not run: each\n"
+     "command or request they would send is recorded as would_run.\n"},
+    {"drill",
+     "usage: runbook drill NAME|FILE [--scenario NAME|FILE] [--incident ID] "
+     "[--var K=V]... [--json] [--quiet]\n\n"
+     "Walks the runbook answering every check and wait from the scenario (a JSON\n"
+     "file, by default scenarios/NAME/default.json next to the runbook). Nothing\n"
+     "is contacted. Exits 6 when the walk differs from the scenario's expect.\n"},
+    {"check", "usage: runbook check NAME|FILE...\n\nValidates runbooks without running "
+              "them; problems are printed as file:line: step 'id': what.\n"},
+    {"show", "usage: runbook show NAME|FILE\n\nPrints the runbook's decision tree.\n"},
+    {"list", "usage: runbook list\n\nLists runbooks in ./runbooks, $RUNBOOK_PATH and the "
+             "installed data dir.\n"},
+    {"timeline", "usage: runbook timeline INCIDENT [--format text|json|markdown]\n\n"
+                 "Prints an incident's timeline; markdown gives the postmortem table.\n"},
+    {"approve",
+     "usage: runbook approve RUN STEP [--deny] [--as NAME] [--comment TEXT]\n\n"
+     "Approves (or denies) a pending approval gate of a waiting run.\n"},
+    {"approvals", "usage: runbook approvals\n\nLists pending approval gates.\n"},
+    {NULL, NULL}};
+
+static int usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static int usage_error(const char *fmt, ...)
+{
+  va_list ap;
+  va_start(ap, fmt);
+  fputs("runbook: ", stderr);
+  vfprintf(stderr, fmt, ap);
+  va_end(ap);
+  fputs("\n(see runbook --help)\n", stderr);
+  return RB_EXIT_USAGE;
+}
+
+static int print_help(const char *cmd)
+{
+  for (int i = 0; cmd && cmd_help[i][0]; i++) {
+    if (strcmp(cmd_help[i][0], cmd) == 0) {
+      fputs(cmd_help[i][1], stdout);
+      return RB_EXIT_OK;
+    }
+  }
+  fputs(usage_text, stdout);
+  return RB_EXIT_OK;
+}
+
+static int wants_help(int argc, char **argv)
+{
+  for (int i = 1; i < argc; i++) {
+    if (strcmp(argv[i], "--") == 0)
+      return 0;
+    if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0)
+      return 1;
+  }
+  return 0;
+}
+
+/* -- finding runbooks ----------------------------------------------------- */
+
+static void search_dirs(const globals *g, char dirs[][4096], int *n)
+{
+  *n = 0;
+  snprintf(dirs[(*n)++], 4096, "./runbooks");
+  const char *env = getenv("RUNBOOK_PATH");
+  const char *conf = rb_config_get(g->cfg, "core", "runbook_path");
+  const char *lists[2] = {env, conf};
+  for (int l = 0; l < 2; l++) {
+    if (lists[l] == NULL)
+      continue;
+    char tmp[8192];
+    snprintf(tmp, sizeof tmp, "%s", lists[l]);
+    char *save = NULL;
+    for (char *d = strtok_r(tmp, ":", &save); d && *n < 14;
+         d = strtok_r(NULL, ":", &save))
+      snprintf(dirs[(*n)++], 4096, "%s", d);
+  }
+  snprintf(dirs[(*n)++], 4096, "%s/runbooks", RB_DATADIR);
+}
+
+static int find_runbook(const globals *g, const char *name, char *out, size_t len)
+{
+  size_t n = strlen(name);
+  if (strchr(name, '/') || (n > 4 && strcmp(name + n - 4, ".lua") == 0)) {
+    if (access(name, R_OK) != 0) {
+      fprintf(stderr, "runbook: %s: %s\n", name, strerror(errno));
+      return -1;
+    }
+    return rb_fmt(out, len, "%s", name);
+  }
+  char dirs[16][4096];
+  int nd;
+  search_dirs(g, dirs, &nd);
+  for (int i = 0; i < nd; i++) {
+    if (rb_fmt(out, len, "%s/%s.lua", dirs[i], name) == 0 && access(out, R_OK) == 0)
+      return 0;
+  }
+  fprintf(stderr, "runbook: no runbook named '%s' in", name);
+  for (int i = 0; i < nd; i++)
+    fprintf(stderr, "%s %s", i ? "," : "", dirs[i]);
+  fprintf(stderr, " (see runbook list)\n");
+  return -1;
+}
+
+/* -- exec and drill ------------------------------------------------------- */
+
+typedef struct {
+  rb_run_opts o;
+} run_job;
+
+static int run_child(void *arg, int report_fd)
+{
+  run_job *j = arg;
+  j->o.report_fd = report_fd;
+  return rb_run_execute(&j->o);
+}
+
+static int cmd_run(globals *g, int argc, char **argv, rb_mode mode)
+{
+  static const struct option opts[] = {
+      {"dry-run", no_argument, NULL, 'd'},     {"incident", required_argument, NULL, 'i'},
+      {"var", required_argument, NULL, 'v'},   {"scenario", required_argument, NULL, 's'},
+      {"actor", required_argument, NULL, 'a'}, {"json", no_argument, NULL, 'j'},
+      {"quiet", no_argument, NULL, 'q'},       {NULL, 0, NULL, 0}};
+  const char *incident = NULL, *scenario = NULL, *actor = NULL;
+  int json = 0, quiet = 0;
+  json_t *vars = json_object();
+  int code = RB_EXIT_USAGE;
+  json_t *scn = NULL;
+  optind = 1;
+  int c;
+  while ((c = getopt_long(argc, argv, "q", opts, NULL)) != -1) {
+    char *k = NULL, *v = NULL;
+    char err[512];
+    switch (c) {
+    case 'd':
+      if (mode != RB_MODE_EXEC) {
+        code = usage_error("--dry-run is an option of exec (a drill never acts)");
+        goto out;
+      }
+      mode = RB_MODE_DRY_RUN;
+      break;
+    case 'i':
+      incident = optarg;
+      break;
+    case 'v':
+      if (rb_params_parse_var(optarg, &k, &v, err, sizeof err) != 0) {
+        code = usage_error("%s", err);
+        goto out;
+      }
+      json_object_set_new(vars, k, json_string(v));
+      free(k);
+      free(v);
+      break;
+    case 's':
+      if (mode != RB_MODE_DRILL) {
+        code = usage_error("--scenario is an option of drill");
+        goto out;
+      }
+      scenario = optarg;
+      break;
+    case 'a':
+      actor = optarg;
+      break;
+    case 'j':
+      json = 1;
+      break;
+    case 'q':
+      quiet = 1;
+      break;
+    default:
+      goto out;
+    }
+  }
+  if (optind != argc - 1) {
+    code = usage_error("%s needs exactly one runbook name or file",
+                       mode == RB_MODE_DRILL ? "drill" : "exec");
+    goto out;
+  }
+  char path[4096];
+  if (find_runbook(g, argv[optind], path, sizeof path) != 0)
+    goto out;
+  char scn_path[4096] = "", run_id[64], inc[80], actor_buf[160];
+  if (mode == RB_MODE_DRILL) {
+    const char *base = strrchr(path, '/') ? strrchr(path, '/') + 1 : path;
+    char rname[256];
+    snprintf(rname, sizeof rname, "%.*s", (int)(strlen(base) > 4 ? strlen(base) - 4 : 0),
+             base);
+    if (rb_scenario_find(path, rname, scenario ? scenario : "default", scn_path,
+                         sizeof scn_path) != 0 ||
+        access(scn_path, R_OK) != 0) {
+      fprintf(stderr, "runbook: scenario '%s' not found (looked for %s)\n",
+              scenario ? scenario : "default", scn_path);
+      code = RB_EXIT_USAGE;
+      goto out;
+    }
+    char err[1024];
+    scn = rb_scenario_load(scn_path, NULL, err, sizeof err);
+    if (scn == NULL) {
+      fprintf(stderr, "runbook: %s\n", err);
+      code = RB_EXIT_INVALID;
+      goto out;
+    }
+  }
+  rb_new_id(run_id, sizeof run_id);
+  if (incident == NULL) {
+    snprintf(inc, sizeof inc, "INC-%s", run_id);
+    incident = inc;
+  }
+  if (actor == NULL)
+    actor = rb_config_get(g->cfg, "core", "actor");
+  if (actor == NULL) {
+    snprintf(actor_buf, sizeof actor_buf, "user:%s",
+             getenv("USER") ? getenv("USER") : "unknown");
+    actor = actor_buf;
+  }
+  char tlpath[4300];
+  if (rb_incident_path(g->state_dir, incident, tlpath, sizeof tlpath) != 0) {
+    code = usage_error("invalid incident id '%s' (letters, digits, '-', '_', '.')",
+                       incident);
+    goto out;
+  }
+  run_job job;
+  memset(&job, 0, sizeof job);
+  job.o.runbook_path = path;
+  job.o.mode = mode;
+  job.o.incident = incident;
+  job.o.run_id = run_id;
+  job.o.actor = actor;
+  job.o.state_dir = g->state_dir;
+  job.o.vars = vars;
+  job.o.scenario = scn;
+  job.o.scenario_name = scenario ? scenario : (mode == RB_MODE_DRILL ? "default" : NULL);
+  job.o.config = g->cfg;
+  job.o.json_stream = json;
+  job.o.quiet = quiet;
+  job.o.color = !g->no_color && !json && isatty(1) && getenv("NO_COLOR") == NULL;
+  job.o.do_fsync = 1;
+  job.o.report_fd = -1;
+  rb_watch w = {
+      tlpath,
+      incident,
+      run_id,
+      mode == RB_MODE_EXEC ? "exec" : mode == RB_MODE_DRY_RUN ? "dry-run" : "drill",
+      actor,
+      1000};
+  code = rb_supervise(run_child, &job, &w);
+out:
+  json_decref(vars);
+  json_decref(scn);
+  return code;
+}
+
+/* -- check, show, list ---------------------------------------------------- */
+
+typedef struct {
+  globals *g;
+  int argc;
+  char **argv;
+  int show;
+} check_job;
+
+static int check_child(void *arg, int report_fd)
+{
+  check_job *j = arg;
+  int worst = RB_EXIT_OK;
+  for (int i = 0; i < j->argc; i++) {
+    char path[4096];
+    if (find_runbook(j->g, j->argv[i], path, sizeof path) != 0) {
+      worst = RB_EXIT_USAGE;
+      continue;
+    }
+    int rc = rb_run_check(path, j->g->cfg, j->show, stdout, report_fd);
+    if (rc != RB_EXIT_OK && (worst == RB_EXIT_OK || rc == RB_EXIT_INVALID))
+      worst = rc;
+  }
+  return worst;
+}
+
+static int cmd_check(globals *g, int argc, char **argv, int show)
+{
+  if (argc < 2 || (show && argc != 2))
+    return usage_error("%s needs %s", show ? "show" : "check",
+                       show ? "one runbook name or file" : "runbook names or files");
+  check_job j = {g, argc - 1, argv + 1, show};
+  rb_watch w = {NULL, NULL, NULL, NULL, NULL, 1000};
+  return rb_supervise(check_child, &j, &w);
+}
+
+static int list_child(void *arg, int report_fd)
+{
+  globals *g = arg;
+  char dirs[16][4096];
+  int nd, found = 0;
+  search_dirs(g, dirs, &nd);
+  for (int i = 0; i < nd; i++) {
+    DIR *d = opendir(dirs[i]);
+    if (d == NULL)
+      continue;
+    struct dirent **names = NULL;
+    closedir(d);
+    int n = scandir(dirs[i], &names, NULL, alphasort);
+    for (int k = 0; k < n; k++) {
+      size_t len = strlen(names[k]->d_name);
+      if (len > 4 && strcmp(names[k]->d_name + len - 4, ".lua") == 0) {
+        char path[8300], name[256], title[512], err[1024];
+        snprintf(path, sizeof path, "%s/%s", dirs[i], names[k]->d_name);
+        if (rb_run_describe(path, g->cfg, name, sizeof name, title, sizeof title, err,
+                            sizeof err, report_fd) == 0)
+          printf("%-24s %s\n", name, title);
+        else
+          printf("%-24s (invalid: %s)\n", names[k]->d_name, err);
+        found++;
+      }
+      free(names[k]);
+    }
+    free(names);
+  }
+  if (!found)
+    fprintf(stderr,
+            "runbook: no runbooks found in ./runbooks, $RUNBOOK_PATH or %s/runbooks\n",
+            RB_DATADIR);
+  return RB_EXIT_OK;
+}
+
+static int cmd_list(globals *g, int argc)
+{
+  if (argc != 1)
+    return usage_error("list takes no arguments");
+  rb_watch w = {NULL, NULL, NULL, NULL, NULL, 1000};
+  return rb_supervise(list_child, g, &w);
+}
+
+/* -- timeline and approvals ------------------------------------------------ */
+
+static int cmd_timeline(globals *g, int argc, char **argv)
+{
+  static const struct option opts[] = {{"format", required_argument, NULL, 'f'},
+                                       {NULL, 0, NULL, 0}};
+  rb_tl_format fmt = RB_TL_TEXT;
+  optind = 1;
+  int c;
+  while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+    if (c != 'f')
+      return RB_EXIT_USAGE;
+    if (strcmp(optarg, "text") == 0)
+      fmt = RB_TL_TEXT;
+    else if (strcmp(optarg, "json") == 0)
+      fmt = RB_TL_JSON;
+    else if (strcmp(optarg, "markdown") == 0 || strcmp(optarg, "md") == 0)
+      fmt = RB_TL_MARKDOWN;
+    else
+      return usage_error("--format must be text, json or markdown, not '%s'", optarg);
+  }
+  if (optind != argc - 1)
+    return usage_error("timeline needs one incident id");
+  char path[4300], err[512];
+  if (rb_incident_path(g->state_dir, argv[optind], path, sizeof path) != 0)
+    return usage_error("invalid incident id '%s'", argv[optind]);
+  if (access(path, R_OK) != 0) {
+    fprintf(stderr, "runbook: no timeline for incident '%s' (%s)\n", argv[optind], path);
+    return RB_EXIT_FAILED;
+  }
+  if (rb_timeline_export(path, fmt, stdout, err, sizeof err) != 0) {
+    fprintf(stderr, "runbook: %s\n", err);
+    return RB_EXIT_FAILED;
+  }
+  return RB_EXIT_OK;
+}
+
+static int cmd_approve(globals *g, int argc, char **argv)
+{
+  static const struct option opts[] = {{"deny", no_argument, NULL, 'd'},
+                                       {"as", required_argument, NULL, 'a'},
+                                       {"comment", required_argument, NULL, 'c'},
+                                       {NULL, 0, NULL, 0}};
+  int deny = 0;
+  const char *as = NULL, *comment = "";
+  optind = 1;
+  int c;
+  while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+    if (c == 'd')
+      deny = 1;
+    else if (c == 'a')
+      as = optarg;
+    else if (c == 'c')
+      comment = optarg;
+    else
+      return RB_EXIT_USAGE;
+  }
+  if (optind != argc - 2)
+    return usage_error("approve needs RUN and STEP (see runbook approvals)");
+  char who[160];
+  if (as == NULL) {
+    snprintf(who, sizeof who, "%s", getenv("USER") ? getenv("USER") : "unknown");
+    as = who;
+  }
+  char err[512];
+  if (rb_approval_decide(g->state_dir, argv[optind], argv[optind + 1], !deny, as, comment,
+                         "command", err, sizeof err) != 0) {
+    fprintf(stderr, "runbook: %s\n", err);
+    return RB_EXIT_FAILED;
+  }
+  printf("%s step '%s' of run %s as %s\n", deny ? "denied" : "approved", argv[optind + 1],
+         argv[optind], as);
+  return RB_EXIT_OK;
+}
+
+static int cmd_approvals(globals *g, int argc)
+{
+  if (argc != 1)
+    return usage_error("approvals takes no arguments");
+  char err[512];
+  json_t *p = rb_approval_pending(g->state_dir, err, sizeof err);
+  if (p == NULL) {
+    fprintf(stderr, "runbook: %s\n", err);
+    return RB_EXIT_FAILED;
+  }
+  size_t i;
+  json_t *r;
+  if (json_array_size(p) == 0)
+    printf("no pending approvals\n");
+  json_array_foreach(p, i, r)
+  {
+    printf("%s %s  %s  (runbook %s, incident %s, expires %s)\n",
+           json_string_value(json_object_get(r, "run")),
+           json_string_value(json_object_get(r, "step")),
+           json_string_value(json_object_get(r, "question")),
+           json_string_value(json_object_get(r, "runbook")),
+           json_string_value(json_object_get(r, "incident")),
+           json_string_value(json_object_get(r, "expires")));
+  }
+  json_decref(p);
+  return RB_EXIT_OK;
+}
+
+/* -- globals ---------------------------------------------------------------- */
+
+static void default_state_dir(globals *g)
+{
+  const char *conf = rb_config_get(g->cfg, "core", "state_dir");
+  const char *xdg = getenv("XDG_STATE_HOME");
+  const char *home = getenv("HOME");
+  if (conf)
+    snprintf(g->state_dir, sizeof g->state_dir, "%s", conf);
+  else if (xdg && *xdg)
+    snprintf(g->state_dir, sizeof g->state_dir, "%s/runbook", xdg);
+  else
+    snprintf(g->state_dir, sizeof g->state_dir, "%s/.local/state/runbook",
+             home && *home ? home : ".");
+}
+
+/* Takes the global options out of argv wherever they are; returns the new
+ * argc, or -1 on a usage error. */
+static int parse_globals(globals *g, int argc, char **argv)
+{
+  int out = 1;
+  for (int i = 1; i < argc; i++) {
+    const char *a = argv[i];
+    const char **slot = NULL;
+    if (strcmp(a, "--") == 0) {
+      while (i < argc)
+        argv[out++] = argv[i++];
+      break;
+    }
+    if (strcmp(a, "--no-color") == 0) {
+      g->no_color = 1;
+      continue;
+    }
+    const char *const names[] = {"--config", "--state-dir", "--inventory",
+                                 "--known-hosts"};
+    const char *val = NULL;
+    int which = -1;
+    for (int k = 0; k < 4; k++) {
+      size_t n = strlen(names[k]);
+      if (strcmp(a, names[k]) == 0) {
+        if (i + 1 >= argc) {
+          usage_error("%s needs a value", names[k]);
+          return -1;
+        }
+        val = argv[++i];
+        which = k;
+      } else if (strncmp(a, names[k], n) == 0 && a[n] == '=') {
+        val = a + n + 1;
+        which = k;
+      }
+    }
+    if (which < 0) {
+      argv[out++] = argv[i];
+      continue;
+    }
+    const char *state = NULL;
+    slot = which == 0   ? &g->config_path
+           : which == 2 ? &g->inventory
+           : which == 3 ? &g->known_hosts
+                        : &state;
+    *slot = val;
+    if (which == 1) {
+      snprintf(g->state_dir, sizeof g->state_dir, "%s", val);
+      g->state_dir_given = 1;
+    }
+  }
+  argv[out] = NULL;
+  return out;
+}
+
+int main(int argc, char **argv)
+{
+  globals g;
+  memset(&g, 0, sizeof g);
+  argc = parse_globals(&g, argc, argv);
+  if (argc < 0)
+    return RB_EXIT_USAGE;
+  if (argc < 2)
+    return usage_error("no command given");
+  const char *cmd = argv[1];
+  if (strcmp(cmd, "--version") == 0 || strcmp(cmd, "version") == 0) {
+    printf("runbook %s\n", RB_VERSION);
+    return RB_EXIT_OK;
+  }
+  if (strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0 || strcmp(cmd, "help") == 0)
+    return print_help(argc > 2 ? argv[2] : NULL);
+  if (wants_help(argc - 1, argv + 1))
+    return print_help(cmd);
+  char err[2048];
+  g.cfg = rb_config_load(g.config_path, err, sizeof err);
+  if (g.cfg == NULL) {
+    fprintf(stderr, "runbook: %s\n", err);
+    return RB_EXIT_USAGE;
+  }
+  if (g.inventory)
+    rb_config_set(g.cfg, "ssh", "inventory", g.inventory);
+  if (g.known_hosts)
+    rb_config_set(g.cfg, "ssh", "known_hosts", g.known_hosts);
+  if (!g.state_dir_given)
+    default_state_dir(&g);
+  int code;
+  if (strcmp(cmd, "exec") == 0)
+    code = cmd_run(&g, argc - 1, argv + 1, RB_MODE_EXEC);
+  else if (strcmp(cmd, "drill") == 0)
+    code = cmd_run(&g, argc - 1, argv + 1, RB_MODE_DRILL);
+  else if (strcmp(cmd, "check") == 0)
+    code = cmd_check(&g, argc - 1, argv + 1, 0);
+  else if (strcmp(cmd, "show") == 0)
+    code = cmd_check(&g, argc - 1, argv + 1, 1);
+  else if (strcmp(cmd, "list") == 0)
+    code = cmd_list(&g, argc - 1);
+  else if (strcmp(cmd, "timeline") == 0)
+    code = cmd_timeline(&g, argc - 1, argv + 1);
+  else if (strcmp(cmd, "approve") == 0)
+    code = cmd_approve(&g, argc - 1, argv + 1);
+  else if (strcmp(cmd, "approvals") == 0)
+    code = cmd_approvals(&g, argc - 1);
+  else
+    code = usage_error("unknown command '%s'", cmd);
+  rb_config_free(g.cfg);
+  rb_redact_clear();
+  return code;
+}

@@ -1,0 +1,90 @@
+/* model.h: a runbook's step graph as plain data, and the validator that
+ * `runbook check` and every run use before anything executes. No Lua here:
+ * the loader fills the model from the runbook's table. */
+#ifndef RB_MODEL_H
+#define RB_MODEL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef enum {
+  RB_STEP_CHECK,
+  RB_STEP_ACTION,
+  RB_STEP_WAIT,
+  RB_STEP_APPROVAL,
+  RB_STEP_NOTIFY,
+  RB_STEP_ESCALATE,
+  RB_STEP_RESOLVED,
+  RB_STEP_ESCALATED,
+  RB_STEP_ABORTED,
+  RB_STEP_UNKNOWN
+} rb_step_kind;
+
+typedef struct {
+  char *key;    /* "true", "false", "approved", "denied", a string value, "default" */
+  char *target; /* step id */
+} rb_branch;
+
+typedef struct {
+  char *id;
+  rb_step_kind kind;
+  char *title;
+  int line;       /* where the step was declared, 0 when unknown */
+  char *next;     /* action/notify/escalate/approval: the step after */
+  char *on_error; /* where a failure goes instead of ending the run */
+  rb_branch *branches;
+  size_t nbranches;
+  int64_t timeout_ms; /* 0 = the default */
+  int64_t every_ms;   /* wait: poll interval */
+  int has_run;        /* check/action: a run function; wait: a condition */
+  int approval;       /* action: gated by an approval */
+  int idempotent;     /* action: safe to re-run when in doubt on resume */
+} rb_step;
+
+typedef struct {
+  char *name;
+  char *def; /* default value, or NULL */
+  char *description;
+  int is_required; /* must be given with --var (or by the alert) */
+} rb_param;
+
+typedef struct {
+  char *file;
+  char *name;
+  char *title;
+  char *description;
+  char *start;
+  int line; /* of the runbook { } call */
+  rb_step *steps;
+  size_t nsteps;
+  rb_param *params;
+  size_t nparams;
+} rb_model;
+
+const char *rb_step_kind_name(rb_step_kind k);
+rb_step_kind rb_step_kind_parse(const char *s);
+/* 1 for resolved, escalated and aborted: steps that end the run. */
+int rb_step_kind_is_terminal(rb_step_kind k);
+
+rb_model *rb_model_new(const char *file);
+/* NULL-safe. */
+void rb_model_free(rb_model *m);
+/* Appends a zeroed step with a copy of id and returns it (owned by m). */
+rb_step *rb_model_add_step(rb_model *m, const char *id);
+rb_param *rb_model_add_param(rb_model *m, const char *name);
+int rb_step_add_branch(rb_step *s, const char *key, const char *target);
+rb_step *rb_model_find(const rb_model *m, const char *id);
+const rb_param *rb_model_find_param(const rb_model *m, const char *name);
+/* The branch target for key, falling back to "default"; NULL if none. */
+const char *rb_step_branch(const rb_step *s, const char *key);
+
+/* Checks the graph. Each problem is one line "file:line: step 'id': what" in
+ * out (newline separated, truncated to len). Returns the number of problems
+ * (0 = valid). Problems: no name, no start or an unknown start, a step
+ * without a title, an unknown kind, a branch/next/on_error to an unknown
+ * step, a step unreachable from start, a check whose branches cover neither
+ * both true and false nor a default, a wait without true and false, a
+ * non-terminal step with no way forward, a check/action/wait without run. */
+int rb_model_validate(const rb_model *m, char *out, size_t len);
+
+#endif

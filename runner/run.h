@@ -1,0 +1,58 @@
+/* run.h: one run of a runbook: its options, identity, timeline and outcome,
+ * and the documented exit codes of the runbook command. */
+#ifndef RB_RUN_H
+#define RB_RUN_H
+
+#include <jansson.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "runner/config.h"
+#include "runner/timeline.h"
+#include "stdlib/host.h"
+
+enum {
+  RB_EXIT_OK = 0,        /* resolved (or the command succeeded) */
+  RB_EXIT_FAILED = 1,    /* a step failed and nothing handled it */
+  RB_EXIT_USAGE = 2,     /* bad command line: unknown option, missing --var */
+  RB_EXIT_INVALID = 3,   /* the runbook or scenario is invalid */
+  RB_EXIT_ABORTED = 4,   /* an approval was denied or the run was aborted */
+  RB_EXIT_ESCALATED = 5, /* the run handed the incident to a human team */
+  RB_EXIT_MISMATCH = 6   /* drill: the path differs from the scenario's expect */
+};
+
+typedef struct {
+  const char *runbook_path; /* resolved file */
+  rb_mode mode;
+  const char *incident;
+  const char *run_id;
+  const char *actor;     /* "user:alice" or "alert:CheckoutHighErrorRate" */
+  const char *state_dir; /* timelines live in <state_dir>/incidents */
+  json_t *vars;          /* object: name -> string, from --var */
+  json_t *scenario;      /* drill: the parsed scenario, else NULL */
+  const char *scenario_name;
+  const rb_config *config;
+  int json_stream; /* --json: timeline events to stdout */
+  int color;       /* ANSI colour on the terminal */
+  int quiet;
+  int do_fsync;
+  int report_fd; /* pipe to the supervisor, -1 when unsupervised */
+} rb_run_opts;
+
+/* Runs one runbook to its end in this process and returns an exit code.
+ * Every step lands on the timeline; errors are printed to stderr. */
+int rb_run_execute(const rb_run_opts *o);
+
+/* Path of an incident's timeline: <state_dir>/incidents/<incident>.jsonl. */
+int rb_incident_path(const char *state_dir, const char *incident, char *out, size_t len);
+
+/* Loads and validates a runbook without running it. Prints problems to
+ * stderr; returns RB_EXIT_OK or RB_EXIT_INVALID. With show=1 prints the
+ * readable outline of the tree to out. */
+int rb_run_check(const char *path, const rb_config *cfg, int show, FILE *out,
+                 int report_fd);
+/* Prints "name  title" for a runbook file, or an error line. */
+int rb_run_describe(const char *path, const rb_config *cfg, char *name, size_t nlen,
+                    char *title, size_t tlen, char *err, size_t errlen, int report_fd);
+
+#endif

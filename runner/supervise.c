@@ -1,0 +1,172 @@
+/* supervise.c: the parent side of a run: a watchdog over the child that
+ * executes the runbook, and the timeline record when it has to step in. */
+#include "runner/supervise.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <jansson.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "runner/run.h"
+#include "runner/timeline.h"
+#include "runner/util.h"
+
+typedef struct {
+  char runbook[256];
+  char step[256];
+  int64_t deadline;
+  char buf[1024];
+  size_t len;
+} watch_state;
+
+static void parse_line(watch_state *ws, const char *line)
+{
+  if (line[0] == 'R' && line[1] == ' ') {
+    snprintf(ws->runbook, sizeof ws->runbook, "%s", line + 2);
+  } else if (line[0] == 'S' && line[1] == ' ') {
+    char *end = NULL;
+    long long d = strtoll(line + 2, &end, 10);
+    ws->deadline = d;
+    snprintf(ws->step, sizeof ws->step, "%s", end && *end == ' ' ? end + 1 : "?");
+  } else if (line[0] == 'E') {
+    ws->deadline = 0;
+  }
+}
+
+static void drain(watch_state *ws, int fd, int *open)
+{
+  ssize_t n = read(fd, ws->buf + ws->len, sizeof ws->buf - 1 - ws->len);
+  if (n <= 0) {
+    if (n == 0 || errno != EINTR)
+      *open = 0;
+    return;
+  }
+  ws->len += (size_t)n;
+  ws->buf[ws->len] = '\0';
+  char *start = ws->buf, *nl;
+  while ((nl = strchr(start, '\n')) != NULL) {
+    *nl = '\0';
+    parse_line(ws, start);
+    start = nl + 1;
+  }
+  ws->len = strlen(start);
+  memmove(ws->buf, start, ws->len + 1);
+  if (ws->len == sizeof ws->buf - 1)
+    ws->len = 0; /* a line longer than the buffer is garbage */
+}
+
+static void record(const rb_watch *w, const watch_state *ws, const char *step,
+                   const char *event, json_t *detail)
+{
+  if (w->timeline_path == NULL || ws->runbook[0] == '\0') {
+    json_decref(detail);
+    return;
+  }
+  char err[512];
+  rb_timeline *tl = rb_timeline_open(w->timeline_path, 1, NULL, err, sizeof err);
+  if (tl == NULL) {
+    fprintf(stderr, "runbook: watchdog: cannot record on the timeline: %s\n", err);
+    json_decref(detail);
+    return;
+  }
+  json_t *ev =
+      json_pack("{s:s, s:s, s:s, s:o, s:s, s:s, s:s, s:s, s:o}", "incident", w->incident,
+                "run", w->run_id, "runbook", ws->runbook, "step",
+                step ? json_string(step) : json_null(), "kind", step ? "step" : "run",
+                "event", event, "mode", w->mode, "actor", w->actor, "detail", detail);
+  if (rb_timeline_append(tl, ev, err, sizeof err) != 0)
+    fprintf(stderr, "runbook: watchdog: cannot record on the timeline: %s\n", err);
+  json_decref(ev);
+  rb_timeline_free(tl);
+}
+
+int rb_supervise(int (*fn)(void *arg, int report_fd), void *arg, const rb_watch *w)
+{
+  int p[2];
+  if (pipe2(p, O_CLOEXEC) != 0) {
+    fprintf(stderr, "runbook: pipe: %s\n", strerror(errno));
+    return RB_EXIT_FAILED;
+  }
+  fflush(stdout);
+  fflush(stderr);
+  pid_t pid = fork();
+  if (pid < 0) {
+    fprintf(stderr, "runbook: fork: %s\n", strerror(errno));
+    close(p[0]);
+    close(p[1]);
+    return RB_EXIT_FAILED;
+  }
+  if (pid == 0) {
+    close(p[0]);
+    /* No core files: a dump of the executor would hold secrets. */
+    struct rlimit nocore = {0, 0};
+    setrlimit(RLIMIT_CORE, &nocore);
+    int code = fn(arg, p[1]);
+    fflush(stdout);
+    fflush(stderr);
+    _exit(code);
+  }
+  close(p[1]);
+  struct sigaction ign, old_int, old_term;
+  memset(&ign, 0, sizeof ign);
+  ign.sa_handler = SIG_IGN;
+  sigaction(SIGINT, &ign, &old_int); /* the child handles Ctrl-C itself */
+  sigaction(SIGTERM, &ign, &old_term);
+  watch_state ws;
+  memset(&ws, 0, sizeof ws);
+  int open = 1, killed = 0;
+  int64_t grace = w->grace_ms > 0 ? w->grace_ms : 1000;
+  while (open) {
+    int timeout = -1;
+    if (ws.deadline > 0) {
+      int64_t left = ws.deadline + grace - rb_now_mono_ms();
+      timeout = left < 0 ? 0 : left > 60000 ? 60000 : (int)left;
+    }
+    struct pollfd pfd = {p[0], POLLIN, 0};
+    int r = poll(&pfd, 1, timeout);
+    if (r > 0) {
+      drain(&ws, p[0], &open);
+    } else if (r == 0 && ws.deadline > 0 && rb_now_mono_ms() >= ws.deadline + grace) {
+      kill(pid, SIGKILL);
+      killed = 1;
+      break;
+    }
+  }
+  close(p[0]);
+  int status = 0;
+  while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+    ;
+  sigaction(SIGINT, &old_int, NULL);
+  sigaction(SIGTERM, &old_term, NULL);
+  if (killed) {
+    char msg[512];
+    snprintf(msg, sizeof msg,
+             "step '%s' did not stop at its deadline (stuck inside one call); the "
+             "watchdog killed the executor %lld ms after it",
+             ws.step, (long long)grace);
+    fprintf(stderr, "runbook: %s\n", msg);
+    record(w, &ws, ws.step, "failed",
+           json_pack("{s:s, s:b}", "error", msg, "watchdog", 1));
+    record(w, &ws, NULL, "failed",
+           json_pack("{s:s, s:s}", "outcome", "failed", "error", msg));
+    return RB_EXIT_FAILED;
+  }
+  if (WIFSIGNALED(status)) {
+    char msg[640];
+    snprintf(msg, sizeof msg, "the executor died from signal %d (%s)%s%s",
+             WTERMSIG(status), strsignal(WTERMSIG(status)),
+             ws.deadline ? " during step " : "", ws.deadline ? ws.step : "");
+    fprintf(stderr, "runbook: %s\n", msg);
+    record(w, &ws, ws.deadline ? ws.step : NULL, "failed",
+           json_pack("{s:s, s:s}", "outcome", "failed", "error", msg));
+    return RB_EXIT_FAILED;
+  }
+  return WIFEXITED(status) ? WEXITSTATUS(status) : RB_EXIT_FAILED;
+}

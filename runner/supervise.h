@@ -1,0 +1,29 @@
+/* supervise.h: runs the executor in a child process watched by a parent,
+ * so a runbook stuck inside one C call (a pathological pattern, a huge
+ * string operation) is still stopped: the child reports each step's
+ * deadline over a pipe, and the parent kills it when deadline + grace
+ * passes, then records the kill on the timeline. */
+#ifndef RB_SUPERVISE_H
+#define RB_SUPERVISE_H
+
+#include <stdint.h>
+
+typedef struct {
+  const char *timeline_path; /* where to record a kill; NULL = nowhere */
+  const char *incident;
+  const char *run_id;
+  const char *mode;
+  const char *actor;
+  int64_t grace_ms; /* after a deadline before SIGKILL */
+} rb_watch;
+
+/* Calls fn(arg, report_fd) in a child and returns its exit code, or the
+ * failed-run code after a watchdog kill or a crash of the child. Messages
+ * the child writes to report_fd, one per line:
+ *   "R <runbook name>"          the runbook is loaded, events may be written
+ *   "S <deadline_ms> <step id>" a step started; monotonic deadline
+ *   "E"                         the step ended
+ */
+int rb_supervise(int (*fn)(void *arg, int report_fd), void *arg, const rb_watch *w);
+
+#endif
