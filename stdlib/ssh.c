@@ -26,7 +26,11 @@ typedef struct {
 
 static int ssh_state_gc(lua_State *L)
 {
-  ssh_state *st = luaL_checkudata(L, 1, SSH_POOL_MT);
+  /* not luaL_checkudata: while the state closes, the registry's metatable
+   * entry may already be gone; only our metatable carries this __gc */
+  ssh_state *st = lua_touserdata(L, 1);
+  if (st == NULL)
+    return 0;
   rb_ssh_pool_free(st->pool);
   rb_ssh_inventory_free(st->inv);
   st->pool = NULL;

@@ -291,7 +291,7 @@ return runbook {
 def test_runbook_reuses_one_connection_per_host(cluster, tmp_path):
     rb = rbtest.write(str(tmp_path / "ssh-demo.lua"), RUNBOOK)
     before = [s.accepted() for s in cluster.servers]
-    r = rbtest.run(["--config", cluster.config(), "exec", rb, "--incident", "INC-RB"])
+    r = rbtest.run(["--config", cluster.config(), "exec", "--incident", "INC-RB", rb])
     if "unknown command" in r.stderr:
         pytest.skip("executor not wired yet")
     assert r.code == 0, r
@@ -308,8 +308,8 @@ def test_runbook_reuses_one_connection_per_host(cluster, tmp_path):
 def test_dry_run_records_would_run_and_connects_nowhere(cluster, tmp_path):
     rb = rbtest.write(str(tmp_path / "ssh-demo.lua"), RUNBOOK)
     before = [s.accepted() for s in cluster.servers]
-    r = rbtest.run(["--config", cluster.config(), "exec", rb, "--dry-run", "--incident",
-                    "INC-DRY"])
+    r = rbtest.run(["--config", cluster.config(), "exec", "--dry-run", "--incident",
+                    "INC-DRY", rb])
     if "unknown command" in r.stderr:
         pytest.skip("executor not wired yet")
     assert r.code == 0, r
