@@ -24,6 +24,7 @@
 
 typedef struct {
   const rb_run_opts *o;
+  json_t *scenario; /* drill only */
   sb_state *sb;
   rb_model *m;
   rb_timeline *tl;
@@ -363,7 +364,7 @@ typedef struct {
 
 static json_t *answer_for(rb_exec *ex, const rb_step *s)
 {
-  return ex->o->scenario ? rb_scenario_answer(ex->o->scenario, s->id) : NULL;
+  return ex->scenario ? rb_scenario_answer(ex->scenario, s->id) : NULL;
 }
 
 static int64_t step_deadline(rb_exec *ex, const rb_step *s)
@@ -1050,7 +1051,7 @@ static int exit_for(const char *outcome)
  * match (or nothing expected). */
 static int check_expect(rb_exec *ex, const char *outcome)
 {
-  const json_t *e = json_object_get(ex->o->scenario, "expect");
+  const json_t *e = json_object_get(ex->scenario, "expect");
   if (e == NULL)
     return 1;
   const char *want = json_string_value(json_object_get(e, "outcome"));
@@ -1102,7 +1103,16 @@ int rb_run_execute(const rb_run_opts *o)
   report(&ex, "R %s\n", ex.m->name);
   char err[2048];
   json_t *params = NULL;
-  json_t *fallback = o->scenario ? json_object_get(o->scenario, "vars") : NULL;
+  json_t *fallback = NULL;
+  if (o->scenario_path) {
+    ex.scenario = rb_scenario_load(o->scenario_path, ex.m, err, sizeof err);
+    if (ex.scenario == NULL) {
+      fprintf(stderr, "runbook: %s\n", err);
+      code = RB_EXIT_INVALID;
+      goto out;
+    }
+    fallback = json_object_get(ex.scenario, "vars");
+  }
   char tlpath[4300], dir[4200];
   int repaired = 0;
   code = RB_EXIT_FAILED;
@@ -1228,6 +1238,7 @@ int rb_run_execute(const rb_run_opts *o)
     fprintf(stderr, "runbook: %s: %s\n", o->runbook_path, wa.error);
   say(&ex, "timeline: %s", tlpath);
 out:
+  json_decref(ex.scenario);
   json_decref(params);
   json_decref(ex.path);
   free(ex.last_ctx);

@@ -291,6 +291,8 @@ static int load_protected(lua_State *L)
   if (rawfield(L, t, RB_LINE_FIELD) == LUA_TNUMBER)
     m->line = (int)lua_tointeger(L, -1);
   lua_pop(L, 1);
+  if (m->line == 0)
+    m->line = 1; /* a plain table: no call to take the line from */
   m->name = strfield(c, L, t, "name", m->line, NULL);
   m->title = strfield(c, L, t, "title", m->line, NULL);
   m->description = strfield(c, L, t, "description", m->line, NULL);

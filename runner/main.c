@@ -187,7 +187,6 @@ static int cmd_run(globals *g, int argc, char **argv, rb_mode mode)
   int json = 0, quiet = 0;
   json_t *vars = json_object();
   int code = RB_EXIT_USAGE;
-  json_t *scn = NULL;
   optind = 1;
   int c;
   while ((c = getopt_long(argc, argv, "q", opts, NULL)) != -1) {
@@ -255,13 +254,6 @@ static int cmd_run(globals *g, int argc, char **argv, rb_mode mode)
       code = RB_EXIT_USAGE;
       goto out;
     }
-    char err[1024];
-    scn = rb_scenario_load(scn_path, NULL, err, sizeof err);
-    if (scn == NULL) {
-      fprintf(stderr, "runbook: %s\n", err);
-      code = RB_EXIT_INVALID;
-      goto out;
-    }
   }
   rb_new_id(run_id, sizeof run_id);
   if (incident == NULL) {
@@ -290,7 +282,7 @@ static int cmd_run(globals *g, int argc, char **argv, rb_mode mode)
   job.o.actor = actor;
   job.o.state_dir = g->state_dir;
   job.o.vars = vars;
-  job.o.scenario = scn;
+  job.o.scenario_path = mode == RB_MODE_DRILL ? scn_path : NULL;
   job.o.scenario_name = scenario ? scenario : (mode == RB_MODE_DRILL ? "default" : NULL);
   job.o.config = g->cfg;
   job.o.json_stream = json;
@@ -308,7 +300,6 @@ static int cmd_run(globals *g, int argc, char **argv, rb_mode mode)
   code = rb_supervise(run_child, &job, &w);
 out:
   json_decref(vars);
-  json_decref(scn);
   return code;
 }
 

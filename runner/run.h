@@ -29,7 +29,7 @@ typedef struct {
   const char *actor;     /* "user:alice" or "alert:CheckoutHighErrorRate" */
   const char *state_dir; /* timelines live in <state_dir>/incidents */
   json_t *vars;          /* object: name -> string, from --var */
-  json_t *scenario;      /* drill: the parsed scenario, else NULL */
+  const char *scenario_path; /* drill: the scenario file, loaded by the executor */
   const char *scenario_name;
   const rb_config *config;
   int json_stream; /* --json: timeline events to stdout */

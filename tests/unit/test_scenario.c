@@ -1,0 +1,147 @@
+/* test_scenario.c: loading drill scenarios: answers, shorthand, and errors
+ * that name the field. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "runner/scenario.h"
+
+static char dir[256];
+
+static int setup(void **state)
+{
+  (void)state;
+  snprintf(dir, sizeof dir, "/tmp/rb-scn-XXXXXX");
+  return mkdtemp(dir) ? 0 : -1;
+}
+
+static int teardown(void **state)
+{
+  (void)state;
+  char cmd[300];
+  snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+  return system(cmd) == 0 ? 0 : -1;
+}
+
+static const char *write_file(const char *name, const char *text)
+{
+  static char path[512];
+  snprintf(path, sizeof path, "%s/%s", dir, name);
+  FILE *f = fopen(path, "w");
+  fputs(text, f);
+  fclose(f);
+  return path;
+}
+
+static rb_model *model(void)
+{
+  rb_model *m = rb_model_new("m.lua");
+  m->name = strdup("m");
+  rb_model_add_step(m, "look");
+  rb_model_add_step(m, "fix");
+  return m;
+}
+
+static void test_shorthand_answer_becomes_value(void **state)
+{
+  (void)state;
+  rb_model *m = model();
+  char err[512];
+  json_t *s = rb_scenario_load(
+      write_file("a.json", "{\"steps\": {\"look\": true, \"fix\": {\"result\": 1}}}"), m,
+      err, sizeof err);
+  assert_non_null(s);
+  json_t *a = rb_scenario_answer(s, "look");
+  assert_true(json_is_true(json_object_get(a, "value")));
+  json_decref(a);
+  a = rb_scenario_answer(s, "fix");
+  assert_int_equal(json_integer_value(json_object_get(a, "result")), 1);
+  json_decref(a);
+  assert_null(rb_scenario_answer(s, "other"));
+  json_decref(s);
+  rb_model_free(m);
+}
+
+static void test_answer_for_unknown_step_names_it(void **state)
+{
+  (void)state;
+  rb_model *m = model();
+  char err[512];
+  const char *p = write_file("b.json", "{\"steps\": {\"lok\": true}}");
+  assert_null(rb_scenario_load(p, m, err, sizeof err));
+  assert_non_null(strstr(err, "steps.lok: runbook 'm' has no step 'lok'"));
+  rb_model_free(m);
+}
+
+static void test_json_syntax_error_names_line_and_column(void **state)
+{
+  (void)state;
+  char err[512];
+  const char *p = write_file("c.json", "{\n  \"steps\": {\n    \"look\": tru\n  }\n}\n");
+  assert_null(rb_scenario_load(p, NULL, err, sizeof err));
+  assert_non_null(strstr(err, "c.json:3:"));
+}
+
+static void test_steps_must_be_an_object(void **state)
+{
+  (void)state;
+  char err[512];
+  assert_null(rb_scenario_load(write_file("d.json", "{\"steps\": [true]}"), NULL, err,
+                               sizeof err));
+  assert_non_null(strstr(err, "field \"steps\" must be an object"));
+  assert_null(rb_scenario_load(write_file("e.json", "[1]"), NULL, err, sizeof err));
+  assert_non_null(strstr(err, "must be a JSON object"));
+}
+
+static void test_unknown_answer_field_is_named(void **state)
+{
+  (void)state;
+  rb_model *m = model();
+  char err[512];
+  const char *p = write_file("f.json", "{\"steps\": {\"look\": {\"valeu\": true}}}");
+  assert_null(rb_scenario_load(p, m, err, sizeof err));
+  assert_non_null(strstr(err, "steps.look.valeu: unknown field"));
+  rb_model_free(m);
+}
+
+static void test_vars_must_be_strings(void **state)
+{
+  (void)state;
+  char err[512];
+  const char *p = write_file("g.json", "{\"steps\": {}, \"vars\": {\"env\": 3}}");
+  assert_null(rb_scenario_load(p, NULL, err, sizeof err));
+  assert_non_null(strstr(err, "vars.env must be a string"));
+}
+
+static void test_named_scenario_is_found_next_to_the_runbook(void **state)
+{
+  (void)state;
+  char out[512];
+  assert_int_equal(
+      rb_scenario_find("/rb/runbooks/x.lua", "x", "database", out, sizeof out), 0);
+  assert_string_equal(out, "/rb/runbooks/scenarios/x/database.json");
+  assert_int_equal(
+      rb_scenario_find("/rb/runbooks/x.lua", "x", "./my.json", out, sizeof out), 0);
+  assert_string_equal(out, "./my.json");
+}
+
+int main(void)
+{
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_shorthand_answer_becomes_value),
+      cmocka_unit_test(test_answer_for_unknown_step_names_it),
+      cmocka_unit_test(test_json_syntax_error_names_line_and_column),
+      cmocka_unit_test(test_steps_must_be_an_object),
+      cmocka_unit_test(test_unknown_answer_field_is_named),
+      cmocka_unit_test(test_vars_must_be_strings),
+      cmocka_unit_test(test_named_scenario_is_found_next_to_the_runbook),
+  };
+  return cmocka_run_group_tests_name("scenario", tests, setup, teardown);
+}
