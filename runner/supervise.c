@@ -111,7 +111,7 @@ int rb_supervise(int (*fn)(void *arg, int report_fd), void *arg, const rb_watch 
     int code = fn(arg, p[1]);
     fflush(stdout);
     fflush(stderr);
-    _exit(code);
+    exit(code); /* not _exit: LeakSanitizer checks the child too */
   }
   close(p[1]);
   struct sigaction ign, old_int, old_term;
