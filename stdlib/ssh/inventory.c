@@ -333,7 +333,7 @@ static int expand_range(hostline *hl, const char *pat, char *err, size_t errlen)
   if (pre == NULL)
     return rb_err(err, errlen, "out of memory");
   int rc = 0;
-  char mid[32];
+  char mid[72]; /* a width up to 63 digits (spec is under 64 bytes) */
   if (isalpha((unsigned char)a[0]) && a[1] == '\0' && isalpha((unsigned char)b[0]) &&
       b[1] == '\0' && a[0] <= b[0]) {
     for (int ch = a[0]; ch <= b[0] && rc == 0; ch += (int)step) {
