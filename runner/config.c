@@ -465,7 +465,7 @@ static int parse_line(rb_config *c, char *line, int lineno, char *section, size_
   char *key = trim(s);
   if (!name_ok(key))
     return rb_err(err, errlen, "%s: bad key name '%s'", at, key);
-  char *value;
+  char *value = NULL;
   if (parse_value(eq + 1, &value, at, err, errlen) != 0)
     return -1;
   if (validate(section, key, value, at, err, errlen) != 0)

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "runner/approval.h"
+#include "runner/cli_ssh.h"
 #include "runner/config.h"
 #include "runner/params.h"
 #include "runner/redact.h"
@@ -26,6 +27,7 @@ typedef struct {
   int no_color;
   const char *inventory;
   const char *known_hosts;
+  const char *incident;
   rb_config *cfg;
 } globals;
 
@@ -45,11 +47,16 @@ static const char usage_text[] =
     "  approve RUN STEP [--deny] [--as NAME] [--comment TEXT]\n"
     "                       answer a pending approval gate\n"
     "  approvals            list pending approval gates\n"
+    "  ssh TARGET [--parallel N] [--batch N] [--max-fail N] -- COMMAND...\n"
+    "                       run one command on inventory hosts (verified host keys)\n"
     "\n"
     "global options:\n"
     "  --config FILE        settings file (default ./runbook.conf, then\n"
     "                       $XDG_CONFIG_HOME/runbook/runbook.conf)\n"
     "  --state-dir DIR      timelines and approvals (default $XDG_STATE_HOME/runbook)\n"
+    "  --inventory FILE     Ansible INI inventory for ssh (config ssh.inventory)\n"
+    "  --known-hosts FILE   OpenSSH known_hosts (config ssh.known_hosts)\n"
+    "  --incident ID        the incident a run or an ssh command is recorded under\n"
     "  --no-color           no ANSI colour (also when NO_COLOR is set)\n"
     "  --version, --help\n"
     "\n"
@@ -80,6 +87,12 @@ static const char *const cmd_help[][2] = {
      "usage: runbook approve RUN STEP [--deny] [--as NAME] [--comment TEXT]\n\n"
      "Approves (or denies) a pending approval gate of a waiting run.\n"},
     {"approvals", "usage: runbook approvals\n\nLists pending approval gates.\n"},
+    {"ssh",
+     "usage: runbook [--inventory F] [--known-hosts F] [--incident ID] ssh TARGET "
+     "[--parallel N] [--batch N|P%] [--max-fail N|P%] [--timeout D] -- COMMAND...\n\n"
+     "Runs one command on a host or group of the inventory, with host keys verified\n"
+     "against known_hosts; prints each host's result; exits 1 if any host failed.\n"
+     "With --incident, every host's result is recorded on that incident's timeline.\n"},
     {NULL, NULL}};
 
 static int usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -183,7 +196,7 @@ static int cmd_run(globals *g, int argc, char **argv, rb_mode mode)
       {"var", required_argument, NULL, 'v'},   {"scenario", required_argument, NULL, 's'},
       {"actor", required_argument, NULL, 'a'}, {"json", no_argument, NULL, 'j'},
       {"quiet", no_argument, NULL, 'q'},       {NULL, 0, NULL, 0}};
-  const char *incident = NULL, *scenario = NULL, *actor = NULL;
+  const char *incident = g->incident, *scenario = NULL, *actor = NULL;
   int json = 0, quiet = 0;
   json_t *vars = json_object();
   int code = RB_EXIT_USAGE;
@@ -356,7 +369,7 @@ static int list_child(void *arg, int report_fd)
       size_t len = strlen(names[k]->d_name);
       if (len > 4 && strcmp(names[k]->d_name + len - 4, ".lua") == 0) {
         char path[8300], name[256], title[512], err[1024];
-        snprintf(path, sizeof path, "%s/%s", dirs[i], names[k]->d_name);
+        snprintf(path, sizeof path, "%.4095s/%.255s", dirs[i], names[k]->d_name);
         if (rb_run_describe(path, g->cfg, name, sizeof name, title, sizeof title, err,
                             sizeof err, report_fd) == 0)
           printf("%-24s %s\n", name, title);
@@ -603,6 +616,8 @@ int main(int argc, char **argv)
     code = cmd_approve(&g, argc - 1, argv + 1);
   else if (strcmp(cmd, "approvals") == 0)
     code = cmd_approvals(&g, argc - 1);
+  else if (strcmp(cmd, "ssh") == 0)
+    code = rb_cli_ssh(g.cfg, g.state_dir, g.incident, argc - 2, argv + 2);
   else
     code = usage_error("unknown command '%s'", cmd);
   rb_config_free(g.cfg);

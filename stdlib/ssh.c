@@ -11,7 +11,7 @@
 #include "stdlib/modules.h"
 #include "stdlib/ssh/common.h"
 
-#define SSH_POOL_KEY "rb.ssh.pool"
+#define SSH_POOL_KEY "rb.ssh.pool.instance"
 #define SSH_POOL_MT "rb.ssh.pool"
 #define SSH_TARGET_MAX 65536
 
