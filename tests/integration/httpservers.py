@@ -265,7 +265,10 @@ class Prometheus:
              "--storage.tsdb.path=" + os.path.join(workdir, "tsdb"),
              "--web.listen-address=127.0.0.1:%d" % self.port],
             stdout=self.log, stderr=subprocess.STDOUT)
-        wait_for(lambda: self.query('up{job="checkout"} == 1'), 60, "prometheus scrape")
+        # Three scrapes, so the oldest sample is 2s old: a range query ending
+        # at a whole second (os.time() in the runbook) then always has data.
+        wait_for(lambda: self.query('count_over_time(checkout_error_ratio[1m]) >= 3'), 60,
+                 "prometheus scrapes")
 
     def query(self, expr):
         u = "%s/api/v1/query?%s" % (self.url, urllib.parse.urlencode({"query": expr}))
