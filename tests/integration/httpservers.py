@@ -303,40 +303,56 @@ def _pg_bin(name):
 
 class Postgres:
     """A private PostgreSQL cluster on a free loopback port, run as the
-    postgres user when the tests run as root (initdb refuses root)."""
+    postgres user when the tests run as root (initdb refuses root). Its
+    files live in a private directory under the system temp dir, not in
+    pytest's tmp_path, whose parents are root-only (0700) and unreachable for
+    the postgres user; close() removes it."""
 
     def __init__(self, workdir):
-        self.dir = os.path.join(workdir, "pg")
-        os.makedirs(self.dir)
+        self.dir = tempfile.mkdtemp(prefix="rb-pg-")
+        self.data = os.path.join(self.dir, "data")
         self.port = free_port()
         self.as_user = []
-        if os.geteuid() == 0:
-            shutil.chown(self.dir, "postgres", "postgres")
-            os.chmod(workdir, 0o755)
-            self.as_user = ["runuser", "-u", "postgres", "--"]
-        data = os.path.join(self.dir, "data")
-        self._run(_pg_bin("initdb"), "-D", data, "-U", "postgres", "-A", "trust",
-                  "--no-sync", "-E", "UTF8")
-        self._run(_pg_bin("pg_ctl"), "-D", data, "-l", os.path.join(self.dir, "log"), "-w",
-                  "-o", "-p %d -k %s -c listen_addresses=127.0.0.1 -c fsync=off"
-                  % (self.port, self.dir), "start")
-        self.data = data
-        self.psql("CREATE USER unleash PASSWORD 'unleash'")
-        self.psql("CREATE DATABASE unleash OWNER unleash")
+        self.started = False
+        try:
+            if os.geteuid() == 0:
+                os.chmod(self.dir, 0o755)
+                shutil.chown(self.dir, "postgres", "postgres")
+                self.as_user = ["runuser", "-u", "postgres", "--"]
+            self._run(_pg_bin("initdb"), "-D", self.data, "-U", "postgres", "-A", "trust",
+                      "--no-sync", "-E", "UTF8")
+            self._run(_pg_bin("pg_ctl"), "-D", self.data, "-l",
+                      os.path.join(self.dir, "log"), "-w", "-o",
+                      "-p %d -k %s -c listen_addresses=127.0.0.1 -c fsync=off"
+                      % (self.port, self.dir), "start")
+            self.started = True
+            self.psql("CREATE USER unleash PASSWORD 'unleash'")
+            self.psql("CREATE DATABASE unleash OWNER unleash")
+        except Exception:
+            self.close()
+            raise
 
     def _run(self, *args):
-        subprocess.run(self.as_user + list(args), check=True, capture_output=True,
-                       cwd=self.dir)
+        try:
+            subprocess.run(self.as_user + list(args), check=True, capture_output=True,
+                           cwd=self.dir)
+        except subprocess.CalledProcessError as e:
+            raise RuntimeError("%s failed (exit %d): %s%s" % (
+                " ".join(e.cmd), e.returncode, e.stdout.decode(errors="replace"),
+                e.stderr.decode(errors="replace"))) from None
 
     def psql(self, sql):
         self._run(_pg_bin("psql"), "-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres",
                   "-v", "ON_ERROR_STOP=1", "-c", sql)
 
     def close(self):
-        try:
-            self._run(_pg_bin("pg_ctl"), "-D", self.data, "-m", "fast", "-w", "stop")
-        except subprocess.CalledProcessError:
-            pass
+        if self.started:
+            self.started = False
+            try:
+                self._run(_pg_bin("pg_ctl"), "-D", self.data, "-m", "fast", "-w", "stop")
+            except RuntimeError:
+                pass
+        shutil.rmtree(self.dir, ignore_errors=True)
 
 
 UNLEASH_LAUNCHER = r"""
