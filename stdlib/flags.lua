@@ -109,14 +109,19 @@ providers.launchdarkly = {
 }
 
 -- Flagsmith: environment is the environment's key; the feature state is
--- found by feature name, then patched by id.
+-- found by feature name, then patched by id. The id found by the read that
+-- flags.set makes first is kept on p, so the change needs no second lookup.
 local function flagsmith_state(p, name)
   local r = req(p, { method = "GET", query = { feature_name = name },
     url = string.format("%s/api/v1/environments/%s/featurestates/", p.url, esc(p.env)) })
   local results = (r.json or {}).results or {}
   for _, fs in ipairs(results) do
     -- segment overrides and identity overrides are not the environment's state
-    if fs.feature_segment == nil and fs.identity == nil then return fs end
+    if fs.feature_segment == nil and fs.identity == nil then
+      p.state_ids = p.state_ids or {}
+      p.state_ids[name] = fs.id
+      return fs
+    end
   end
   fail("flags flagsmith: no feature state for %s in environment %s", name, p.env)
 end
@@ -125,7 +130,8 @@ providers.flagsmith = {
   auth = function(s) return { section = s, key = "token", scheme = "Api-Key" } end,
   get = function(p, name) return flagsmith_state(p, name).enabled end,
   set = function(p, name, on)
-    local fs = flagsmith_state(p, name)
+    local id = p.state_ids and p.state_ids[name]
+    local fs = id ~= nil and { id = id } or flagsmith_state(p, name)
     return req(p, { method = "PATCH", retry_non_idempotent = true,
       url = string.format("%s/api/v1/environments/%s/featurestates/%s/", p.url, esc(p.env),
         esc(tostring(fs.id))),
