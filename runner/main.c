@@ -533,10 +533,12 @@ static int parse_globals(globals *g, int argc, char **argv)
       continue;
     }
     const char *const names[] = {"--config", "--state-dir", "--inventory",
-                                 "--known-hosts"};
+                                 "--known-hosts", "--incident"};
+    const char **slots[] = {&g->config_path, NULL, &g->inventory, &g->known_hosts,
+                            &g->incident};
     const char *val = NULL;
     int which = -1;
-    for (int k = 0; k < 4; k++) {
+    for (int k = 0; k < 5; k++) {
       size_t n = strlen(names[k]);
       if (strcmp(a, names[k]) == 0) {
         if (i + 1 >= argc) {
@@ -555,10 +557,7 @@ static int parse_globals(globals *g, int argc, char **argv)
       continue;
     }
     const char *state = NULL;
-    slot = which == 0   ? &g->config_path
-           : which == 2 ? &g->inventory
-           : which == 3 ? &g->known_hosts
-                        : &state;
+    slot = slots[which] ? slots[which] : &state;
     *slot = val;
     if (which == 1) {
       snprintf(g->state_dir, sizeof g->state_dir, "%s", val);
