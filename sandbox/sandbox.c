@@ -38,10 +38,19 @@ struct sb_state {
   size_t warn_len;
   int print_truncated;
   int closing;
+  int kill_located; /* kill_reason already names file:line */
 };
 
 static const char *const sb_removed_base[] = {"dofile", "loadfile", "require", NULL};
+/* Globals a runbook may expect from stock Lua; naming them gives a clearer
+ * message than "undeclared global". */
+static const char *const sb_removed_globals[] = {"debug", "dofile", "io", "loadfile",
+                                                 "package", NULL};
+#define SB_REMOVED "sb.removed" /* registry: "os.execute" -> true, ... */
 static const char *const sb_os_allowed[] = {"clock", "date", "difftime", "time", NULL};
+
+static void sb_mark_killed_thread(lua_State *L);
+static void sb_check_removed(lua_State *L, const char *what);
 
 /* -- allocator ------------------------------------------------------------ */
 
@@ -83,11 +92,28 @@ sb_state *sb_from_lua(lua_State *L)
   return sb_of(L);
 }
 
+/* Prefixes the kill reason with the Lua line running when the hook first
+ * saw the kill, so every budget message names file:line. */
+static void sb_locate_kill(lua_State *L, sb_state *sb)
+{
+  if (sb->kill_located || sb->closing)
+    return;
+  sb->kill_located = 1;
+  lua_Debug ar;
+  if (!lua_getstack(L, 0, &ar) || !lua_getinfo(L, "Sl", &ar) || ar.currentline <= 0)
+    return;
+  char tmp[sizeof sb->kill_reason + LUA_IDSIZE + 24];
+  snprintf(tmp, sizeof tmp, "%s:%d: %s", ar.short_src, ar.currentline, sb->kill_reason);
+  snprintf(sb->kill_reason, sizeof sb->kill_reason, "%.*s", (int)sizeof sb->kill_reason - 1,
+           tmp);
+}
+
 static void sb_hook(lua_State *L, lua_Debug *ar)
 {
   (void)ar;
   sb_state *sb = sb_of(L);
-  sb->instr_used += SB_HOOK_EVERY;
+  int every = lua_gethookcount(L);
+  sb->instr_used += every > 0 ? every : 1;
   if (sb->interrupted && !sb->killed) {
     snprintf(sb->kill_reason, sizeof sb->kill_reason, "interrupted by the operator");
     sb->killed = 1;
@@ -104,14 +130,22 @@ static void sb_hook(lua_State *L, lua_Debug *ar)
     snprintf(sb->kill_reason, sizeof sb->kill_reason, "%s", sb->deadline_why);
     sb->killed = 1;
   }
-  if (!sb->killed)
+  if (!sb->killed) {
+    /* A coroutine re-armed to 1 by an earlier (non-fatal) kill goes back to
+     * the normal rate. */
+    if (every != SB_HOOK_EVERY)
+      lua_sethook(L, sb_hook, LUA_MASKCOUNT, SB_HOOK_EVERY);
     return;
+  }
   /* Re-arm on every instruction of this thread: whatever pcall caught the
    * last raise, the next instruction raises again. */
   lua_sethook(L, sb_hook, LUA_MASKCOUNT, 1);
   if (sb->closing)
     luaL_error(L, "finalizer stopped: the run is over");
-  luaL_error(L, "%s", sb->kill_reason);
+  sb_locate_kill(L, sb);
+  sb_mark_killed_thread(L);
+  lua_pushstring(L, sb->kill_reason);
+  lua_error(L);
 }
 
 void sb_set_deadline(sb_state *sb, int64_t deadline_ms, const char *why)
@@ -152,6 +186,7 @@ void sb_reset_kill(sb_state *sb)
   if (sb->kill_fatal)
     return; /* a budget kill lasts for the rest of the run */
   sb->killed = 0;
+  sb->kill_located = 0;
   sb->kill_reason[0] = '\0';
   sb->mem_limit = sb->lim.memory_bytes;
   lua_sethook(sb->L, sb_hook, LUA_MASKCOUNT, SB_HOOK_EVERY);
@@ -171,6 +206,8 @@ int64_t sb_instructions_used(const sb_state *sb)
 
 static void sb_emit_text(sb_state *sb, const char *text, int is_warning)
 {
+  if (sb->closing)
+    return; /* the run's log may already be closed */
   size_t n = strlen(text);
   if (sb->printed + n > sb->lim.print_bytes) {
     if (!sb->print_truncated && sb->lim.print)
@@ -183,22 +220,31 @@ static void sb_emit_text(sb_state *sb, const char *text, int is_warning)
     sb->lim.print(sb->lim.print_arg, text, is_warning);
 }
 
+/* Builds the line in a C buffer: a luaL_Buffer must not share the stack
+ * with the strings luaL_tolstring pushes (it resizes the wrong slot). */
+#define SB_PRINT_ARG_MAX 4096
+#define SB_PRINT_LINE_MAX 16384
+
 static int sb_print(lua_State *L)
 {
   sb_state *sb = sb_of(L);
   int n = lua_gettop(L);
-  luaL_Buffer b;
-  luaL_buffinit(L, &b);
+  char line[SB_PRINT_LINE_MAX];
+  size_t used = 0;
   for (int i = 1; i <= n; i++) {
     size_t len;
-    const char *s = luaL_tolstring(L, i, &len);
-    if (i > 1)
-      luaL_addchar(&b, '\t');
-    luaL_addlstring(&b, s, len > 4096 ? 4096 : len);
+    const char *s = luaL_tolstring(L, i, &len); /* may run __tostring: Lua code */
+    if (len > SB_PRINT_ARG_MAX)
+      len = SB_PRINT_ARG_MAX;
+    if (i > 1 && used + 1 < sizeof line)
+      line[used++] = '\t';
+    size_t room = sizeof line - 1 - used;
+    memcpy(line + used, s, len < room ? len : room);
+    used += len < room ? len : room;
     lua_pop(L, 1);
   }
-  luaL_pushresult(&b);
-  sb_emit_text(sb, lua_tostring(L, -1), 0);
+  line[used] = '\0';
+  sb_emit_text(sb, line, 0);
   return 0;
 }
 
@@ -247,6 +293,163 @@ static int sb_collectgarbage(lua_State *L)
     return luaL_error(L, "collectgarbage('%s') is not allowed in runbooks (only 'count')",
                       opt);
   lua_pushnumber(L, (lua_Number)sb_of(L)->mem_used / 1024.0);
+  return 1;
+}
+
+/* -- code the hook cannot see ------------------------------------------------
+ * Lua runs a hook with hooks disabled, so when our hook raises a kill the
+ * thread it raised in keeps hooks off until a pcall boundary restores them.
+ * Runbook code that Lua would run in that window (an xpcall message
+ * handler, the __close methods coroutine.wrap and coroutine.close run on a
+ * dead coroutine) could loop forever; so could a __gc finalizer, which Lua
+ * always runs with hooks off. The wrappers below never run runbook code
+ * there. */
+
+#define SB_KILLED_THREADS "sb.killed_threads"
+
+/* Marks a coroutine the hook raised a kill in (weak keys). */
+static void sb_mark_killed_thread(lua_State *L)
+{
+  if (lua_pushthread(L)) {
+    lua_pop(L, 1);
+    return; /* the main thread: sb_pcall restores its hooks */
+  }
+  if (lua_getfield(L, LUA_REGISTRYINDEX, SB_KILLED_THREADS) == LUA_TTABLE) {
+    lua_pushvalue(L, -2);
+    lua_pushboolean(L, 1);
+    lua_rawset(L, -3);
+  }
+  lua_pop(L, 2);
+}
+
+static int sb_thread_was_killed(lua_State *L, int idx)
+{
+  idx = lua_absindex(L, idx);
+  lua_getfield(L, LUA_REGISTRYINDEX, SB_KILLED_THREADS);
+  lua_pushvalue(L, idx);
+  int killed = lua_rawget(L, -2) != LUA_TNIL;
+  lua_pop(L, 2);
+  return killed;
+}
+
+/* setmetatable as in lbaselib.c, refusing a metatable with __gc: Lua
+ * registers a finalizer only if __gc is there when the metatable is set. */
+static int sb_setmetatable(lua_State *L)
+{
+  int t = lua_type(L, 2);
+  luaL_checktype(L, 1, LUA_TTABLE);
+  luaL_argexpected(L, t == LUA_TNIL || t == LUA_TTABLE, 2, "nil or table");
+  if (luaL_getmetafield(L, 1, "__metatable") != LUA_TNIL)
+    return luaL_error(L, "cannot change a protected metatable");
+  if (t == LUA_TTABLE) {
+    lua_pushliteral(L, "__gc");
+    if (lua_rawget(L, 2) != LUA_TNIL)
+      return luaL_error(L, "__gc finalizers are not allowed in runbooks (Lua runs them "
+                           "where the sandbox cannot stop them); use a <close> variable");
+  }
+  lua_settop(L, 2);
+  lua_setmetatable(L, 1);
+  return 1;
+}
+
+/* The message handler given to xpcall, called through this guard: after a
+ * kill the error object passes through untouched. */
+static int sb_xpcall_guard(lua_State *L)
+{
+  if (sb_of(L)->killed) {
+    lua_settop(L, 1);
+    return 1;
+  }
+  lua_pushvalue(L, lua_upvalueindex(1));
+  lua_insert(L, 1);
+  lua_call(L, lua_gettop(L) - 1, 1);
+  return 1;
+}
+
+static int sb_xpcall_k(lua_State *L, int status, lua_KContext ctx)
+{
+  (void)status;
+  return lua_gettop(L) - (int)ctx;
+}
+
+static int sb_xpcall(lua_State *L)
+{
+  int n = lua_gettop(L);
+  luaL_checktype(L, 2, LUA_TFUNCTION);
+  luaL_checkstack(L, n + 2, "too many arguments");
+  lua_pushvalue(L, lua_upvalueindex(1)); /* the real xpcall */
+  lua_pushvalue(L, 1);
+  lua_pushvalue(L, 2);
+  lua_pushcclosure(L, sb_xpcall_guard, 1);
+  for (int i = 3; i <= n; i++)
+    lua_pushvalue(L, i);
+  lua_callk(L, n, LUA_MULTRET, n, sb_xpcall_k);
+  return sb_xpcall_k(L, LUA_OK, n);
+}
+
+static int sb_coclose(lua_State *L)
+{
+  luaL_checktype(L, 1, LUA_TTHREAD);
+  if (sb_thread_was_killed(L, 1)) {
+    lua_pushboolean(L, 0);
+    lua_pushliteral(L, "the coroutine was stopped by the sandbox; its <close> "
+                       "variables are not run");
+    return 2;
+  }
+  lua_pushvalue(L, lua_upvalueindex(1));
+  lua_insert(L, 1);
+  lua_call(L, lua_gettop(L) - 1, LUA_MULTRET);
+  return lua_gettop(L);
+}
+
+/* coroutine.wrap as in lcorolib.c, except that a coroutine stopped by a
+ * kill does not get its <close> variables run. */
+static int sb_auxwrap(lua_State *L)
+{
+  lua_State *co = lua_tothread(L, lua_upvalueindex(1));
+  int narg = lua_gettop(L), nres = 0;
+  if (lua_status(co) == LUA_OK && lua_gettop(co) == 0) {
+    lua_pushliteral(L, "cannot resume dead coroutine");
+    goto fail;
+  }
+  if (!lua_checkstack(co, narg)) {
+    lua_pushliteral(L, "too many arguments to resume");
+    goto fail;
+  }
+  lua_xmove(L, co, narg);
+  int st = lua_resume(co, L, narg, &nres);
+  if (st == LUA_OK || st == LUA_YIELD) {
+    if (!lua_checkstack(L, nres + 1)) {
+      lua_pop(co, nres);
+      lua_pushliteral(L, "too many results to resume");
+      goto fail;
+    }
+    lua_xmove(co, L, nres);
+    return nres;
+  }
+  lua_xmove(co, L, 1); /* the error */
+  if (!sb_of(L)->killed && !sb_thread_was_killed(L, lua_upvalueindex(1))) {
+    if (lua_resetthread(co) != LUA_OK) { /* close its <close> variables */
+      lua_pop(L, 1);
+      lua_xmove(co, L, 1);
+    }
+  }
+  if (lua_type(L, -1) == LUA_TSTRING) {
+    luaL_where(L, 1);
+    lua_insert(L, -2);
+    lua_concat(L, 2);
+  }
+fail:
+  return lua_error(L);
+}
+
+static int sb_cowrap(lua_State *L)
+{
+  luaL_checktype(L, 1, LUA_TFUNCTION);
+  lua_State *co = lua_newthread(L);
+  lua_pushvalue(L, 1);
+  lua_xmove(L, co, 1);
+  lua_pushcclosure(L, sb_auxwrap, 1);
   return 1;
 }
 
@@ -334,6 +537,7 @@ static int sb_global_index(lua_State *L)
       lua_rawset(L, 1);
       return 1;
     }
+    sb_check_removed(L, name);
     return luaL_error(L, "undeclared global '%s' (a typo? declare it with local)", name);
   }
   return luaL_error(L, "undeclared global of type %s", luaL_typename(L, 2));
@@ -349,9 +553,55 @@ static int sb_global_newindex(lua_State *L)
 
 /* -- assembling the globals ------------------------------------------------ */
 
+static void sb_note_removed(lua_State *L, const char *lib, const char *name)
+{
+  lua_getfield(L, LUA_REGISTRYINDEX, SB_REMOVED);
+  if (lib)
+    lua_pushfstring(L, "%s.%s", lib, name);
+  else
+    lua_pushstring(L, name);
+  lua_pushboolean(L, 1);
+  lua_rawset(L, -3);
+  lua_pop(L, 1);
+}
+
+/* Raises "<what> is not available in runbooks" when `what` was removed by
+ * the sandbox; returns otherwise. */
+static void sb_check_removed(lua_State *L, const char *what)
+{
+  lua_getfield(L, LUA_REGISTRYINDEX, SB_REMOVED);
+  int removed = lua_getfield(L, -1, what) != LUA_TNIL;
+  lua_pop(L, 2);
+  if (removed)
+    luaL_error(L, "%s is not available in runbooks (removed by the sandbox)", what);
+}
+
+/* __index of the library copies: a removed function is an error naming it,
+ * any other missing field is nil as usual. */
+static int sb_lib_index(lua_State *L)
+{
+  if (lua_type(L, 2) == LUA_TSTRING) {
+    lua_pushfstring(L, "%s.%s", lua_tostring(L, lua_upvalueindex(1)), lua_tostring(L, 2));
+    sb_check_removed(L, lua_tostring(L, -1));
+  }
+  return 0;
+}
+
+static void sb_set_lib_meta(lua_State *L, int t, const char *lib)
+{
+  t = lua_absindex(L, t);
+  lua_createtable(L, 0, 2);
+  lua_pushstring(L, lib);
+  lua_pushcclosure(L, sb_lib_index, 1);
+  lua_setfield(L, -2, "__index");
+  lua_pushboolean(L, 0);
+  lua_setfield(L, -2, "__metatable");
+  lua_setmetatable(L, t);
+}
+
 /* Replaces global `lib` by a shallow copy holding only `keep` (all when
  * NULL) so the runbook can not alter the tables the stdlib and the string
- * metatable use. */
+ * metatable use. What is left out is noted as removed. */
 static void sb_copy_lib(lua_State *L, const char *lib, const char *const *keep)
 {
   lua_getglobal(L, lib);
@@ -366,11 +616,22 @@ static void sb_copy_lib(lua_State *L, const char *lib, const char *const *keep)
       lua_insert(L, -2);
       lua_rawset(L, -4);
     } else {
+      if (lua_type(L, -2) == LUA_TSTRING)
+        sb_note_removed(L, lib, lua_tostring(L, -2));
       lua_pop(L, 1);
     }
   }
+  sb_set_lib_meta(L, -1, lib);
   lua_setglobal(L, lib);
   lua_pop(L, 1);
+}
+
+/* Replaces global `name` by a C closure over the original. */
+static void sb_wrap_global(lua_State *L, const char *name, lua_CFunction f)
+{
+  lua_getglobal(L, name);
+  lua_pushcclosure(L, f, 1);
+  lua_setglobal(L, name);
 }
 
 static int sb_setup(lua_State *L)
@@ -384,15 +645,28 @@ static int sb_setup(lua_State *L)
     luaL_requiref(L, l->name, l->func, 1);
     lua_pop(L, 1);
   }
+  lua_newtable(L);
+  lua_setfield(L, LUA_REGISTRYINDEX, SB_REMOVED);
+  lua_newtable(L); /* weak keys: coroutines the hook raised a kill in */
+  lua_createtable(L, 0, 1);
+  lua_pushliteral(L, "k");
+  lua_setfield(L, -2, "__mode");
+  lua_setmetatable(L, -2);
+  lua_setfield(L, LUA_REGISTRYINDEX, SB_KILLED_THREADS);
   for (const char *const *n = sb_removed_base; *n; n++) {
     lua_pushnil(L);
     lua_setglobal(L, *n);
   }
+  for (const char *const *n = sb_removed_globals; *n; n++)
+    sb_note_removed(L, NULL, *n);
   /* string.dump is reachable through ("").dump, so it leaves the real
-   * table; the string metatable is hidden from getmetatable. */
+   * table, which also gets the removed-name __index; the string metatable
+   * is hidden from getmetatable. */
   lua_getglobal(L, LUA_STRLIBNAME);
   lua_pushnil(L);
   lua_setfield(L, -2, "dump");
+  sb_note_removed(L, LUA_STRLIBNAME, "dump");
+  sb_set_lib_meta(L, -1, LUA_STRLIBNAME);
   lua_pop(L, 1);
   lua_pushliteral(L, "");
   lua_getmetatable(L, -1);
@@ -407,9 +681,17 @@ static int sb_setup(lua_State *L)
   sb_copy_lib(L, LUA_UTF8LIBNAME, NULL);
   sb_copy_lib(L, LUA_COLIBNAME, NULL);
 
-  lua_getglobal(L, "load");
-  lua_pushcclosure(L, sb_load, 1);
-  lua_setglobal(L, "load");
+  sb_wrap_global(L, "load", sb_load);
+  lua_pushcfunction(L, sb_setmetatable);
+  lua_setglobal(L, "setmetatable");
+  sb_wrap_global(L, "xpcall", sb_xpcall);
+  lua_getglobal(L, LUA_COLIBNAME);
+  lua_pushcfunction(L, sb_cowrap);
+  lua_setfield(L, -2, "wrap");
+  lua_getfield(L, -1, "close");
+  lua_pushcclosure(L, sb_coclose, 1);
+  lua_setfield(L, -2, "close");
+  lua_pop(L, 1);
   lua_pushcfunction(L, sb_collectgarbage);
   lua_setglobal(L, "collectgarbage");
   lua_pushcfunction(L, sb_print);
@@ -482,7 +764,7 @@ void sb_free(sb_state *sb)
   if (sb == NULL)
     return;
   /* Finalizers run in lua_close; the kill switch stops any that loops. */
-  sb->closing = 1;
+  sb->closing = 1; /* also silences print/warn: the log may be gone */
   sb->killed = 1;
   snprintf(sb->kill_reason, sizeof sb->kill_reason, "the run is over");
   lua_sethook(sb->L, sb_hook, LUA_MASKCOUNT, 1);
@@ -551,10 +833,37 @@ const char *sb_safe_tostring(lua_State *L, int idx, char *buf, size_t len)
   }
 }
 
+/* The message for an error object that is not a string or number: its type
+ * and, for a table, a raw string "message"/"msg"/[1] field if it has one. */
+static void sb_describe_error(lua_State *L, int idx, char *buf, size_t len)
+{
+  if (lua_type(L, idx) == LUA_TTABLE) {
+    static const char *const fields[] = {"message", "msg", "error", NULL};
+    for (const char *const *f = fields; *f; f++) {
+      lua_pushstring(L, *f);
+      int ty = lua_rawget(L, idx);
+      if (ty == LUA_TSTRING) {
+        snprintf(buf, len, "(error object is a table: %s = \"%.200s\")", *f,
+                 lua_tostring(L, -1));
+        lua_pop(L, 1);
+        return;
+      }
+      lua_pop(L, 1);
+    }
+  }
+  snprintf(buf, len, "(error object is a %s value)", luaL_typename(L, idx));
+}
+
 static int sb_msgh(lua_State *L)
 {
-  char tmp[64];
-  const char *msg = sb_safe_tostring(L, 1, tmp, sizeof tmp);
+  char tmp[320];
+  const char *msg;
+  if (lua_type(L, 1) == LUA_TSTRING || lua_type(L, 1) == LUA_TNUMBER) {
+    msg = sb_safe_tostring(L, 1, tmp, sizeof tmp);
+  } else {
+    sb_describe_error(L, 1, tmp, sizeof tmp);
+    msg = tmp;
+  }
   luaL_traceback(L, L, msg, 1);
   return 1;
 }
