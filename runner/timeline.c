@@ -106,6 +106,13 @@ void rb_timeline_free(rb_timeline *tl)
   free(tl);
 }
 
+int rb_timeline_sync(rb_timeline *tl, char *err, size_t errlen)
+{
+  if (fdatasync(tl->fd) != 0)
+    return rb_err(err, errlen, "%s: fsync: %s", tl->path, strerror(errno));
+  return 0;
+}
+
 const char *rb_timeline_path(const rb_timeline *tl)
 {
   return tl ? tl->path : NULL;
