@@ -317,7 +317,8 @@ static int load_protected(lua_State *L)
     lua_pop(L, 1);
   }
   lua_pop(L, 1);
-  qsort(m->steps, m->nsteps, sizeof *m->steps, cmp_steps);
+  if (m->nsteps > 1) /* qsort(NULL, 0, ...) is undefined */
+    qsort(m->steps, m->nsteps, sizeof *m->steps, cmp_steps);
   return 0;
 }
 
