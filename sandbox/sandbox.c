@@ -435,9 +435,17 @@ static int sb_auxwrap(lua_State *L)
     }
   }
   if (lua_type(L, -1) == LUA_TSTRING) {
+    /* Unlike lcorolib, a position already leading the message is not added
+     * again: nested wraps on one line would bury the error under it. */
     luaL_where(L, 1);
-    lua_insert(L, -2);
-    lua_concat(L, 2);
+    size_t wl, ml;
+    const char *w = lua_tolstring(L, -1, &wl), *m = lua_tolstring(L, -2, &ml);
+    if (wl > 0 && (ml < wl || memcmp(w, m, wl) != 0)) {
+      lua_insert(L, -2);
+      lua_concat(L, 2);
+    } else {
+      lua_pop(L, 1);
+    }
   }
 fail:
   return lua_error(L);
