@@ -251,3 +251,20 @@ def test_every_attack_file_has_a_case():
     covered = {p.values[0]["name"] for p in CASES}
     assert names == covered, names ^ covered
     assert len(names) >= 30
+
+
+def test_output_budget_follows_config():
+    state = tempfile.mkdtemp(prefix="rb-attack-")
+    conf = os.path.join(state, "out.conf")
+    with open(conf, "w") as f:
+        f.write("[sandbox]\noutput_kb = 64\n")
+    res = rbtest.run(["--config", conf, "exec", "tests/sandbox/attacks/print_flood.lua",
+                      "--incident", "flood"], state_dir=state, timeout=60)
+    assert res.code == EXIT_OK, res
+    _assert_host_survived(res)
+    logs = glob.glob(os.path.join(state, "logs", "*.log"))
+    assert len(logs) == 1
+    # 64 KiB of text plus the timestamp and step of each line.
+    assert os.path.getsize(logs[0]) < 64 * 1024 + 8 * 1024, os.path.getsize(logs[0])
+    with open(logs[0]) as f:
+        assert "[print output truncated: budget reached]" in f.read()
