@@ -11,6 +11,7 @@
 
 #include "runner/approval.h"
 #include "runner/cli_ssh.h"
+#include "runner/netplugin.h"
 #include "runner/config.h"
 #include "runner/params.h"
 #include "runner/redact.h"
@@ -499,6 +500,21 @@ static int cmd_approvals(globals *g, int argc)
   return RB_EXIT_OK;
 }
 
+/* -- ssh ------------------------------------------------------------------- */
+
+static int cmd_ssh(globals *g, int argc, char **argv)
+{
+  char err[768];
+  void *sym = rb_net_symbol("ssh", "rb_cli_ssh", err, sizeof err);
+  if (sym == NULL) {
+    fprintf(stderr, "runbook: ssh: %s\n", err);
+    return RB_EXIT_FAILED;
+  }
+  int (*fn)(const rb_config *, const char *, const char *, int, char **);
+  memcpy(&fn, &sym, sizeof fn);
+  return fn(g->cfg, g->state_dir, g->incident, argc, argv);
+}
+
 /* -- globals ---------------------------------------------------------------- */
 
 static void default_state_dir(globals *g)
@@ -616,7 +632,7 @@ int main(int argc, char **argv)
   else if (strcmp(cmd, "approvals") == 0)
     code = cmd_approvals(&g, argc - 1);
   else if (strcmp(cmd, "ssh") == 0)
-    code = rb_cli_ssh(g.cfg, g.state_dir, g.incident, argc - 2, argv + 2);
+    code = cmd_ssh(&g, argc - 2, argv + 2);
   else
     code = usage_error("unknown command '%s'", cmd);
   rb_config_free(g.cfg);

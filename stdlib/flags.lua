@@ -5,7 +5,7 @@ local config = require "config"
 
 local M = {}
 
-local esc = http.urlencode
+local function esc(s) return http.urlencode(s) end -- http loads on first use
 
 local function fail(fmt, ...)
   error(string.format(fmt, ...), 0)

@@ -5,10 +5,7 @@
 #include <stddef.h>
 
 const rb_c_module rb_c_modules[] = {
-    {"cmd", luaopen_runbook_cmd},
-    {"config", luaopen_runbook_config},
-    {"http", luaopen_runbook_http},
-    {"json", luaopen_runbook_json},
-    {"ssh", luaopen_runbook_ssh},
-    {NULL, NULL},
+    {"cmd", luaopen_runbook_cmd}, {"config", luaopen_runbook_config},
+    {"http", rb_net_open_http},   {"json", luaopen_runbook_json},
+    {"ssh", rb_net_open_ssh},     {NULL, NULL},
 };

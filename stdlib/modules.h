@@ -16,6 +16,9 @@ extern const rb_c_module rb_c_modules[];
 int luaopen_runbook_cmd(lua_State *L);
 int luaopen_runbook_config(lua_State *L);
 int luaopen_runbook_http(lua_State *L);
+/* http and ssh live in runbook-net.so: these load it and call the above. */
+int rb_net_open_http(lua_State *L);
+int rb_net_open_ssh(lua_State *L);
 int luaopen_runbook_json(lua_State *L);
 int luaopen_runbook_ssh(lua_State *L);
 
