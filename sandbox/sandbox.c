@@ -92,6 +92,27 @@ sb_state *sb_from_lua(lua_State *L)
   return sb_of(L);
 }
 
+/* Replaces each byte that is not part of valid UTF-8 with '?', in place:
+ * messages end up in JSON, which cannot hold them otherwise. */
+static void sb_scrub_utf8(char *s)
+{
+  unsigned char *p = (unsigned char *)s;
+  while (*p) {
+    int n = *p < 0x80 ? 0 : (*p & 0xE0) == 0xC0 ? 1 : (*p & 0xF0) == 0xE0 ? 2
+            : (*p & 0xF8) == 0xF0 ? 3 : -1;
+    int ok = n >= 0;
+    for (int i = 1; ok && i <= n; i++)
+      ok = (p[i] & 0xC0) == 0x80;
+    if (ok && n == 1 && *p < 0xC2)
+      ok = 0; /* overlong */
+    if (!ok) {
+      *p++ = '?';
+      continue;
+    }
+    p += n + 1;
+  }
+}
+
 /* Prefixes the kill reason with the Lua line running when the hook first
  * saw the kill, so every budget message names file:line. */
 static void sb_locate_kill(lua_State *L, sb_state *sb)
@@ -106,6 +127,7 @@ static void sb_locate_kill(lua_State *L, sb_state *sb)
   snprintf(tmp, sizeof tmp, "%s:%d: %s", ar.short_src, ar.currentline, sb->kill_reason);
   snprintf(sb->kill_reason, sizeof sb->kill_reason, "%.*s", (int)sizeof sb->kill_reason - 1,
            tmp);
+  sb_scrub_utf8(sb->kill_reason);
 }
 
 static void sb_hook(lua_State *L, lua_Debug *ar)
@@ -895,6 +917,8 @@ int sb_pcall(sb_state *sb, int nargs, int nresults, char *err, size_t errlen, ch
     rb_err(err, errlen, "%s", sb->killed ? sb->kill_reason : "out of memory");
   else if (err && errlen)
     snprintf(err, errlen, "%.*s", (int)(mlen < errlen ? mlen : errlen - 1), full);
+  if (err && errlen)
+    sb_scrub_utf8(err);
   if (tb && tblen)
     snprintf(tb, tblen, "%s", nl ? nl + 1 : "");
   lua_pop(L, 1);

@@ -110,6 +110,7 @@ CASES = [
     case("mem_concat_table", "step", MEMORY),
     case("mem_pcall_swallow", "step", MEMORY),
     case("err_huge", "step", MEMORY),
+    case("err_invalid_utf8", "step", "chunk?:1: bad ?? bytes"),
     # Lua and C stack overflow
     case("stack_lua", "step", "stack overflow", 8, config="default"),
     case("stack_c_pcall", "step", "C stack overflow"),
@@ -146,6 +147,8 @@ CASES = [
     case("json_deep", "step", "json.encode: cannot convert to JSON: nested deeper than 64", 11),
     case("json_cycle", "step", "json.encode: cannot convert to JSON: table contains a cycle",
          11),
+    case("json_bad_key", "step", "json.encode: cannot convert to JSON: a key is not valid UTF-8",
+         9),
     case("json_decode_deep", "step", "JSON nested deeper than 64", 9),
     case("result_deep", "step",
          "the result is not JSON-serialisable: cannot convert to JSON: nested deeper than 64"),
