@@ -711,6 +711,8 @@ static int text_field(rb_exec *ex, const rb_step *s, const char *field, char *bu
   return 0;
 }
 
+static int post_update(rb_exec *ex, const rb_step *s, json_t *detail, step_out *o);
+
 /* notify: a status update in one of the four phases; escalate: hand over. */
 static int run_notify(rb_exec *ex, const rb_step *s, step_out *o, json_t *detail)
 {
@@ -738,6 +740,8 @@ static int run_notify(rb_exec *ex, const rb_step *s, step_out *o, json_t *detail
     json_t *r = take_result(ex, err, sizeof err);
     if (r)
       json_object_set_new(detail, "result", r);
+  } else if (s->kind == RB_STEP_NOTIFY && post_update(ex, s, detail, o) != 0) {
+    return -1;
   }
   if (s->kind == RB_STEP_ESCALATE)
     say(ex, "      %sescalated%s to %s: %s", col(ex, C_YELLOW), col(ex, C_RESET),
@@ -747,6 +751,53 @@ static int run_notify(rb_exec *ex, const rb_step *s, step_out *o, json_t *detail
   o->next = s->next ? s->next : rb_step_branch(s, "default");
   if (o->next == NULL && s->kind == RB_STEP_ESCALATE)
     snprintf(o->outcome, sizeof o->outcome, "escalated");
+  return 0;
+}
+
+static void has_section(const char *section, void *arg)
+{
+  (void)section;
+  *(int *)arg = 1;
+}
+
+/* Posts a notify step's update to the [notify.*] channels through the
+ * notify module (a write: recorded as would_run in dry-run and drill). */
+static int post_update(rb_exec *ex, const rb_step *s, json_t *detail, step_out *o)
+{
+  int any = 0;
+  rb_config_each_section(ex->o->config, "notify.", has_section, &any);
+  if (!any)
+    return 0;
+  static const char chunk[] = "local u = ... return require('notify').post(u)";
+  lua_State *L = sb_lua(ex->sb);
+  if (luaL_loadbufferx(L, chunk, sizeof chunk - 1, "=notify step", "t") != LUA_OK) {
+    lua_pop(L, 1);
+    return fail(o, "notify: cannot load the update helper");
+  }
+  lua_createtable(L, 0, 3);
+  const char *keys[] = {"phase", "impact"};
+  for (int i = 0; i < 2; i++) {
+    const char *v = json_string_value(json_object_get(detail, keys[i]));
+    if (v) {
+      lua_pushstring(L, v);
+      lua_setfield(L, -2, keys[i]);
+    }
+  }
+  lua_pushstring(L, json_string_value(json_object_get(detail, "message")));
+  lua_setfield(L, -2, "title");
+  char err[1024];
+  if (sb_pcall(ex->sb, 1, 1, err, sizeof err, NULL, 0) != LUA_OK) {
+    const char *killed = sb_killed(ex->sb);
+    if (killed) {
+      o->fatal = sb_kill_is_fatal(ex->sb);
+      sb_reset_kill(ex->sb);
+    }
+    return fail(o, "%s", killed ? killed : err);
+  }
+  json_t *r = take_result(ex, err, sizeof err);
+  if (r)
+    json_object_set_new(detail, "posted", r);
+  (void)s;
   return 0;
 }
 
@@ -980,7 +1031,8 @@ static int limits_from_config(const rb_config *cfg, sb_limits *lim, char *err,
   long mem_mb = 64, instr = 1000000000L, out_kb = 1024;
   memset(lim, 0, sizeof *lim);
   if (rb_config_get_int(cfg, "sandbox", "memory_mb", 64, &mem_mb, err, errlen) ||
-      rb_config_get_int(cfg, "sandbox", "instructions", 1000000000L, &instr, err, errlen) ||
+      rb_config_get_int(cfg, "sandbox", "instructions", 1000000000L, &instr, err,
+                        errlen) ||
       rb_config_get_int(cfg, "sandbox", "output_kb", 1024, &out_kb, err, errlen))
     return -1;
   if (mem_mb < 4)

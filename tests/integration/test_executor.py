@@ -679,3 +679,71 @@ def test_result_that_is_not_json_fails_the_step(tmp_path):
     assert r.code == 1, r
     assert "not JSON-serialisable: cannot convert a function to JSON" in \
         r.timeline("r")[-1]["detail"]["error"]
+
+
+# -- notify steps post to the configured channels ------------------------------
+
+NOTIFY_BOOK = """return runbook {
+  name = "n", title = "N", start = "update",
+  steps = {
+    update = notify { title = "Tell people", phase = "Identified",
+      message = function(ctx) return "cause found in " .. ctx.incident end,
+      impact = "Checkout slow", next = "done" },
+    done = resolved { title = "Done" },
+  },
+}"""
+
+
+def webhook_receiver():
+    """A generic-webhook receiver on loopback that keeps what it is sent."""
+    import http.server
+    import threading
+    got = []
+
+    class H(http.server.BaseHTTPRequestHandler):
+        def do_POST(self):
+            n = int(self.headers.get("Content-Length", 0))
+            got.append((self.path, json.loads(self.rfile.read(n))))
+            self.send_response(200)
+            self.end_headers()
+
+        def log_message(self, *a):
+            pass
+
+    srv = http.server.HTTPServer(("127.0.0.1", 0), H)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    return srv, got
+
+
+def test_notify_step_posts_its_update_to_the_webhook(tmp_path):
+    srv, got = webhook_receiver()
+    try:
+        url = "http://127.0.0.1:%d/hook" % srv.server_port
+        conf = rbtest.write(str(tmp_path / "rb.conf"),
+                            "[notify.team]\ntype = webhook\nurl_env = RB_TEST_HOOK\n")
+        path = runbook_file(tmp_path, NOTIFY_BOOK)
+        r = rbtest.run(["--config", conf, "exec", path, "--incident", "nt"],
+                       env={"RB_TEST_HOOK": url})
+        assert r.code == 0, r
+        assert len(got) == 1
+        assert got[0][0] == "/hook"
+        assert got[0][1]["phase"] == "Identified"
+        assert got[0][1]["title"] == "cause found in nt"
+        assert got[0][1]["impact"] == "Checkout slow"
+        ev = r.timeline("nt")
+        post = [e for e in ev if e["detail"].get("op") == "http"]
+        assert post and post[0]["detail"]["status"] == 200
+        fin = [e for e in ev if e["step"] == "update" and e["event"] == "finished"
+               and "op" not in e["detail"]]
+        assert fin[0]["detail"]["phase"] == "Identified"
+        # the webhook URL is a secret: it never reaches the timeline
+        assert url not in open(os.path.join(r.state_dir, "incidents", "nt.jsonl")).read()
+        # dry-run records the post without sending it
+        r = rbtest.run(["--config", conf, "exec", "--dry-run", path, "--incident", "nd"],
+                       env={"RB_TEST_HOOK": url})
+        assert r.code == 0, r
+        assert len(got) == 1
+        would = [e for e in r.timeline("nd") if e["event"] == "would_run"]
+        assert would and would[0]["detail"]["method"] == "POST"
+    finally:
+        srv.shutdown()
