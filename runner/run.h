@@ -26,9 +26,9 @@ typedef struct {
   rb_mode mode;
   const char *incident;
   const char *run_id;
-  const char *actor;     /* "user:alice" or "alert:CheckoutHighErrorRate" */
-  const char *state_dir; /* timelines live in <state_dir>/incidents */
-  json_t *vars;          /* object: name -> string, from --var */
+  const char *actor;         /* "user:alice" or "alert:CheckoutHighErrorRate" */
+  const char *state_dir;     /* timelines live in <state_dir>/incidents */
+  json_t *vars;              /* object: name -> string, from --var */
   const char *scenario_path; /* drill: the scenario file, loaded by the executor */
   const char *scenario_name;
   const rb_config *config;

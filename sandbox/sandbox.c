@@ -44,8 +44,8 @@ struct sb_state {
 static const char *const sb_removed_base[] = {"dofile", "loadfile", "require", NULL};
 /* Globals a runbook may expect from stock Lua; naming them gives a clearer
  * message than "undeclared global". */
-static const char *const sb_removed_globals[] = {"debug", "dofile", "io", "loadfile",
-                                                 "package", NULL};
+static const char *const sb_removed_globals[] = {"debug",    "dofile",  "io",
+                                                 "loadfile", "package", NULL};
 #define SB_REMOVED "sb.removed" /* registry: "os.execute" -> true, ... */
 static const char *const sb_os_allowed[] = {"clock", "date", "difftime", "time", NULL};
 
@@ -98,8 +98,11 @@ static void sb_scrub_utf8(char *s)
 {
   unsigned char *p = (unsigned char *)s;
   while (*p) {
-    int n = *p < 0x80 ? 0 : (*p & 0xE0) == 0xC0 ? 1 : (*p & 0xF0) == 0xE0 ? 2
-            : (*p & 0xF8) == 0xF0 ? 3 : -1;
+    int n = *p < 0x80             ? 0
+            : (*p & 0xE0) == 0xC0 ? 1
+            : (*p & 0xF0) == 0xE0 ? 2
+            : (*p & 0xF8) == 0xF0 ? 3
+                                  : -1;
     int ok = n >= 0;
     for (int i = 1; ok && i <= n; i++)
       ok = (p[i] & 0xC0) == 0x80;
@@ -125,8 +128,8 @@ static void sb_locate_kill(lua_State *L, sb_state *sb)
     return;
   char tmp[sizeof sb->kill_reason + LUA_IDSIZE + 24];
   snprintf(tmp, sizeof tmp, "%s:%d: %s", ar.short_src, ar.currentline, sb->kill_reason);
-  snprintf(sb->kill_reason, sizeof sb->kill_reason, "%.*s", (int)sizeof sb->kill_reason - 1,
-           tmp);
+  snprintf(sb->kill_reason, sizeof sb->kill_reason, "%.*s",
+           (int)sizeof sb->kill_reason - 1, tmp);
   sb_scrub_utf8(sb->kill_reason);
 }
 

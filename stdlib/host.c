@@ -152,8 +152,8 @@ static json_t *rb_table_to_json(lua_State *L, int idx, int depth, rb_conv *c)
       json_t *v = rb_to_json(L, lua_gettop(L), depth + 1, c);
       /* jansson refuses (and frees v for) a key that is not UTF-8 */
       if (v && json_object_set_new(out, key, v) != 0)
-        c->failed = rb_err(c->err, c->errlen,
-                           "cannot convert to JSON: a key is not valid UTF-8");
+        c->failed =
+            rb_err(c->err, c->errlen, "cannot convert to JSON: a key is not valid UTF-8");
       lua_pop(L, 1);
     }
   }
