@@ -222,6 +222,11 @@ size_t sb_memory_used(const sb_state *sb)
   return sb->mem_used;
 }
 
+size_t sb_memory_limit(const sb_state *sb)
+{
+  return sb->lim.memory_bytes;
+}
+
 int64_t sb_instructions_used(const sb_state *sb)
 {
   return sb->instr_used;
@@ -812,6 +817,24 @@ lua_State *sb_lua(sb_state *sb)
 
 /* -- loading and calling --------------------------------------------------- */
 
+/* 1 when msg starts "chunk:line:" (chunk without spaces, as Lua prints
+ * a runbook's path, possibly shortened to "...tail"). */
+static int sb_has_position(const char *msg)
+{
+  const char *c = msg;
+  while (*c && *c != ' ') {
+    if (c[0] == ':' && c[1] >= '0' && c[1] <= '9') {
+      const char *d = c + 1;
+      while (*d >= '0' && *d <= '9')
+        d++;
+      if (*d == ':')
+        return 1;
+    }
+    c++;
+  }
+  return 0;
+}
+
 int sb_load_file(sb_state *sb, const char *path, char *err, size_t errlen)
 {
   FILE *f = fopen(path, "rb");
@@ -838,7 +861,13 @@ int sb_load_file(sb_state *sb, const char *path, char *err, size_t errlen)
   free(buf);
   if (st != LUA_OK) {
     char tmp[64];
-    rb_err(err, errlen, "%s", sb_safe_tostring(sb->L, -1, tmp, sizeof tmp));
+    const char *msg = sb_safe_tostring(sb->L, -1, tmp, sizeof tmp);
+    /* The parser names file:line, except for errors such as a C stack
+     * overflow from nesting; those get the file at least. */
+    if (sb_has_position(msg))
+      rb_err(err, errlen, "%s", msg);
+    else
+      rb_err(err, errlen, "%s: %s", path, msg);
     lua_pop(sb->L, 1);
     return -1;
   }
@@ -910,6 +939,13 @@ int sb_pcall(sb_state *sb, int nargs, int nresults, char *err, size_t errlen, ch
   lua_insert(L, base);
   int st = lua_pcall(L, nargs, nresults, base);
   lua_remove(L, base);
+  if (st == LUA_OK && sb->killed) {
+    /* The budget was hit, the runbook caught the error and returned before
+     * the hook came round again: the kill still stands. */
+    lua_settop(L, base - 1);
+    lua_pushstring(L, sb->kill_reason);
+    st = LUA_ERRRUN;
+  }
   if (st == LUA_OK)
     return st;
   const char *full = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : "error";

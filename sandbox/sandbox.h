@@ -50,6 +50,9 @@ const char *sb_killed(const sb_state *sb);
 /* Clears the kill switch (between steps, after the executor recorded it). */
 void sb_reset_kill(sb_state *sb);
 size_t sb_memory_used(const sb_state *sb);
+/* The memory budget in bytes; C code that allocates outside the Lua state
+ * on a runbook's behalf (json.decode) holds itself to it too. */
+size_t sb_memory_limit(const sb_state *sb);
 int64_t sb_instructions_used(const sb_state *sb);
 
 /* Loads a runbook file as a text chunk with the sandbox's globals. On

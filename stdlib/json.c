@@ -1,12 +1,49 @@
 /* json.c: the `json` module for runbooks: encode a Lua value to JSON text and
  * decode JSON text, with depth, cycle and size checks. */
 #include <lauxlib.h>
+#include <malloc.h>
 #include <stdlib.h>
 
+#include "sandbox/sandbox.h"
 #include "stdlib/host.h"
 #include "stdlib/modules.h"
 
 #define RB_JSON_MAX_TEXT (16u << 20)
+
+/* jansson allocates its tree outside the Lua state, and a tree costs far
+ * more than its text ("[{},{},...]": ~25x). While json.decode parses, every
+ * jansson allocation counts against the run's memory budget; otherwise a
+ * 16 MiB text takes a gigabyte whatever memory_mb says. */
+static _Thread_local int g_counting;
+static _Thread_local size_t g_left;
+static _Thread_local int g_refused;
+
+static void *rb_json_malloc(size_t n)
+{
+  if (g_counting) {
+    if (n > g_left) {
+      g_refused = 1;
+      return NULL;
+    }
+    g_left -= n;
+  }
+  return malloc(n);
+}
+
+static void rb_json_count_begin(lua_State *L)
+{
+  json_set_alloc_funcs(rb_json_malloc, free);
+  sb_state *sb = sb_from_lua(L);
+  size_t lim = sb ? sb_memory_limit(sb) : (64u << 20);
+  g_left = lim;
+  g_refused = 0;
+  g_counting = 1;
+}
+
+static void rb_json_count_end(void)
+{
+  g_counting = 0;
+}
 
 static int json_decode_l(lua_State *L)
 {
@@ -15,7 +52,17 @@ static int json_decode_l(lua_State *L)
   if (len > RB_JSON_MAX_TEXT)
     return luaL_error(L, "json.decode: text larger than 16 MiB");
   json_error_t e;
+  rb_json_count_begin(L);
   json_t *v = json_loadb(s, len, JSON_DECODE_ANY, &e);
+  int over = g_refused; /* jansson does not always say it ran out */
+  rb_json_count_end();
+  if (over) {
+    json_decref(v);
+    return luaL_error(L,
+                      "json.decode: the text needs more than the memory budget "
+                      "(%d MiB) to parse",
+                      (int)(sb_memory_limit(sb_from_lua(L)) >> 20));
+  }
   if (v == NULL) {
     lua_pushnil(L);
     lua_pushfstring(L, "invalid JSON at line %d column %d: %s", e.line, e.column, e.text);

@@ -5,6 +5,7 @@ code, the timeline record, that the executor process never died from a signal
 or tripped a sanitizer, and that a normal runbook run right after in the same
 state dir is unaffected."""
 import glob
+import json
 import os
 import sys
 import tempfile
@@ -110,6 +111,7 @@ CASES = [
     case("mem_concat_table", "step", MEMORY),
     case("mem_pcall_swallow", "step", MEMORY),
     case("err_huge", "step", MEMORY),
+    case("mem_caught_return", "step", MEMORY),
     case("err_invalid_utf8", "step", "chunk?:1: bad ?? bytes"),
     # Lua and C stack overflow
     case("stack_lua", "step", "stack overflow", 8, config="default"),
@@ -149,6 +151,9 @@ CASES = [
          11),
     case("json_bad_key", "step", "json.encode: cannot convert to JSON: a key is not valid UTF-8",
          9),
+    case("json_decode_bomb", "step",
+         "json.decode: the text needs more than the memory budget (64 MiB) to parse", 9,
+         config="default"),
     case("json_decode_deep", "step", "JSON nested deeper than 64", 9),
     case("result_deep", "step",
          "the result is not JSON-serialisable: cannot convert to JSON: nested deeper than 64"),
@@ -161,7 +166,15 @@ CASES = [
     case("global_write", "step", "assignment to undeclared global 'counter' (use local)", 8),
     case("global_unlock", "step", "cannot change a protected metatable", 8),
     case("load_time_global", "load", "undeclared global 'windwo_minutes'", 3),
+    # the host's own reading of runbook values
+    case("loader_hostile_tables", "resolved", None,
+         check=lambda ev: _result_of(ev, "a")["result"] == 1),
+    case("wait_hostile", "step", INSTR, 7, step="w"),
+    case("check_hostile_value", "step",
+         "check returned a table: return true/false, a string or an integer", step="c"),
+    case("yield_from_step", "step", "attempt to yield from outside a coroutine"),
     # load time vs step
+    case("load_deep_syntax", "load", "tests/sandbox/attacks/load_deep_syntax.lua: C stack overflow"),
     case("load_syntax_error", "load", "'}' expected (to close '{' at line 2) near 'steps'", 4),
     case("load_time_error", "load", "boom at load time", 4),
     case("step_error", "step", "boom in step", 8),
@@ -212,7 +225,7 @@ def test_attack_is_contained(c):
     elif c["kind"] == "step":
         assert msg in res.stderr, res
         ev = res.timeline("attack")
-        failed = [e for e in ev if e["event"] == "failed" and e["step"] == "a"]
+        failed = [e for e in ev if e["event"] == "failed" and e["step"] == c.get("step", "a")]
         assert failed and msg in failed[0]["detail"]["error"], ev
         run = [e for e in ev if e["step"] is None and e["event"] in ("failed", "finished")][-1]
         assert run["event"] == "failed" and run["detail"]["outcome"] == "failed", ev
@@ -249,9 +262,47 @@ def test_attack_is_contained(c):
     assert ev[-1]["detail"]["outcome"] == "resolved"
 
 
+def test_operator_interrupt_stops_a_loop_that_catches_everything():
+    """Ctrl-C reaches the whole process group; the run's child turns it into
+    a fatal kill that the runbook's pcall loop and on_error cannot ignore."""
+    import signal
+    import subprocess
+    state = tempfile.mkdtemp(prefix="rb-attack-")
+    conf = _config(state, "deadline")
+    cmd = [rbtest.RUNBOOK_BIN, "--state-dir", state, "--config", conf, "exec",
+           "tests/sandbox/attacks/interrupt_loop.lua", "--incident", "attack"]
+    env = dict(os.environ, NO_COLOR="1")
+    p = subprocess.Popen(cmd, cwd=rbtest.SOURCE_DIR, env=env, stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True, start_new_session=True)
+    log_dir = os.path.join(state, "logs")
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        logs = glob.glob(os.path.join(log_dir, "*.log"))
+        if logs and "looping" in open(logs[0]).read():
+            break
+        time.sleep(0.05)
+    time.sleep(0.3)
+    t0 = time.monotonic()
+    os.killpg(p.pid, signal.SIGINT)
+    out, err = p.communicate(timeout=30)
+    assert time.monotonic() - t0 < 3
+    assert p.returncode == EXIT_FAILED, (out, err)
+    msg = "tests/sandbox/attacks/interrupt_loop.lua:10: interrupted by the operator"
+    assert msg in err
+    for needle in ("AddressSanitizer", "runtime error:", "died from signal"):
+        assert needle not in err
+    with open(os.path.join(state, "incidents", "attack.jsonl")) as f:
+        ev = [json.loads(line) for line in f if line.strip()]
+    step = [e for e in ev if e["step"] == "a" and e["event"] == "failed"]
+    assert step and msg in step[0]["detail"]["error"], ev
+    # on_error = "done" was not taken: an interrupt ends the run.
+    assert not [e for e in ev if e["step"] == "done"], ev
+    assert ev[-1]["event"] == "failed" and ev[-1]["step"] is None, ev
+
+
 def test_every_attack_file_has_a_case():
     names = {os.path.basename(p)[:-4] for p in glob.glob(os.path.join(ATTACKS, "*.lua"))}
-    covered = {p.values[0]["name"] for p in CASES}
+    covered = {p.values[0]["name"] for p in CASES} | {"interrupt_loop"}
     assert names == covered, names ^ covered
     assert len(names) >= 30
 
