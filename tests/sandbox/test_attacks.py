@@ -112,6 +112,7 @@ CASES = [
     case("mem_pcall_swallow", "step", MEMORY),
     case("err_huge", "step", MEMORY),
     case("mem_caught_return", "step", MEMORY),
+    case("mem_fill_exact", "step", MEMORY),
     case("err_invalid_utf8", "step", "chunk?:1: bad ?? bytes"),
     # Lua and C stack overflow
     case("stack_lua", "step", "stack overflow", 8, config="default"),
