@@ -19,6 +19,11 @@
 
 #define SB_HOOK_EVERY 1000
 #define SB_KILL_SLACK (1u << 20) /* room to unwind after the memory cap */
+/* Room for the host between runbook calls: a runbook can read its usage
+ * with collectgarbage("count") and stop a few bytes short of the cap, and
+ * the host's next allocation may be outside a protected call (a refusal
+ * there would hit the panic handler). */
+#define SB_HOST_RESERVE (1u << 20)
 #define SB_MAX_SOURCE (4u << 20)
 
 struct sb_state {
@@ -39,7 +44,20 @@ struct sb_state {
   int print_truncated;
   int closing;
   int kill_located; /* kill_reason already names file:line */
+  int in_runbook;   /* depth of sb_pcall: runbook code may be running */
 };
+
+/* The allocator's cap: the budget, plus slack to unwind once killed, plus
+ * the host's reserve while no runbook code runs. */
+static void sb_update_limit(sb_state *sb)
+{
+  size_t lim = sb->lim.memory_bytes;
+  if (sb->killed)
+    lim += SB_KILL_SLACK;
+  if (sb->in_runbook == 0)
+    lim += SB_HOST_RESERVE;
+  sb->mem_limit = lim;
+}
 
 static const char *const sb_removed_base[] = {"dofile", "loadfile", "require", NULL};
 /* Globals a runbook may expect from stock Lua; naming them gives a clearer
@@ -70,7 +88,7 @@ static void *sb_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
                sb->lim.memory_bytes >> 20);
       sb->killed = 1;
       sb->kill_fatal = 1;
-      sb->mem_limit = sb->lim.memory_bytes + SB_KILL_SLACK;
+      sb_update_limit(sb);
     }
     return NULL;
   }
@@ -213,7 +231,7 @@ void sb_reset_kill(sb_state *sb)
   sb->killed = 0;
   sb->kill_located = 0;
   sb->kill_reason[0] = '\0';
-  sb->mem_limit = sb->lim.memory_bytes;
+  sb_update_limit(sb);
   lua_sethook(sb->L, sb_hook, LUA_MASKCOUNT, SB_HOOK_EVERY);
 }
 
@@ -794,6 +812,7 @@ sb_state *sb_new(const sb_limits *limits, char *err, size_t errlen)
     return NULL;
   }
   lua_sethook(sb->L, sb_hook, LUA_MASKCOUNT, SB_HOOK_EVERY);
+  sb_update_limit(sb);
   return sb;
 }
 
@@ -937,7 +956,11 @@ int sb_pcall(sb_state *sb, int nargs, int nresults, char *err, size_t errlen, ch
   int base = lua_gettop(L) - nargs;
   lua_pushcfunction(L, sb_msgh);
   lua_insert(L, base);
+  sb->in_runbook++;
+  sb_update_limit(sb);
   int st = lua_pcall(L, nargs, nresults, base);
+  sb->in_runbook--;
+  sb_update_limit(sb);
   lua_remove(L, base);
   if (st == LUA_OK && sb->killed) {
     /* The budget was hit, the runbook caught the error and returned before
