@@ -326,3 +326,15 @@ def test_output_budget_follows_config():
     assert os.path.getsize(logs[0]) < 64 * 1024 + 8 * 1024, os.path.getsize(logs[0])
     with open(logs[0]) as f:
         assert "[print output truncated: budget reached]" in f.read()
+
+
+@pytest.mark.parametrize("c", [p for p in CASES if p.values[0]["kind"] == "load"])
+def test_check_refuses_load_time_attacks_the_same_way(c):
+    """`runbook check` loads the file in the same sandbox: same message, exit 3."""
+    state = tempfile.mkdtemp(prefix="rb-attack-")
+    conf = _config(state, c["config"])
+    rel = os.path.relpath(os.path.join(ATTACKS, c["name"] + ".lua"), rbtest.SOURCE_DIR)
+    res = rbtest.run(["--config", conf, "check", rel], state_dir=state, timeout=60)
+    assert res.code == EXIT_INVALID, res
+    _assert_host_survived(res)
+    assert _where(c) + c["msg"] in res.stdout + res.stderr, res
