@@ -126,6 +126,11 @@ static void sb_scrub_utf8(char *s)
       ok = (p[i] & 0xC0) == 0x80;
     if (ok && n == 1 && *p < 0xC2)
       ok = 0; /* overlong */
+    if (ok && n == 2 && ((*p == 0xE0 && p[1] < 0xA0) || (*p == 0xED && p[1] >= 0xA0)))
+      ok = 0; /* overlong, or a UTF-16 surrogate */
+    if (ok && n == 3 &&
+        ((*p == 0xF0 && p[1] < 0x90) || *p > 0xF4 || (*p == 0xF4 && p[1] >= 0x90)))
+      ok = 0; /* overlong, or beyond U+10FFFF */
     if (!ok) {
       *p++ = '?';
       continue;

@@ -116,7 +116,7 @@ CASES = [
     # the panic handler, and the run goes on
     case("mem_fill_exact", "resolved", None,
          check=lambda ev: _result_of(ev, "a")["result"] == "ran"),
-    case("err_invalid_utf8", "step", "chunk?:1: bad ?? bytes"),
+    case("err_invalid_utf8", "step", "chunk?:1: bad ?? ??? bytes"),
     # Lua and C stack overflow
     case("stack_lua", "step", "stack overflow", 8, config="default"),
     case("stack_c_pcall", "step", "C stack overflow"),

@@ -6,7 +6,7 @@ return runbook {
     a = action {
       title = "attack", timeout = "5s",
       run = function(ctx)
-        local f = assert(load("error('bad \255\254 bytes')", "=chunk\255"))
+        local f = assert(load("error('bad \255\254 \237\160\128 bytes')", "=chunk\255"))
         f()
       end,
       next = "done",
