@@ -219,8 +219,19 @@ static void report(rb_exec *ex, const char *fmt, ...)
   va_start(ap, fmt);
   int n = vsnprintf(buf, sizeof buf, fmt, ap);
   va_end(ap);
-  if (n > 0 && (size_t)n < sizeof buf)
-    (void)!write(ex->o->report_fd, buf, (size_t)n);
+  if (n <= 0)
+    return;
+  /* Exactly one line per report, even for a long step id (cut, not
+   * dropped) or one holding "\nE": either would leave the watchdog without
+   * the step's deadline. */
+  if ((size_t)n >= sizeof buf) {
+    n = (int)sizeof buf - 1;
+    buf[n - 1] = '\n';
+  }
+  for (int i = 0; i < n - 1; i++)
+    if ((unsigned char)buf[i] < 0x20)
+      buf[i] = '?';
+  (void)!write(ex->o->report_fd, buf, (size_t)n);
 }
 
 static void enter_step(rb_exec *ex, const rb_step *s, int64_t deadline_ms)

@@ -102,6 +102,11 @@ CASES = [
          max_s=1.0 + 2.5),
     case("cbomb_table_move", "watchdog", "step 'a' " + WATCHDOG, config="deadline",
          max_s=1.0 + 2.5),
+    # step ids that would break the child's one-line reports to the watchdog
+    case("step_id_newline", "watchdog", "step 'a?E' " + WATCHDOG, config="deadline",
+         max_s=1.0 + 2.5, step="a?E"),
+    case("step_id_long", "watchdog", WATCHDOG, config="deadline", max_s=1.0 + 2.5,
+         step="x*"),
     case("load_time_cbomb", "watchdog", "step '(load)' " + WATCHDOG, config="deadline",
          max_s=10.0 + 2.5, timeline=False),
     # memory bombs (the collector cannot be stopped: gc_stop above)
@@ -238,7 +243,9 @@ def test_attack_is_contained(c):
         assert msg in res.stderr, res
         if c.get("timeline", True):
             ev = res.timeline("attack")
-            step = [e for e in ev if e["step"] == "a" and e["event"] == "failed"]
+            want = c.get("step", "a")
+            step = [e for e in ev if e["event"] == "failed" and e["step"] is not None
+                    and (e["step"] == want or (want == "x*" and e["step"].startswith("xxx")))]
             assert step and step[0]["detail"].get("watchdog") is True, ev
             assert msg in step[0]["detail"]["error"], ev
             assert ev[-1]["event"] == "failed" and ev[-1]["step"] is None, ev
