@@ -916,6 +916,8 @@ static int run_step(rb_exec *ex, const rb_step *s, step_out *o)
   if (rc == 0) {
     journal_ctx(ex, detail);
     int decision = s->kind == RB_STEP_CHECK || s->kind == RB_STEP_WAIT;
+    if (!decision && o->next)
+      json_object_set_new(detail, "next", json_string(o->next));
     say_step_end(ex, s, t0, o, detail, 1);
     emit(ex, s, decision ? "decision" : "finished", dur, detail);
     return 0;
@@ -931,10 +933,60 @@ static int run_step(rb_exec *ex, const rb_step *s, step_out *o)
 
 /* Walks from start to an outcome. Runs inside lua_pcall (see walk_protected)
  * so an unexpected Lua error in host code cannot reach the panic handler. */
-static int walk(rb_exec *ex, char *outcome, size_t olen, char *error, size_t elen,
-                int *invalid)
+/* resume: decides what to do with an action that started and never
+ * finished. Returns the step to continue at, or NULL with the reason in
+ * error (and *usage set: the operator must choose). */
+static const rb_step *settle_in_doubt(rb_exec *ex, const rb_step *s, char *error,
+                                      size_t elen, int *usage)
 {
-  const rb_step *s = rb_model_find(ex->m, ex->m->start);
+  const char *policy = ex->o->in_doubt;
+  if (policy == NULL && s->idempotent)
+    policy = "rerun";
+  if (policy == NULL) {
+    char *ops = json_dumps(ex->o->in_doubt_ops, JSON_COMPACT);
+    snprintf(
+        error, elen,
+        "step '%s' (an action) started and never finished, so it may or may not have "
+        "acted%s%s. Check the systems it touches, then resume with --in-doubt rerun (run "
+        "it again) or --in-doubt skip (treat it as done); mark it idempotent = true to "
+        "rerun it without asking",
+        s->id, ops && strcmp(ops, "[]") != 0 ? "; writes it had started: " : "",
+        ops && strcmp(ops, "[]") != 0 ? ops : "");
+    free(ops);
+    *usage = 1;
+    return NULL;
+  }
+  emit(ex, s, "note", -1,
+       json_pack("{s:s, s:s, s:b}", "in_doubt", policy, "by", ex->o->actor, "idempotent",
+                 s->idempotent));
+  if (strcmp(policy, "rerun") == 0)
+    return s;
+  const char *next = s->next ? s->next : rb_step_branch(s, "default");
+  const rb_step *n = next ? rb_model_find(ex->m, next) : NULL;
+  if (n == NULL)
+    snprintf(error, elen, "step '%s' has no next step to skip to", s->id);
+  return n;
+}
+
+static int walk(rb_exec *ex, char *outcome, size_t olen, char *error, size_t elen,
+                int *invalid, int *usage)
+{
+  const char *first = ex->o->resume_at ? ex->o->resume_at : ex->m->start;
+  const rb_step *s = rb_model_find(ex->m, first);
+  if (s == NULL) {
+    snprintf(outcome, olen, "failed");
+    snprintf(error, elen, "the runbook has no step '%s' to resume at (was it edited?)",
+             first);
+    *invalid = 1;
+    return -1;
+  }
+  if (ex->o->resume_in_doubt && s->kind == RB_STEP_ACTION) {
+    s = settle_in_doubt(ex, s, error, elen, usage);
+    if (s == NULL) {
+      snprintf(outcome, olen, "failed");
+      return -1;
+    }
+  }
   for (int n = 0; s != NULL; n++) {
     if (n >= RB_MAX_TRANSITIONS) {
       snprintf(outcome, olen, "failed");
@@ -990,14 +1042,15 @@ typedef struct {
   char outcome[32];
   char error[1200];
   int invalid;
+  int usage;
   int rc;
 } walk_args;
 
 static int walk_protected(lua_State *L)
 {
   walk_args *a = lua_touserdata(L, 1);
-  a->rc =
-      walk(a->ex, a->outcome, sizeof a->outcome, a->error, sizeof a->error, &a->invalid);
+  a->rc = walk(a->ex, a->outcome, sizeof a->outcome, a->error, sizeof a->error,
+               &a->invalid, &a->usage);
   return 0;
 }
 
@@ -1007,6 +1060,18 @@ static int make_ctx(lua_State *L)
   json_t *params = lua_touserdata(L, 1);
   const rb_run_opts *o = lua_touserdata(L, 2);
   lua_newtable(L);
+  /* A resumed run gets back what its steps had stored. */
+  const char *rk;
+  json_t *rv;
+  json_object_foreach((json_t *)o->resume_ctx, rk, rv)
+  {
+    /* A value the journal had to redact is not known any more: leave it
+     * unset so the step that needs it can fetch it again. */
+    if (json_is_string(rv) && strcmp(json_string_value(rv), RB_REDACTED) == 0)
+      continue;
+    rb_json_to_lua(L, rv);
+    lua_setfield(L, -2, rk);
+  }
   const char *k;
   json_t *v;
   json_object_foreach(params, k, v)
@@ -1226,7 +1291,7 @@ int rb_run_execute(const rb_run_opts *o)
             "runbook: warning: %s ended in a torn line (a crash); it was cut off\n",
             tlpath);
   ex.log = open_log(o);
-  ex.path = json_array();
+  ex.path = o->resume_path ? json_deep_copy(o->resume_path) : json_array();
   lua_State *L = sb_lua(ex.sb);
   lua_pushcfunction(L, make_ctx);
   lua_pushlightuserdata(L, params);
@@ -1242,6 +1307,11 @@ int rb_run_execute(const rb_run_opts *o)
                               ex.m->title, "params", params);
   if (o->scenario_name)
     json_object_set_new(started, "scenario", json_string(o->scenario_name));
+  if (o->resume_at) {
+    json_object_set_new(started, "resumed_at", json_string(o->resume_at));
+    if (o->resume_note)
+      json_object_set_new(started, "resume", json_string(o->resume_note));
+  }
   emit(&ex, NULL, "started", -1, started);
   say(&ex, "%s%s%s of %s%s%s: %s", col(&ex, C_BOLD), mode_name(o->mode),
       col(&ex, C_RESET), col(&ex, C_BOLD), ex.m->name, col(&ex, C_RESET), ex.m->title);
@@ -1278,7 +1348,7 @@ int rb_run_execute(const rb_run_opts *o)
     json_object_set_new(fin, "error", json_string(wa.error));
   ex.cur = NULL;
   emit(&ex, NULL, wa.rc == 0 ? "finished" : "failed", total_ms, fin);
-  code = wa.invalid ? RB_EXIT_INVALID : exit_for(wa.outcome);
+  code = wa.usage ? RB_EXIT_USAGE : wa.invalid ? RB_EXIT_INVALID : exit_for(wa.outcome);
   if (o->mode == RB_MODE_DRILL && code != RB_EXIT_INVALID &&
       !check_expect(&ex, wa.outcome))
     code = RB_EXIT_MISMATCH;

@@ -4,12 +4,14 @@
 #include <dirent.h>
 #include <errno.h>
 #include <getopt.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "runner/approval.h"
+#include "runner/journal.h"
 #include "runner/cli_ssh.h"
 #include "runner/netplugin.h"
 #include "runner/config.h"
@@ -48,6 +50,8 @@ static const char usage_text[] =
     "  approve RUN STEP [--deny] [--as NAME] [--comment TEXT]\n"
     "                       answer a pending approval gate\n"
     "  approvals            list pending approval gates\n"
+    "  resume RUN [--in-doubt rerun|skip]\n"
+    "                       continue a run after a crash, from its journal\n"
     "  ssh TARGET [--parallel N] [--batch N] [--max-fail N] -- COMMAND...\n"
     "                       run one command on inventory hosts (verified host keys)\n"
     "\n"
@@ -88,6 +92,13 @@ static const char *const cmd_help[][2] = {
      "usage: runbook approve RUN STEP [--deny] [--as NAME] [--comment TEXT]\n\n"
      "Approves (or denies) a pending approval gate of a waiting run.\n"},
     {"approvals", "usage: runbook approvals\n\nLists pending approval gates.\n"},
+    {"resume",
+     "usage: runbook resume RUN [--in-doubt rerun|skip] [--json] [--quiet]\n\n"
+     "Continues a run that stopped without an outcome (the executor crashed or was\n"
+     "killed, or a step failed) after its last finished step, with the ctx it had.\n"
+     "A finished action is never run again. An action that started and never\n"
+     "finished is in doubt: resume refuses until you say --in-doubt rerun or skip,\n"
+     "unless the step is marked idempotent.\n"},
     {"ssh",
      "usage: runbook [--inventory F] [--known-hosts F] [--incident ID] ssh TARGET "
      "[--parallel N] [--batch N|P%] [--max-fail N|P%] [--timeout D] -- COMMAND...\n\n"
@@ -153,7 +164,21 @@ static void search_dirs(const globals *g, char dirs[][4096], int *n)
   snprintf(dirs[(*n)++], 4096, "%s/runbooks", RB_DATADIR);
 }
 
+static int find_runbook_rel(const globals *g, const char *name, char *out, size_t len);
+
+/* Resolves a runbook name or path to an absolute path (the timeline keeps
+ * it, and `runbook resume` may run from another directory). */
 static int find_runbook(const globals *g, const char *name, char *out, size_t len)
+{
+  char rel[4096], abs[PATH_MAX];
+  if (find_runbook_rel(g, name, rel, sizeof rel) != 0)
+    return -1;
+  if (realpath(rel, abs) == NULL)
+    return rb_fmt(out, len, "%s", rel);
+  return rb_fmt(out, len, "%s", abs);
+}
+
+static int find_runbook_rel(const globals *g, const char *name, char *out, size_t len)
 {
   size_t n = strlen(name);
   if (strchr(name, '/') || (n > 4 && strcmp(name + n - 4, ".lua") == 0)) {
@@ -314,6 +339,101 @@ static int cmd_run(globals *g, int argc, char **argv, rb_mode mode)
   code = rb_supervise(run_child, &job, &w);
 out:
   json_decref(vars);
+  return code;
+}
+
+/* -- resume ----------------------------------------------------------------- */
+
+static int cmd_resume(globals *g, int argc, char **argv)
+{
+  static const struct option opts[] = {{"in-doubt", required_argument, NULL, 'd'},
+                                       {"json", no_argument, NULL, 'j'},
+                                       {"quiet", no_argument, NULL, 'q'},
+                                       {NULL, 0, NULL, 0}};
+  const char *in_doubt = NULL;
+  int json = 0, quiet = 0, c;
+  optind = 1;
+  while ((c = getopt_long(argc, argv, "q", opts, NULL)) != -1) {
+    if (c == 'd') {
+      if (strcmp(optarg, "rerun") != 0 && strcmp(optarg, "skip") != 0)
+        return usage_error("--in-doubt must be rerun or skip, not '%s'", optarg);
+      in_doubt = optarg;
+    } else if (c == 'j') {
+      json = 1;
+    } else if (c == 'q') {
+      quiet = 1;
+    } else {
+      return RB_EXIT_USAGE;
+    }
+  }
+  if (optind != argc - 1)
+    return usage_error("resume needs one run id (the timeline names it: run ...)");
+  const char *run = argv[optind];
+  char incident[256], err[1024], tlpath[4300];
+  if (g->incident)
+    snprintf(incident, sizeof incident, "%s", g->incident);
+  else if (rb_journal_find_incident(g->state_dir, run, incident, sizeof incident, err,
+                                    sizeof err) != 0)
+    return usage_error("%s", err);
+  if (rb_incident_path(g->state_dir, incident, tlpath, sizeof tlpath) != 0)
+    return usage_error("invalid incident id '%s'", incident);
+  rb_journal j;
+  if (rb_journal_load(tlpath, run, &j, err, sizeof err) != 0) {
+    fprintf(stderr, "runbook: %s\n", err);
+    return RB_EXIT_USAGE;
+  }
+  int code = RB_EXIT_USAGE;
+  const char *at = j.next;
+  int doubt = 0;
+  if (j.ended) {
+    fprintf(stderr, "runbook: run %s already ended (%s): nothing to resume\n", run,
+            j.outcome);
+    goto out;
+  }
+  if (strcmp(j.mode, "drill") == 0) {
+    fprintf(stderr, "runbook: run %s is a drill: run the drill again instead\n", run);
+    goto out;
+  }
+  if (j.in_doubt || (j.failed && strcmp(j.last_kind, "action") == 0)) {
+    at = j.last;
+    doubt = 1;
+  } else if (j.failed || at[0] == '\0') {
+    at = j.last; /* a read-only step, or one that never finished: run it again */
+  }
+  if (at[0] == '\0') {
+    fprintf(stderr, "runbook: run %s has no step to resume at\n", run);
+    goto out;
+  }
+  char actor[160], note[512];
+  snprintf(actor, sizeof actor, "user:%s", getenv("USER") ? getenv("USER") : "unknown");
+  snprintf(note, sizeof note, "resumed by %s at step '%s'%s", actor, at,
+           doubt ? " (in doubt)" : "");
+  run_job job;
+  memset(&job, 0, sizeof job);
+  job.o.runbook_path = j.file;
+  job.o.mode = strcmp(j.mode, "dry-run") == 0 ? RB_MODE_DRY_RUN : RB_MODE_EXEC;
+  job.o.incident = incident;
+  job.o.run_id = run;
+  job.o.actor = actor;
+  job.o.state_dir = g->state_dir;
+  job.o.vars = j.params;
+  job.o.config = g->cfg;
+  job.o.json_stream = json;
+  job.o.quiet = quiet;
+  job.o.color = !g->no_color && !json && isatty(1) && getenv("NO_COLOR") == NULL;
+  job.o.do_fsync = 1;
+  job.o.report_fd = -1;
+  job.o.resume_at = at;
+  job.o.resume_ctx = j.ctx;
+  job.o.resume_path = j.path;
+  job.o.resume_note = note;
+  job.o.resume_in_doubt = doubt;
+  job.o.in_doubt = in_doubt;
+  job.o.in_doubt_ops = j.in_doubt_ops;
+  rb_watch w = {tlpath, incident, run, j.mode, actor, 1000};
+  code = rb_supervise(run_child, &job, &w);
+out:
+  rb_journal_clear(&j);
   return code;
 }
 
@@ -631,6 +751,8 @@ int main(int argc, char **argv)
     code = cmd_approve(&g, argc - 1, argv + 1);
   else if (strcmp(cmd, "approvals") == 0)
     code = cmd_approvals(&g, argc - 1);
+  else if (strcmp(cmd, "resume") == 0)
+    code = cmd_resume(&g, argc - 1, argv + 1);
   else if (strcmp(cmd, "ssh") == 0)
     code = cmd_ssh(&g, argc - 2, argv + 2);
   else

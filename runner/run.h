@@ -37,6 +37,14 @@ typedef struct {
   int quiet;
   int do_fsync;
   int report_fd; /* pipe to the supervisor, -1 when unsupervised */
+  /* resume: continue a journaled run instead of starting at `start` */
+  const char *resume_at;      /* step to run first, or NULL */
+  const json_t *resume_ctx;   /* ctx as last journaled */
+  const json_t *resume_path;  /* steps walked before the crash */
+  const char *resume_note;    /* why/how, for the run's started event */
+  int resume_in_doubt;        /* resume_at is an action that may have half-run */
+  const char *in_doubt;       /* "rerun", "skip" or NULL (refuse unless idempotent) */
+  const json_t *in_doubt_ops; /* the writes it had started */
 } rb_run_opts;
 
 /* Runs one runbook to its end in this process and returns an exit code.

@@ -587,7 +587,7 @@ def test_usage_errors_exit_2(args, needle):
 
 
 @pytest.mark.parametrize("cmd", ["exec", "drill", "check", "show", "list", "timeline",
-                                 "approve", "approvals"])
+                                 "approve", "approvals", "resume", "ssh"])
 def test_every_command_has_help(cmd):
     r = rbtest.run([cmd, "--help"])
     assert r.code == 0

@@ -1,0 +1,144 @@
+"""runbook resume: a run whose executor was killed continues from its
+journal, never re-running a finished action, and asks a human about an
+action that started and never finished."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.dirname(__file__))
+import rbtest  # noqa: E402
+
+BOOK = """local cmd = require "cmd"
+return runbook {
+  name = "crashy", title = "Crashy", start = "first",
+  params = { log = { required = true } },
+  steps = {
+    first = action { title = "First write", run = function(ctx)
+      cmd.run({"sh", "-c", "echo first >> " .. ctx.log})
+      ctx.ref = "t-42"
+    end, next = "look" },
+    look = check { title = "Look", run = function(ctx)
+      cmd.read({"sh", "-c", "test -e " .. ctx.log .. ".slowcheck && sleep 30 || true"})
+      return true
+    end, on = { [true] = "second", [false] = "second" } },
+    second = action { title = "Second write", idempotent = IDEMPOTENT, run = function(ctx)
+      cmd.run({"sh", "-c", "echo second-" .. ctx.ref .. " >> " .. ctx.log .. "; "
+        .. "test -e " .. ctx.log .. ".hang && sleep 30 || true"})
+    end, next = "third" },
+    third = action { title = "Third write", run = function(ctx)
+      cmd.run({"sh", "-c", "echo third-" .. ctx.ref .. " >> " .. ctx.log})
+    end, next = "done" },
+    done = resolved { title = "Done" },
+  },
+}
+"""
+
+
+def prepare(tmp_path, idempotent=False, hang="hang"):
+    book = rbtest.write(str(tmp_path / "crashy.lua"),
+                        BOOK.replace("IDEMPOTENT", "true" if idempotent else "false"))
+    log = str(tmp_path / "log")
+    open(log + "." + hang, "w").close()
+    return book, log
+
+
+def crash_during(book, log, state, marker):
+    """Starts the run, waits until the journal shows `marker`, kills the
+    executor child with SIGKILL, and returns the run id."""
+    p = subprocess.Popen([rbtest.RUNBOOK_BIN, "--state-dir", state, "exec", book,
+                          "--incident", "inc", "--var", "log=" + log],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    tl = os.path.join(state, "incidents", "inc.jsonl")
+    deadline = time.time() + 15
+    while time.time() < deadline:
+        if os.path.exists(tl) and marker in open(tl).read():
+            break
+        time.sleep(0.05)
+    time.sleep(0.2)
+    kids = subprocess.run(["pgrep", "-P", str(p.pid), "-x", "runbook"], capture_output=True,
+                          text=True).stdout.split()
+    assert kids, "executor child not found"
+    os.kill(int(kids[0]), signal.SIGKILL)
+    p.communicate(timeout=20)
+    assert p.returncode == 1
+    subprocess.run(["pkill", "-f", "sleep 30"], check=False)
+    with open(tl) as f:
+        return json.loads(f.readline())["run"]
+
+
+def events(state):
+    with open(os.path.join(state, "incidents", "inc.jsonl")) as f:
+        return [json.loads(line) for line in f]
+
+
+def lines(log):
+    with open(log) as f:
+        return f.read().split()
+
+
+def test_action_in_doubt_is_refused_until_a_human_decides(tmp_path):
+    book, log = prepare(tmp_path)
+    state = tempfile.mkdtemp()
+    run = crash_during(book, log, state, '"step":"second","kind":"action","event":"started"')
+    assert lines(log) == ["first", "second-t-42"]
+    open(log + ".hang", "w").close()
+    os.unlink(log + ".hang")
+    r = rbtest.run(["resume", run], state_dir=state)
+    assert r.code == 2, r
+    assert "step 'second' (an action) started and never finished" in r.stderr
+    assert "--in-doubt rerun" in r.stderr
+    assert lines(log) == ["first", "second-t-42"]  # nothing ran
+    r = rbtest.run(["resume", run, "--in-doubt", "skip"], state_dir=state)
+    assert r.code == 0, r
+    # first and second never ran again; third saw the ctx the first step stored
+    assert lines(log) == ["first", "second-t-42", "third-t-42"]
+    ev = events(state)
+    note = [e for e in ev if e["event"] == "note" and e["detail"].get("in_doubt")]
+    assert note[0]["detail"]["in_doubt"] == "skip" and note[0]["step"] == "second"
+    assert ev[-1]["event"] == "finished" and ev[-1]["detail"]["outcome"] == "resolved"
+    assert all(e["run"] == run for e in ev)
+    r = rbtest.run(["resume", run], state_dir=state)
+    assert r.code == 2 and "already ended (resolved)" in r.stderr
+
+
+def test_in_doubt_rerun_runs_the_action_again(tmp_path):
+    book, log = prepare(tmp_path)
+    state = tempfile.mkdtemp()
+    run = crash_during(book, log, state, '"step":"second","kind":"action","event":"started"')
+    os.unlink(log + ".hang")
+    r = rbtest.run(["resume", run, "--in-doubt", "rerun"], state_dir=state)
+    assert r.code == 0, r
+    assert lines(log) == ["first", "second-t-42", "second-t-42", "third-t-42"]
+
+
+def test_idempotent_action_is_rerun_without_asking(tmp_path):
+    book, log = prepare(tmp_path, idempotent=True)
+    state = tempfile.mkdtemp()
+    run = crash_during(book, log, state, '"step":"second","kind":"action","event":"started"')
+    os.unlink(log + ".hang")
+    r = rbtest.run(["resume", run], state_dir=state)
+    assert r.code == 0, r
+    assert lines(log) == ["first", "second-t-42", "second-t-42", "third-t-42"]
+
+
+def test_crash_during_a_check_reruns_the_check(tmp_path):
+    book, log = prepare(tmp_path, hang="slowcheck")
+    state = tempfile.mkdtemp()
+    run = crash_during(book, log, state, '"step":"look","kind":"check","event":"started"')
+    os.unlink(log + ".slowcheck")
+    r = rbtest.run(["resume", run], state_dir=state)
+    assert r.code == 0, r
+    assert lines(log) == ["first", "second-t-42", "third-t-42"]
+    started = [e["step"] for e in events(state)
+               if e["event"] == "started" and e["kind"] != "run" and "op" not in e["detail"]]
+    assert started == ["first", "look", "look", "second", "third"]
+
+
+def test_resume_of_an_unknown_run_is_a_usage_error(tmp_path):
+    r = rbtest.run(["resume", "20990101-000000-abcdef"])
+    assert r.code == 2
+    assert "holds run 20990101-000000-abcdef" in r.stderr
