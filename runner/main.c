@@ -100,8 +100,9 @@ static const char *const cmd_help[][2] = {
      "finished is in doubt: resume refuses until you say --in-doubt rerun or skip,\n"
      "unless the step is marked idempotent.\n"},
     {"ssh",
-     "usage: runbook [--inventory F] [--known-hosts F] [--incident ID] ssh TARGET "
-     "[--parallel N] [--batch N|P%] [--max-fail N|P%] [--timeout D] -- COMMAND...\n\n"
+     "usage: runbook ssh TARGET [--parallel N] [--batch N|P%] [--max-fail N|P%] "
+     "[--timeout D] -- COMMAND...\n"
+     "       (global options: --inventory F, --known-hosts F, --incident ID)\n\n"
      "Runs one command on a host or group of the inventory, with host keys verified\n"
      "against known_hosts; prints each host's result; exits 1 if any host failed.\n"
      "With --incident, every host's result is recorded on that incident's timeline.\n"},
