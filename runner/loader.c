@@ -12,6 +12,10 @@
 
 #define RB_KIND_FIELD "__rb_kind"
 #define RB_LINE_FIELD "__rb_line"
+/* Limits that keep the validator (quadratic in the worst case) well under a
+ * second; a real decision tree is far smaller. */
+#define RB_MAX_STEPS 1000
+#define RB_MAX_BRANCHES 256
 
 static const char *const dsl_kinds[] = {"check",   "action",   "wait",     "approval",
                                         "notify",  "escalate", "resolved", "escalated",
@@ -163,7 +167,11 @@ static void branches(lctx *c, lua_State *L, int t, rb_step *s)
       lproblem(c, s->line, s->id, "branch keys must be true, false, strings or integers");
     else if (lua_type(L, -1) != LUA_TSTRING)
       lproblem(c, s->line, s->id, "branch '%s' must name a step (a string)", key);
-    else
+    else if (s->nbranches >= RB_MAX_BRANCHES) {
+      lproblem(c, s->line, s->id, "more than %d branches", RB_MAX_BRANCHES);
+      lua_pop(L, 2);
+      break;
+    } else
       rb_step_add_branch(s, key, lua_tostring(L, -1));
     lua_pop(L, 1);
   }
@@ -306,6 +314,11 @@ static int load_protected(lua_State *L)
   int st = lua_gettop(L);
   lua_pushnil(L);
   while (lua_next(L, st) != 0) {
+    if (m->nsteps >= RB_MAX_STEPS) {
+      lproblem(c, m->line, NULL, "more than %d steps", RB_MAX_STEPS);
+      lua_pop(L, 2);
+      break;
+    }
     if (lua_type(L, -2) != LUA_TSTRING) {
       lproblem(c, m->line, NULL, "steps: every step needs a string id as its key");
     } else if (lua_type(L, -1) != LUA_TTABLE) {
