@@ -39,8 +39,8 @@ int rb_config_set(rb_config *c, const char *section, const char *key, const char
  * redactor. Returns a malloc'd string the caller wipes and frees, or NULL
  * with err (which names the section and key, never the value); *absent is
  * set to 1 when neither KEY_env nor KEY_file is configured. */
-char *rb_config_secret(const rb_config *c, const char *section, const char *key, int *absent,
-                       char *err, size_t errlen);
+char *rb_config_secret(const rb_config *c, const char *section, const char *key,
+                       int *absent, char *err, size_t errlen);
 
 /* Calls fn for each section name that starts with prefix (e.g. "flags."). */
 void rb_config_each_section(const rb_config *c, const char *prefix,

@@ -38,8 +38,9 @@ void rb_format_ts(int64_t wall_ms, char *buf, size_t len)
   time_t secs = (time_t)(wall_ms / 1000);
   struct tm tm;
   gmtime_r(&secs, &tm);
-  snprintf(buf, len, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1,
-           tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (int)(wall_ms % 1000));
+  snprintf(buf, len, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900,
+           tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
+           (int)(wall_ms % 1000));
 }
 
 int rb_parse_duration(const char *s, int64_t *out_ms, char *err, size_t errlen)
@@ -63,8 +64,8 @@ int rb_parse_duration(const char *s, int64_t *out_ms, char *err, size_t errlen)
   else if (strcmp(end, "d") == 0)
     mult = 86400 * 1000;
   else
-    return rb_err(err, errlen, "bad duration '%s': unknown unit '%s' (use ms, s, m, h, d)", s,
-                  end);
+    return rb_err(err, errlen,
+                  "bad duration '%s': unknown unit '%s' (use ms, s, m, h, d)", s, end);
   double ms = v * mult;
   if (ms > 365.0 * 86400 * 1000)
     return rb_err(err, errlen, "duration '%s' is longer than a year", s);
@@ -116,7 +117,8 @@ void rb_new_id(char *buf, size_t len)
   struct tm tm;
   gmtime_r(&now, &tm);
   snprintf(buf, len, "%04d%02d%02d-%02d%02d%02d-%02x%02x%02x", tm.tm_year + 1900,
-           tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, rnd[0], rnd[1], rnd[2]);
+           tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, rnd[0], rnd[1],
+           rnd[2]);
 }
 
 int rb_mkdirs(const char *path)

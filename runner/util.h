@@ -27,7 +27,8 @@ void rb_format_elapsed(int64_t us, char *buf, size_t len);
 int rb_fmt(char *out, size_t len, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 /* Writes an error message into err (may be NULL); always returns -1. */
-int rb_err(char *err, size_t len, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+int rb_err(char *err, size_t len, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 
 /* Writes a new random id ("20261122-093608-a3f1") into buf (at least 32 bytes). */
 void rb_new_id(char *buf, size_t len);
