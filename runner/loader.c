@@ -12,9 +12,9 @@
 
 #define RB_KIND_FIELD "__rb_kind"
 #define RB_LINE_FIELD "__rb_line"
-/* Limits that keep the validator (quadratic in the worst case) well under a
- * second; a real decision tree is far smaller. */
-#define RB_MAX_STEPS 1000
+/* Limits that keep loading and validation (n log n with the id index) well
+ * under a second; a real decision tree is far smaller. */
+#define RB_MAX_STEPS 20000
 #define RB_MAX_BRANCHES 256
 
 static const char *const dsl_kinds[] = {"check",   "action",   "wait",     "approval",
@@ -332,6 +332,7 @@ static int load_protected(lua_State *L)
   lua_pop(L, 1);
   if (m->nsteps > 1) /* qsort(NULL, 0, ...) is undefined */
     qsort(m->steps, m->nsteps, sizeof *m->steps, cmp_steps);
+  rb_model_index(m);
   return 0;
 }
 

@@ -63,6 +63,7 @@ void rb_model_free(rb_model *m)
     free(m->params[i].description);
   }
   free(m->params);
+  free(m->by_id);
   free(m->steps);
   free(m->file);
   free(m->name);
@@ -74,6 +75,8 @@ void rb_model_free(rb_model *m)
 
 rb_step *rb_model_add_step(rb_model *m, const char *id)
 {
+  free(m->by_id);
+  m->by_id = NULL;
   rb_step *steps = realloc(m->steps, (m->nsteps + 1) * sizeof *steps);
   if (steps == NULL)
     return NULL;
@@ -120,9 +123,42 @@ int rb_step_add_branch(rb_step *s, const char *key, const char *target)
   return 0;
 }
 
+static int cmp_id(const void *a, const void *b)
+{
+  return strcmp((*(rb_step *const *)a)->id, (*(rb_step *const *)b)->id);
+}
+
+int rb_model_index(rb_model *m)
+{
+  free(m->by_id);
+  m->by_id = m->nsteps ? malloc(m->nsteps * sizeof *m->by_id) : NULL;
+  if (m->by_id == NULL)
+    return m->nsteps ? -1 : 0;
+  for (size_t i = 0; i < m->nsteps; i++)
+    m->by_id[i] = &m->steps[i];
+  qsort(m->by_id, m->nsteps, sizeof *m->by_id, cmp_id);
+  return 0;
+}
+
 rb_step *rb_model_find(const rb_model *m, const char *id)
 {
-  for (size_t i = 0; id && i < m->nsteps; i++)
+  if (id == NULL)
+    return NULL;
+  if (m->by_id != NULL) {
+    size_t lo = 0, hi = m->nsteps;
+    while (lo < hi) {
+      size_t mid = lo + (hi - lo) / 2;
+      int c = strcmp(m->by_id[mid]->id, id);
+      if (c == 0)
+        return m->by_id[mid];
+      if (c < 0)
+        lo = mid + 1;
+      else
+        hi = mid;
+    }
+    return NULL;
+  }
+  for (size_t i = 0; i < m->nsteps; i++)
     if (strcmp(m->steps[i].id, id) == 0)
       return &m->steps[i];
   return NULL;

@@ -59,6 +59,7 @@ typedef struct {
   size_t nsteps;
   rb_param *params;
   size_t nparams;
+  rb_step **by_id; /* sorted by id for rb_model_find; built by rb_model_index */
 } rb_model;
 
 const char *rb_step_kind_name(rb_step_kind k);
@@ -74,6 +75,10 @@ rb_step *rb_model_add_step(rb_model *m, const char *id);
 rb_param *rb_model_add_param(rb_model *m, const char *name);
 int rb_step_add_branch(rb_step *s, const char *key, const char *target);
 rb_step *rb_model_find(const rb_model *m, const char *id);
+/* Builds the id index that makes rb_model_find O(log n); adding a step
+ * drops it. Call once the steps are loaded. Returns 0 or -1 (no memory:
+ * lookups stay linear). */
+int rb_model_index(rb_model *m);
 const rb_param *rb_model_find_param(const rb_model *m, const char *name);
 /* The branch target for key, falling back to "default"; NULL if none. */
 const char *rb_step_branch(const rb_step *s, const char *key);

@@ -176,7 +176,7 @@ CASES = [
     case("global_unlock", "step", "cannot change a protected metatable", 8),
     case("load_time_global", "load", "undeclared global 'windwo_minutes'", 3),
     # the host's own reading of runbook values
-    case("loader_many_steps", "load", "more than 1000 steps", 10, config="default"),
+    case("loader_many_steps", "load", "more than 20000 steps", 10, config="default"),
     case("loader_many_branches", "load", "step 'c': more than 256 branches", 7,
          config="default"),
     case("loader_hostile_tables", "resolved", None,
