@@ -30,9 +30,9 @@ typedef struct {
   rb_timeline *tl;
   rb_host host;
   const rb_step *cur;
-  json_t *path;    /* step ids in the order walked */
-  json_t *collect; /* approval preview: would_run details land here */
-  char *last_ctx;  /* ctx as JSON after the previous step */
+  json_t *path;     /* step ids in the order walked */
+  json_t *collect;  /* approval preview: would_run details land here */
+  json_t *last_ctx; /* ctx as JSON after the previous step */
   int64_t run_start_us;
   int64_t step_timeout_ms;
   int64_t run_deadline_ms;
@@ -332,14 +332,12 @@ static void journal_ctx(rb_exec *ex, json_t *detail)
     json_object_set_new(detail, "ctx_error", json_string(err));
     return;
   }
-  char *s = json_dumps(ctx, JSON_COMPACT | JSON_SORT_KEYS);
-  if (s && (ex->last_ctx == NULL || strcmp(s, ex->last_ctx) != 0)) {
-    json_object_set_new(detail, "ctx", ctx);
-    free(ex->last_ctx);
-    ex->last_ctx = s;
+  if (ex->last_ctx == NULL || !json_equal(ctx, ex->last_ctx)) {
+    json_object_set(detail, "ctx", ctx);
+    json_decref(ex->last_ctx);
+    ex->last_ctx = ctx;
     return;
   }
-  free(s);
   json_decref(ctx);
 }
 
@@ -349,8 +347,8 @@ static json_t *take_result(rb_exec *ex, char *err, size_t errlen)
   lua_State *L = sb_lua(ex->sb);
   json_t *r = rb_lua_to_json(L, -1, err, errlen);
   lua_pop(L, 1);
-  if (r == NULL)
-    return NULL;
+  if (r == NULL || !(json_is_object(r) || json_is_array(r)))
+    return r; /* a scalar is small; its size needs no check */
   char *s = json_dumps(r, JSON_COMPACT | JSON_ENCODE_ANY);
   size_t n = s ? strlen(s) : 0;
   free(s);
@@ -1380,7 +1378,7 @@ out:
   json_decref(ex.scenario);
   json_decref(params);
   json_decref(ex.path);
-  free(ex.last_ctx);
+  json_decref(ex.last_ctx);
   if (ex.log)
     fclose(ex.log);
   rb_timeline_free(ex.tl);

@@ -261,10 +261,27 @@ static char *mask_urls(const char *s)
   return sb_done(&b);
 }
 
+/* 1 when s may hold something to scrub: a registered secret or a URL.
+ * Most strings hold neither, and skipping them keeps every timeline append
+ * from copying each string twice. */
+static int may_need_scrub(const char *s)
+{
+  if (strstr(s, "://") != NULL)
+    return 1;
+  int hit = 0;
+  pthread_mutex_lock(&reg.mu);
+  for (size_t i = 0; i < reg.n && !hit; i++)
+    hit = strstr(s, reg.v[i]) != NULL;
+  pthread_mutex_unlock(&reg.mu);
+  return hit;
+}
+
 char *rb_redact_str(const char *s)
 {
   if (s == NULL)
     return NULL;
+  if (!may_need_scrub(s))
+    return strdup(s);
   char *a = replace_secrets(s);
   if (a == NULL)
     return NULL;
@@ -278,6 +295,8 @@ char *rb_redact_str(const char *s)
 static void scrub_string(json_t *v)
 {
   const char *s = json_string_value(v);
+  if (!may_need_scrub(s))
+    return;
   char *r = rb_redact_str(s);
   if (r == NULL) {
     json_string_set(v, RB_REDACTED);
