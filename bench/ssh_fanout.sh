@@ -3,7 +3,8 @@
 # runbook vs parallel-ssh vs ansible, same key, same known_hosts, same sshd;
 # prints median wall times and ratios, then checks that ten commands to one
 # host cost one handshake. Usage: bench/ssh_fanout.sh [RUNS] (default 7).
-# RUNBOOK_BIN overrides the binary (default build/runbook). Needs root (sshd),
+# RUNBOOK_BIN overrides the binary (default build/runbook); the commands run
+# as BENCH_USER (default rbbench, created with /bin/sh). Needs root (sshd),
 # openssh-server, pssh and ansible (apt-get install -y pssh ansible).
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
@@ -22,6 +23,13 @@ sys.path.insert(0, os.path.join(os.environ["RB_SOURCE_DIR"], "tests", "integrati
 import sshd
 
 N, RUNS, RB = 50, int(os.environ["RUNS"]), os.environ["RUNBOOK_BIN"]
+# A plain account with /bin/sh, so the figures measure the tools and not the
+# login shell's start-up files (root's .bashrc on a developer machine can
+# cost 100 ms a command). The test sshd's AuthorizedKeysFile is not per user.
+USER = os.environ.get("BENCH_USER", "rbbench")
+if subprocess.run(["id", USER], capture_output=True).returncode != 0:
+    # "*" rather than a locked "!": sshd without PAM refuses locked accounts.
+    subprocess.run(["useradd", "-m", "-s", "/bin/sh", "-p", "*", USER], check=True)
 cluster = sshd.Cluster(1)
 srv = cluster.servers[0]
 try:
@@ -31,16 +39,16 @@ try:
         f.write("[app]\n")
         for i in range(1, N + 1):
             f.write("app%02d ansible_host=127.0.0.1 ansible_port=%d\n" % (i, port))
-        f.write("[all:vars]\nansible_user=root\nansible_ssh_private_key_file=%s\n"
+        f.write("[all:vars]\nansible_user=" + USER + "\nansible_ssh_private_key_file=%s\n"
                 "ansible_ssh_common_args='-o UserKnownHostsFile=%s -o StrictHostKeyChecking=yes'\n"
                 "ansible_python_interpreter=/usr/bin/python3\n" % (cluster.client_key, cluster.known_hosts))
     conf = os.path.join(base, "runbook.conf")
     with open(conf, "w") as f:
         f.write("[ssh]\ninventory = %s\nknown_hosts = %s\nidentity_file = %s\nuse_agent = false\n"
-                % (inv, cluster.known_hosts, cluster.client_key))
+                "user = %s\n" % (inv, cluster.known_hosts, cluster.client_key, USER))
     hosts = os.path.join(base, "pssh.hosts")
     with open(hosts, "w") as f:
-        f.write(("root@127.0.0.1:%d\n" % port) * N)
+        f.write(("%s@127.0.0.1:%d\n" % (USER, port)) * N)
     state = tempfile.mkdtemp(prefix="rb-bench-")
     env = dict(os.environ, ANSIBLE_HOST_KEY_CHECKING="True", ANSIBLE_NOCOLOR="1")
     env.pop("SSH_AUTH_SOCK", None)
