@@ -426,6 +426,23 @@ static void list_branches(const rb_step *s, char *buf, size_t len)
   }
 }
 
+/* drill: the scenario's value for a check or wait (new reference, may be
+ * NULL when the answer has none). Returns -1 when the scenario does not
+ * answer the step or simulates its failure. */
+static int drill_value(rb_exec *ex, const rb_step *s, step_out *o, json_t **value)
+{
+  json_t *ans = answer_for(ex, s);
+  if (ans == NULL)
+    return scenario_missing(ex, s, o);
+  if (scenario_fail(ans, o)) {
+    json_decref(ans);
+    return -1;
+  }
+  *value = json_incref(json_object_get(ans, "value"));
+  json_decref(ans);
+  return 0;
+}
+
 /* check: a read whose value picks the branch. */
 static int run_check(rb_exec *ex, const rb_step *s, step_out *o, json_t *detail)
 {
@@ -433,15 +450,8 @@ static int run_check(rb_exec *ex, const rb_step *s, step_out *o, json_t *detail)
   json_t *value = NULL;
   char key[256];
   if (ex->o->mode == RB_MODE_DRILL) {
-    json_t *ans = answer_for(ex, s);
-    if (ans == NULL)
-      return scenario_missing(ex, s, o);
-    if (scenario_fail(ans, o)) {
-      json_decref(ans);
+    if (drill_value(ex, s, o, &value) != 0)
       return -1;
-    }
-    value = json_incref(json_object_get(ans, "value"));
-    json_decref(ans);
     if (value == NULL || json_key(value, key, sizeof key) != 0) {
       json_decref(value);
       o->invalid = o->fatal = 1;
@@ -499,15 +509,11 @@ static int run_wait(rb_exec *ex, const rb_step *s, step_out *o, json_t *detail)
   char last_err[1024] = "";
   json_object_set_new(detail, "question", json_string(s->title));
   if (ex->o->mode == RB_MODE_DRILL) {
-    json_t *ans = answer_for(ex, s);
-    if (ans == NULL)
-      return scenario_missing(ex, s, o);
-    if (scenario_fail(ans, o)) {
-      json_decref(ans);
+    json_t *value = NULL;
+    if (drill_value(ex, s, o, &value) != 0)
       return -1;
-    }
-    met = json_is_true(json_object_get(ans, "value"));
-    json_decref(ans);
+    met = json_is_true(value);
+    json_decref(value);
   } else {
     int64_t deadline = ex->host.step_deadline_ms;
     int64_t every = s->every_ms > 0 ? s->every_ms : 10000;

@@ -209,6 +209,25 @@ typedef struct {
   rb_run_opts o;
 } run_job;
 
+static void job_init(run_job *job, const globals *g, const char *path, rb_mode mode,
+                     const char *incident, const char *run_id, const char *actor,
+                     int json, int quiet)
+{
+  memset(job, 0, sizeof *job);
+  job->o.runbook_path = path;
+  job->o.mode = mode;
+  job->o.incident = incident;
+  job->o.run_id = run_id;
+  job->o.actor = actor;
+  job->o.state_dir = g->state_dir;
+  job->o.config = g->cfg;
+  job->o.json_stream = json;
+  job->o.quiet = quiet;
+  job->o.color = !g->no_color && !json && isatty(1) && getenv("NO_COLOR") == NULL;
+  job->o.do_fsync = 1;
+  job->o.report_fd = -1;
+}
+
 static int run_child(void *arg, int report_fd)
 {
   run_job *j = arg;
@@ -314,22 +333,10 @@ static int cmd_run(globals *g, int argc, char **argv, rb_mode mode)
     goto out;
   }
   run_job job;
-  memset(&job, 0, sizeof job);
-  job.o.runbook_path = path;
-  job.o.mode = mode;
-  job.o.incident = incident;
-  job.o.run_id = run_id;
-  job.o.actor = actor;
-  job.o.state_dir = g->state_dir;
+  job_init(&job, g, path, mode, incident, run_id, actor, json, quiet);
   job.o.vars = vars;
   job.o.scenario_path = mode == RB_MODE_DRILL ? scn_path : NULL;
   job.o.scenario_name = scenario ? scenario : (mode == RB_MODE_DRILL ? "default" : NULL);
-  job.o.config = g->cfg;
-  job.o.json_stream = json;
-  job.o.quiet = quiet;
-  job.o.color = !g->no_color && !json && isatty(1) && getenv("NO_COLOR") == NULL;
-  job.o.do_fsync = 1;
-  job.o.report_fd = -1;
   rb_watch w = {
       tlpath,
       incident,
@@ -410,20 +417,10 @@ static int cmd_resume(globals *g, int argc, char **argv)
   snprintf(note, sizeof note, "resumed by %s at step '%s'%s", actor, at,
            doubt ? " (in doubt)" : "");
   run_job job;
-  memset(&job, 0, sizeof job);
-  job.o.runbook_path = j.file;
-  job.o.mode = strcmp(j.mode, "dry-run") == 0 ? RB_MODE_DRY_RUN : RB_MODE_EXEC;
-  job.o.incident = incident;
-  job.o.run_id = run;
-  job.o.actor = actor;
-  job.o.state_dir = g->state_dir;
+  job_init(&job, g, j.file,
+           strcmp(j.mode, "dry-run") == 0 ? RB_MODE_DRY_RUN : RB_MODE_EXEC, incident, run,
+           actor, json, quiet);
   job.o.vars = j.params;
-  job.o.config = g->cfg;
-  job.o.json_stream = json;
-  job.o.quiet = quiet;
-  job.o.color = !g->no_color && !json && isatty(1) && getenv("NO_COLOR") == NULL;
-  job.o.do_fsync = 1;
-  job.o.report_fd = -1;
   job.o.resume_at = at;
   job.o.resume_ctx = j.ctx;
   job.o.resume_path = j.path;
