@@ -1205,7 +1205,10 @@ static int check_expect(rb_exec *ex, const char *outcome)
     ok = 0;
   }
   emit(ex, NULL, "note", -1,
-       json_pack("{s:s, s:b}", "drill_expectation", ok ? "met" : "not met", "ok", ok));
+       json_pack("{s:s, s:b, s:s}", "drill_expectation", ok ? "met" : "not met", "ok", ok,
+                 "message",
+                 ok ? "the drill followed the scenario's expected path"
+                    : "the drill left the scenario's expected path"));
   return ok;
 }
 

@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <getopt.h>
 #include <limits.h>
+#include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -107,6 +108,16 @@ static const char *const cmd_help[][2] = {
      "against known_hosts; prints each host's result; exits 1 if any host failed.\n"
      "With --incident, every host's result is recorded on that incident's timeline.\n"},
     {NULL, NULL}};
+
+/* Who is at the keyboard: $USER, else the account of the real uid. */
+static const char *login_name(void)
+{
+  const char *u = getenv("USER");
+  if (u && *u)
+    return u;
+  struct passwd *pw = getpwuid(getuid());
+  return pw && pw->pw_name ? pw->pw_name : "unknown";
+}
 
 static int usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 static int usage_error(const char *fmt, ...)
@@ -322,8 +333,7 @@ static int cmd_run(globals *g, int argc, char **argv, rb_mode mode)
   if (actor == NULL)
     actor = rb_config_get(g->cfg, "core", "actor");
   if (actor == NULL) {
-    snprintf(actor_buf, sizeof actor_buf, "user:%s",
-             getenv("USER") ? getenv("USER") : "unknown");
+    snprintf(actor_buf, sizeof actor_buf, "user:%s", login_name());
     actor = actor_buf;
   }
   char tlpath[4300];
@@ -413,7 +423,7 @@ static int cmd_resume(globals *g, int argc, char **argv)
     goto out;
   }
   char actor[160], note[512];
-  snprintf(actor, sizeof actor, "user:%s", getenv("USER") ? getenv("USER") : "unknown");
+  snprintf(actor, sizeof actor, "user:%s", login_name());
   snprintf(note, sizeof note, "resumed by %s at step '%s'%s", actor, at,
            doubt ? " (in doubt)" : "");
   run_job job;
@@ -576,7 +586,7 @@ static int cmd_approve(globals *g, int argc, char **argv)
     return usage_error("approve needs RUN and STEP (see runbook approvals)");
   char who[160];
   if (as == NULL) {
-    snprintf(who, sizeof who, "%s", getenv("USER") ? getenv("USER") : "unknown");
+    snprintf(who, sizeof who, "%s", login_name());
     as = who;
   }
   char err[512];

@@ -412,6 +412,11 @@ static void describe_step(FILE *m, const json_t *ev, const char *event, const js
     if (title)
       fprintf(m, " (%s)", title);
     put_action(m, d);
+  } else if (eq(event, "finished") && str_of(d, "phase") && msg) {
+    /* a status update: what the stakeholders were told */
+    fprintf(m, "status update [%s]: %s", str_of(d, "phase"), msg);
+  } else if (eq(event, "finished") && str_of(d, "to")) {
+    fprintf(m, "escalated to %s%s%s", str_of(d, "to"), msg ? ": " : "", msg ? msg : "");
   } else if (eq(event, "finished")) {
     fputs("finished", m);
     put_duration(m, ev, " in ");
