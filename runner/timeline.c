@@ -611,7 +611,15 @@ static int export_one(json_t *ev, void *arg)
     snprintf(col, sizeof col, "%s  %s", step ? step : "run", event ? event : "?");
     flatten(col);
     put_time(x, ev, 1);
-    fprintf(x->out, "  %s  %s\n", col, text);
+    /* The event is in its own column: do not say it twice. */
+    const char *rest = text;
+    size_t n = event ? strlen(event) : 0;
+    size_t i = 0;
+    while (i < n && (rest[i] == event[i] || (event[i] == '_' && rest[i] == ' ')))
+      i++;
+    if (n && i == n && (rest[n] == ' ' || rest[n] == ':'))
+      rest += n + (rest[n] == ':' ? 2 : 1);
+    fprintf(x->out, "  %s  %s\n", col, rest);
   }
   free(text);
   return 0;
