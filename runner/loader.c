@@ -312,13 +312,19 @@ static int load_protected(lua_State *L)
     return 0;
   }
   int st = lua_gettop(L);
+  /* Count first: refusing a huge graph must not cost converting it. */
+  size_t count = 0;
   lua_pushnil(L);
   while (lua_next(L, st) != 0) {
-    if (m->nsteps >= RB_MAX_STEPS) {
-      lproblem(c, m->line, NULL, "more than %d steps", RB_MAX_STEPS);
+    lua_pop(L, 1);
+    if (++count > RB_MAX_STEPS) {
       lua_pop(L, 2);
-      break;
+      lproblem(c, m->line, NULL, "more than %d steps", RB_MAX_STEPS);
+      return 0;
     }
+  }
+  lua_pushnil(L);
+  while (lua_next(L, st) != 0) {
     if (lua_type(L, -2) != LUA_TSTRING) {
       lproblem(c, m->line, NULL, "steps: every step needs a string id as its key");
     } else if (lua_type(L, -1) != LUA_TTABLE) {

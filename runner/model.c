@@ -77,10 +77,15 @@ rb_step *rb_model_add_step(rb_model *m, const char *id)
 {
   free(m->by_id);
   m->by_id = NULL;
-  rb_step *steps = realloc(m->steps, (m->nsteps + 1) * sizeof *steps);
-  if (steps == NULL)
-    return NULL;
-  m->steps = steps;
+  if (m->nsteps == m->cap_steps) {
+    /* Doubling: growing by one made loading n steps cost n^2 copies. */
+    size_t cap = m->cap_steps ? m->cap_steps * 2 : 16;
+    rb_step *steps = realloc(m->steps, cap * sizeof *steps);
+    if (steps == NULL)
+      return NULL;
+    m->steps = steps;
+    m->cap_steps = cap;
+  }
   rb_step *s = &m->steps[m->nsteps];
   memset(s, 0, sizeof *s);
   s->id = strdup(id);

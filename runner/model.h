@@ -56,7 +56,7 @@ typedef struct {
   char *start;
   int line; /* of the runbook { } call */
   rb_step *steps;
-  size_t nsteps;
+  size_t nsteps, cap_steps;
   rb_param *params;
   size_t nparams;
   rb_step **by_id; /* sorted by id for rb_model_find; built by rb_model_index */
