@@ -18,7 +18,7 @@ median_ms() { # hyperfine json -> median in ms
   python3 -c 'import json,sys; print("%.3f" % (json.load(open(sys.argv[1]))["results"][0]["median"]*1000))' "$1"
 }
 
-echo "== cold drill of checkout-errors (state dir on disk, fsync on)"
+echo "== cold drill of checkout-errors (state dir on disk; a drill fsyncs its timeline once, at the end)"
 hyperfine -N --warmup 5 --runs 200 --export-json "$work/cold.json" \
   "$bin --state-dir $work/state drill checkout-errors --quiet" >/dev/null
 cold=$(median_ms "$work/cold.json")
