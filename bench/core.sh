@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # bench/core.sh: the executor's own costs.
 #  1. cold start of `runbook drill checkout-errors` (whole process, median of
-#     many runs, timeline fsync'd to the state dir);
+#     many runs; a drill makes its timeline durable once, at the end);
 #  2. per-step overhead on a generated 1000-step runbook, timeline fsync'd,
 #     with the state dir on disk and on tmpfs (/dev/shm).
 # Usage: bench/core.sh [BUILD_DIR]   (default: build)
