@@ -1129,39 +1129,39 @@ static int limits_from_config(const rb_config *cfg, sb_limits *lim, char *err,
  * Returns RB_EXIT_OK or RB_EXIT_INVALID. */
 #define RB_LOAD_BUDGET_MS 10000
 
-static int load_runbook(const char *path, const rb_config *cfg, rb_host *host,
+/* Creates the sandbox, loads the runbook under the load budget and
+ * validates it. Returns RB_EXIT_OK with *sb_out and *m_out (the caller frees
+ * both), or RB_EXIT_INVALID / RB_EXIT_FAILED with every problem, one per
+ * line, in err. Prints nothing. */
+static int open_runbook(const char *path, const rb_config *cfg, rb_host *host,
                         void (*print)(void *, const char *, int), void *print_arg,
-                        sb_state **sb_out, rb_model **m_out, int rfd)
+                        int rfd, sb_state **sb_out, rb_model **m_out, char *err,
+                        size_t errlen)
 {
-  char err[8192];
   sb_limits lim;
-  if (limits_from_config(cfg, &lim, err, sizeof err) != 0) {
-    fprintf(stderr, "runbook: %s\n", err);
+  if (limits_from_config(cfg, &lim, err, errlen) != 0)
     return RB_EXIT_INVALID;
-  }
   lim.print = print;
   lim.print_arg = print_arg;
-  sb_state *sb = sb_new(&lim, err, sizeof err);
-  if (sb == NULL) {
-    fprintf(stderr, "runbook: %s\n", err);
+  sb_state *sb = sb_new(&lim, err, errlen);
+  if (sb == NULL)
     return RB_EXIT_FAILED;
-  }
   rb_host_set(sb_lua(sb), host);
   rb_loader_install_dsl(sb);
   rb_model *m = NULL;
   int64_t deadline = rb_now_mono_ms() + RB_LOAD_BUDGET_MS;
   sb_set_deadline(sb, deadline, "loading the runbook took longer than 10 s");
   report_fd(rfd, "S %lld (load)\n", (long long)deadline);
-  int rc = rb_loader_load(sb, path, &m, err, sizeof err);
+  int rc = rb_loader_load(sb, path, &m, err, errlen);
   report_fd(rfd, "E\n");
   sb_set_deadline(sb, 0, NULL);
-  if (rc != 0) {
-    fprintf(stderr, "%s\n", err);
-    sb_free(sb);
-    return RB_EXIT_INVALID;
+  if (rc == 0 && rb_model_validate(m, err, errlen) != 0) {
+    size_t n = strlen(err);
+    if (n && err[n - 1] == '\n')
+      err[n - 1] = '\0';
+    rc = -1;
   }
-  if (rb_model_validate(m, err, sizeof err) != 0) {
-    fputs(err, stderr);
+  if (rc != 0) {
     rb_model_free(m);
     sb_free(sb);
     return RB_EXIT_INVALID;
@@ -1169,6 +1169,19 @@ static int load_runbook(const char *path, const rb_config *cfg, rb_host *host,
   *sb_out = sb;
   *m_out = m;
   return RB_EXIT_OK;
+}
+
+/* open_runbook, printing its problems to stderr. */
+static int load_runbook(const char *path, const rb_config *cfg, rb_host *host,
+                        void (*print)(void *, const char *, int), void *print_arg,
+                        sb_state **sb_out, rb_model **m_out, int rfd)
+{
+  char err[8192];
+  int code = open_runbook(path, cfg, host, print, print_arg, rfd, sb_out, m_out, err,
+                          sizeof err);
+  if (code != RB_EXIT_OK)
+    fprintf(stderr, "%s%s\n", code == RB_EXIT_FAILED ? "runbook: " : "", err);
+  return code;
 }
 
 static int exit_for(const char *outcome)
@@ -1490,34 +1503,17 @@ int rb_run_describe(const char *path, const rb_config *cfg, char *name, size_t n
   memset(&host, 0, sizeof host);
   host.config = cfg;
   host.emit = null_emit;
-  char e[4096];
-  sb_limits lim;
-  if (limits_from_config(cfg, &lim, err, errlen) != 0)
-    return -1;
-  lim.print = quiet_print;
-  sb_state *sb = sb_new(&lim, e, sizeof e);
-  if (sb == NULL)
-    return rb_err(err, errlen, "%s", e);
-  rb_host_set(sb_lua(sb), &host);
-  rb_loader_install_dsl(sb);
+  sb_state *sb = NULL;
   rb_model *m = NULL;
-  int64_t deadline = rb_now_mono_ms() + RB_LOAD_BUDGET_MS;
-  sb_set_deadline(sb, deadline, "loading the runbook took longer than 10 s");
-  report_fd(rfd, "S %lld (load)\n", (long long)deadline);
-  int rc = rb_loader_load(sb, path, &m, e, sizeof e);
-  report_fd(rfd, "E\n");
-  if (rc == 0) {
-    snprintf(name, nlen, "%s", m->name ? m->name : "?");
-    snprintf(title, tlen, "%s", m->title ? m->title : "");
-    if (rb_model_validate(m, e, sizeof e) != 0) {
-      e[strcspn(e, "\n")] = '\0';
-      rc = rb_err(err, errlen, "%s", e);
-    }
-  } else {
-    e[strcspn(e, "\n")] = '\0';
-    rb_err(err, errlen, "%s", e);
+  char e[4096];
+  if (open_runbook(path, cfg, &host, quiet_print, NULL, rfd, &sb, &m, e, sizeof e) !=
+      RB_EXIT_OK) {
+    e[strcspn(e, "\n")] = '\0'; /* the first problem is enough for a list */
+    return rb_err(err, errlen, "%s", e);
   }
+  snprintf(name, nlen, "%s", m->name ? m->name : "?");
+  snprintf(title, tlen, "%s", m->title ? m->title : "");
   rb_model_free(m);
   sb_free(sb);
-  return rc;
+  return 0;
 }
