@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -125,7 +126,11 @@ int rb_approval_wait(const char *state_dir, const char *run_id, const char *step
   json_decref(r);
   if (rc != 0)
     return -1;
-  const char *who = getenv("USER") ? getenv("USER") : "operator";
+  const char *who = getenv("USER");
+  if (who == NULL || *who == '\0') {
+    struct passwd *pw = getpwuid(getuid());
+    who = pw && pw->pw_name ? pw->pw_name : "operator";
+  }
   int64_t deadline = rb_now_mono_ms() + timeout_ms;
   int decided = 0;
   while (!decided) {
