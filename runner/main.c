@@ -20,6 +20,7 @@
 #include "runner/redact.h"
 #include "runner/run.h"
 #include "runner/scenario.h"
+#include "runner/serve.h"
 #include "runner/supervise.h"
 #include "runner/timeline.h"
 #include "runner/util.h"
@@ -55,6 +56,8 @@ static const char usage_text[] =
     "                       continue a run after a crash, from its journal\n"
     "  ssh TARGET [--parallel N] [--batch N] [--max-fail N] -- COMMAND...\n"
     "                       run one command on inventory hosts (verified host keys)\n"
+    "  serve [--listen HOST:PORT] [--rules FILE] [--insecure-no-auth]\n"
+    "                       alert listener: Alertmanager webhooks start runs\n"
     "\n"
     "global options:\n"
     "  --config FILE        settings file (default ./runbook.conf, then\n"
@@ -107,6 +110,12 @@ static const char *const cmd_help[][2] = {
      "Runs one command on a host or group of the inventory, with host keys verified\n"
      "against known_hosts; prints each host's result; exits 1 if any host failed.\n"
      "With --incident, every host's result is recorded on that incident's timeline.\n"},
+    {"serve",
+     "usage: runbook serve [--listen HOST:PORT] [--rules FILE] [--dedup-window D] "
+     "[--insecure-no-auth]\n\n"
+     "Listens for Alertmanager webhooks (POST /alerts/alertmanager), matches alerts\n"
+     "against the rules file and starts `runbook exec` runs; also /healthz, /metrics\n"
+     "and an approvals endpoint. Needs [serve] token or hmac_key. See docs/serve.md.\n"},
     {NULL, NULL}};
 
 /* Who is at the keyboard: $USER, else the account of the real uid. */
@@ -763,6 +772,8 @@ int main(int argc, char **argv)
     code = cmd_resume(&g, argc - 1, argv + 1);
   else if (strcmp(cmd, "ssh") == 0)
     code = cmd_ssh(&g, argc - 2, argv + 2);
+  else if (strcmp(cmd, "serve") == 0)
+    code = rb_cli_serve(g.cfg, g.state_dir, argc - 1, argv + 1);
   else
     code = usage_error("unknown command '%s'", cmd);
   rb_config_free(g.cfg);

@@ -1,0 +1,96 @@
+/* alerts.h: the plain-C half of the alert listener: parsing Alertmanager
+ * webhook payloads, the alert-to-runbook rules, HMAC checks and dedup. */
+#ifndef RB_ALERTS_H
+#define RB_ALERTS_H
+
+#include <jansson.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* One alert of a payload. The strings and objects are borrowed from the
+ * batch's root and live as long as it does. */
+typedef struct {
+  const char *status; /* "firing" or "resolved" */
+  const char *fingerprint;
+  const char *alertname; /* labels.alertname, or "unnamed" */
+  const json_t *labels;
+  const json_t *annotations;
+} rb_alert;
+
+typedef struct {
+  json_t *root;
+  rb_alert *alerts;
+  size_t n;
+} rb_alert_batch;
+
+/* Parses an Alertmanager webhook (version 4) body. On error returns -1 with
+ * err naming the field ("alerts[1].labels: expected an object"). The caller
+ * releases a parsed batch with rb_alerts_clear (NULL-safe, idempotent). */
+int rb_alerts_parse_am(const char *body, size_t len, rb_alert_batch *out, char *err,
+                       size_t errlen);
+void rb_alerts_clear(rb_alert_batch *b);
+
+/* The rules file: a JSON array of rules, first match wins. */
+typedef struct rb_rules rb_rules;
+
+/* Loads and validates path; errors name file, rule index and field. Caller
+ * frees with rb_rules_free. */
+rb_rules *rb_rules_load(const char *path, char *err, size_t errlen);
+/* Same from a parsed array (borrowed); origin names it in errors. */
+rb_rules *rb_rules_from_json(const json_t *arr, const char *origin, char *err,
+                             size_t errlen);
+void rb_rules_free(rb_rules *r);
+size_t rb_rules_count(const rb_rules *r);
+
+typedef struct {
+  char runbook[128];
+  json_t *vars; /* object name -> string; owned, released by rb_alert_match_clear */
+  int dry_run;
+  int rule; /* index of the rule that matched */
+} rb_alert_match;
+
+/* Matches one alert. Returns 1 with *m filled when a rule matches, 0 when
+ * none does, -1 with err when the rule matched but cannot be applied (an
+ * annotation names an unsafe runbook). */
+int rb_rules_match(const rb_rules *r, const rb_alert *a, rb_alert_match *m, char *err,
+                   size_t errlen);
+void rb_alert_match_clear(rb_alert_match *m);
+
+/* Expands {{labels.X}}, {{annotations.X}}, {{fingerprint}}, {{status}} and
+ * {{alertname}} in tmpl. Returns a malloc'd string (caller frees), or NULL
+ * when a referenced field is absent or the template is malformed (err says
+ * which). */
+char *rb_alerts_template(const char *tmpl, const rb_alert *a, char *err, size_t errlen);
+
+/* 1 when name is safe to pass to `runbook exec` as a runbook name (letters,
+ * digits, '-', '_', '.', not starting with '-' or '.', no path). */
+int rb_alerts_runbook_name_ok(const char *name);
+
+/* Constant-time comparison of two strings of any length: 1 when equal. */
+int rb_alerts_ct_equal(const char *a, const char *b);
+/* Checks header "sha256=<hex>" against HMAC-SHA256(key, body), in constant
+ * time. Returns 1 when it verifies, 0 otherwise (a NULL header included). */
+int rb_alerts_hmac_ok(const char *key, const void *body, size_t len, const char *header);
+/* Writes "sha256=<64 hex>" for body into out (at least 72 bytes). */
+int rb_alerts_hmac_sign(const char *key, const void *body, size_t len, char *out,
+                        size_t outlen);
+
+/* The dedup table: a fingerprint is a duplicate while the run it started
+ * is active, and for window_ms after it finished. Not thread-safe: the
+ * listener holds its lock around every call. */
+typedef struct rb_dedup rb_dedup;
+
+rb_dedup *rb_dedup_new(int64_t window_ms, size_t max_entries);
+void rb_dedup_free(rb_dedup *d);
+/* Returns 1 when fp is a duplicate at now_ms (and counts it), 0 when it is
+ * new, in which case it is recorded as active; -1 when the table is full of
+ * active entries. */
+int rb_dedup_claim(rb_dedup *d, const char *fp, int64_t now_ms);
+/* The run of fp ended at now_ms: the window starts. */
+void rb_dedup_finished(rb_dedup *d, const char *fp, int64_t now_ms);
+/* Forgets fp (a claim whose run could not be started). */
+void rb_dedup_forget(rb_dedup *d, const char *fp);
+/* Number of duplicates seen for fp (0 when unknown). */
+unsigned rb_dedup_hits(const rb_dedup *d, const char *fp);
+
+#endif

@@ -1,0 +1,851 @@
+/* serve.c: the alert listener on libmicrohttpd: authenticates webhooks,
+ * starts matched runs as child processes, reaps them, exposes metrics. */
+#include "runner/serve.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <jansson.h>
+#include <microhttpd.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "runner/alerts.h"
+#include "runner/approval.h"
+#include "runner/redact.h"
+#include "runner/run.h"
+#include "runner/util.h"
+
+extern char **environ;
+
+#define BODY_LIMIT (1024 * 1024)
+#define QUEUE_MAX 64
+#define MAX_RUNS_CAP 64
+#define STOP_WAIT_MS 30000
+
+enum { P_ALERTS, P_HEALTHZ, P_METRICS, P_APPROVALS, P_APPROVAL, P_OTHER, P_N };
+static const char *const path_names[P_N] = {
+    "/alerts/alertmanager",    "/healthz", "/metrics", "/approvals",
+    "/approvals/{run}/{step}", "other"};
+
+typedef struct {
+  pid_t pid;
+  char fp[65];
+} child;
+
+typedef struct {
+  char fp[65];
+  json_t *argv; /* array of strings */
+} queued;
+
+typedef struct {
+  int path;
+  unsigned code;
+  unsigned long n;
+} req_count;
+
+typedef struct {
+  pthread_mutex_t mu;
+  const char *state_dir;
+  const char *config_file;
+  char *token;
+  char *hmac_key;
+  rb_rules *rules;
+  rb_dedup *dedup;
+  int max_runs;
+  child kids[MAX_RUNS_CAP];
+  int nkids;
+  queued q[QUEUE_MAX];
+  int qhead, qlen;
+  unsigned long received, matched, duplicates, started, auth_failures;
+  unsigned long finished[258]; /* exit code 0..255, 256 = killed by a signal */
+  req_count reqs[64];
+  int nreqs;
+} server;
+
+typedef struct {
+  char *body;
+  size_t len, cap;
+  int too_big;
+  int responded; /* a response is queued: ignore the rest */
+} request;
+
+/* -- children --------------------------------------------------------------- */
+
+/* Starts `runbook exec ...` with stdin on /dev/null. Called with the lock
+ * held, from the HTTP thread or the reaper; posix_spawn is safe there where
+ * fork would copy a locked mutex. */
+static int spawn_run(server *s, const char *fp, json_t *argv)
+{
+  size_t n = json_array_size(argv);
+  char **av = calloc(n + 1, sizeof *av);
+  if (av == NULL)
+    return -1;
+  for (size_t i = 0; i < n; i++)
+    av[i] = (char *)json_string_value(json_array_get(argv, i));
+  posix_spawn_file_actions_t fa;
+  posix_spawnattr_t at;
+  posix_spawn_file_actions_init(&fa);
+  posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
+  posix_spawnattr_init(&at);
+  sigset_t none, def;
+  sigemptyset(&none);
+  sigemptyset(&def);
+  sigaddset(&def, SIGPIPE);
+  sigaddset(&def, SIGCHLD);
+  sigaddset(&def, SIGTERM);
+  sigaddset(&def, SIGINT);
+  posix_spawnattr_setsigmask(&at, &none);
+  posix_spawnattr_setsigdefault(&at, &def);
+  /* own process group: a Ctrl-C on the listener's terminal is not theirs */
+  posix_spawnattr_setpgroup(&at, 0);
+  posix_spawnattr_setflags(&at, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF |
+                                    POSIX_SPAWN_SETPGROUP);
+  pid_t pid;
+  int rc = posix_spawn(&pid, "/proc/self/exe", &fa, &at, av, environ);
+  posix_spawn_file_actions_destroy(&fa);
+  posix_spawnattr_destroy(&at);
+  free(av);
+  if (rc != 0) {
+    fprintf(stderr, "runbook serve: cannot start a run for %s: %s\n", fp, strerror(rc));
+    return -1;
+  }
+  child *k = &s->kids[s->nkids++];
+  k->pid = pid;
+  snprintf(k->fp, sizeof k->fp, "%s", fp);
+  s->started++;
+  fprintf(stderr, "runbook serve: started run of %s for alert %s (pid %d)\n",
+          json_string_value(json_array_get(argv, 4 + (s->config_file ? 2 : 0))), fp,
+          (int)pid);
+  return 0;
+}
+
+static void start_queued(server *s)
+{
+  while (s->qlen > 0 && s->nkids < s->max_runs) {
+    queued *x = &s->q[s->qhead];
+    if (spawn_run(s, x->fp, x->argv) != 0)
+      rb_dedup_forget(s->dedup, x->fp);
+    json_decref(x->argv);
+    x->argv = NULL;
+    s->qhead = (s->qhead + 1) % QUEUE_MAX;
+    s->qlen--;
+  }
+}
+
+static void reap(server *s)
+{
+  int status;
+  pid_t pid;
+  while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
+    pthread_mutex_lock(&s->mu);
+    for (int i = 0; i < s->nkids; i++) {
+      if (s->kids[i].pid != pid)
+        continue;
+      int code = WIFEXITED(status) ? WEXITSTATUS(status) : 256;
+      s->finished[code]++;
+      rb_dedup_finished(s->dedup, s->kids[i].fp, rb_now_mono_ms());
+      fprintf(stderr, "runbook serve: run for alert %s ended (%s %d)\n", s->kids[i].fp,
+              code == 256 ? "signal" : "exit", code == 256 ? WTERMSIG(status) : code);
+      s->kids[i] = s->kids[--s->nkids];
+      break;
+    }
+    start_queued(s);
+    pthread_mutex_unlock(&s->mu);
+  }
+}
+
+/* -- responses ---------------------------------------------------------- */
+
+static int classify(const char *url)
+{
+  if (strcmp(url, "/alerts/alertmanager") == 0)
+    return P_ALERTS;
+  if (strcmp(url, "/healthz") == 0)
+    return P_HEALTHZ;
+  if (strcmp(url, "/metrics") == 0)
+    return P_METRICS;
+  if (strcmp(url, "/approvals") == 0)
+    return P_APPROVALS;
+  if (strncmp(url, "/approvals/", 11) == 0)
+    return P_APPROVAL;
+  return P_OTHER;
+}
+
+static void count_request(server *s, int path, unsigned code)
+{
+  pthread_mutex_lock(&s->mu);
+  int i = 0;
+  for (; i < s->nreqs; i++)
+    if (s->reqs[i].path == path && s->reqs[i].code == code)
+      break;
+  if (i == s->nreqs && s->nreqs < 64)
+    s->reqs[s->nreqs++] = (req_count){path, code, 0};
+  if (i < s->nreqs)
+    s->reqs[i].n++;
+  pthread_mutex_unlock(&s->mu);
+}
+
+static enum MHD_Result respond(server *s, struct MHD_Connection *c, const char *method,
+                               const char *url, unsigned code, const char *ctype,
+                               const char *body, const char *note)
+{
+  struct MHD_Response *r =
+      MHD_create_response_from_buffer(strlen(body), (void *)body, MHD_RESPMEM_MUST_COPY);
+  if (r == NULL)
+    return MHD_NO;
+  MHD_add_response_header(r, "Content-Type", ctype);
+  if (code == MHD_HTTP_UNAUTHORIZED)
+    MHD_add_response_header(r, "WWW-Authenticate", "Bearer");
+  enum MHD_Result rc = MHD_queue_response(c, code, r);
+  MHD_destroy_response(r);
+  count_request(s, classify(url), code);
+  char peer[64] = "?";
+  const union MHD_ConnectionInfo *ci =
+      MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+  if (ci && ci->client_addr && ci->client_addr->sa_family == AF_INET)
+    inet_ntop(AF_INET, &((const struct sockaddr_in *)ci->client_addr)->sin_addr, peer,
+              sizeof peer);
+  else if (ci && ci->client_addr && ci->client_addr->sa_family == AF_INET6)
+    inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)ci->client_addr)->sin6_addr, peer,
+              sizeof peer);
+  char line[1024];
+  snprintf(line, sizeof line, "%s %.8s %.200s %u%s%.600s", peer, method, url, code,
+           note && *note ? " " : "", note ? note : "");
+  char *red = rb_redact_str(line);
+  fprintf(stderr, "runbook serve: %s\n", red ? red : "(unprintable)");
+  free(red);
+  return rc;
+}
+
+static enum MHD_Result respond_json(server *s, struct MHD_Connection *c,
+                                    const char *method, const char *url, unsigned code,
+                                    json_t *j, const char *note)
+{
+  char *txt = json_dumps(j, JSON_COMPACT);
+  json_decref(j);
+  enum MHD_Result rc =
+      respond(s, c, method, url, code, "application/json", txt ? txt : "{}", note);
+  free(txt);
+  return rc;
+}
+
+static enum MHD_Result respond_error(server *s, struct MHD_Connection *c,
+                                     const char *method, const char *url, unsigned code,
+                                     const char *msg)
+{
+  return respond_json(s, c, method, url, code, json_pack("{s:s}", "error", msg), msg);
+}
+
+/* -- authentication --------------------------------------------------------- */
+
+static int authorized(server *s, struct MHD_Connection *c, const request *rq)
+{
+  if (s->token == NULL && s->hmac_key == NULL)
+    return 1; /* --insecure-no-auth */
+  const char *auth = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Authorization");
+  if (s->token && auth && strncasecmp(auth, "Bearer ", 7) == 0 &&
+      rb_alerts_ct_equal(auth + 7, s->token))
+    return 1;
+  const char *sig =
+      MHD_lookup_connection_value(c, MHD_HEADER_KIND, "X-Runbook-Signature");
+  if (s->hmac_key && sig &&
+      rb_alerts_hmac_ok(s->hmac_key, rq->body ? rq->body : "", rq->len, sig))
+    return 1;
+  pthread_mutex_lock(&s->mu);
+  s->auth_failures++;
+  pthread_mutex_unlock(&s->mu);
+  return 0;
+}
+
+/* -- /alerts/alertmanager --------------------------------------------------- */
+
+static json_t *run_argv(const server *s, const rb_alert *a, const rb_alert_match *m,
+                        char *incident, size_t ilen)
+{
+  json_t *av = json_array();
+  char buf[256];
+  snprintf(incident, ilen, "ALERT-%s", a->fingerprint);
+  json_array_append_new(av, json_string("/proc/self/exe"));
+  json_array_append_new(av, json_string("--state-dir"));
+  json_array_append_new(av, json_string(s->state_dir));
+  if (s->config_file) {
+    json_array_append_new(av, json_string("--config"));
+    json_array_append_new(av, json_string(s->config_file));
+  }
+  json_array_append_new(av, json_string("exec"));
+  json_array_append_new(av, json_string(m->runbook));
+  json_array_append_new(av, json_string("--incident"));
+  json_array_append_new(av, json_string(incident));
+  json_array_append_new(av, json_string("--actor"));
+  snprintf(buf, sizeof buf, "alert:%.200s", a->alertname);
+  json_array_append_new(av, json_string(buf));
+  const char *k;
+  json_t *v;
+  json_object_foreach(m->vars, k, v)
+  {
+    json_array_append_new(av, json_string("--var"));
+    json_array_append_new(av, json_sprintf("%s=%s", k, json_string_value(v)));
+  }
+  if (m->dry_run)
+    json_array_append_new(av, json_string("--dry-run"));
+  json_array_append_new(av, json_string("--quiet"));
+  return av;
+}
+
+/* Decides what happens to one alert; the lock is held. Returns the status
+ * word; *overflow is set when the queue was full. */
+static const char *handle_alert(server *s, const rb_alert *a, json_t *item, int *overflow)
+{
+  s->received++;
+  if (strcmp(a->status, "firing") != 0)
+    return "resolved";
+  rb_alert_match m;
+  char err[256];
+  int rc = rb_rules_match(s->rules, a, &m, err, sizeof err);
+  if (rc < 0) {
+    json_object_set_new(item, "error", json_string(err));
+    return "error";
+  }
+  if (rc == 0)
+    return "no_rule";
+  s->matched++;
+  char incident[96];
+  json_t *av = run_argv(s, a, &m, incident, sizeof incident);
+  json_object_set_new(item, "runbook", json_string(m.runbook));
+  json_object_set_new(item, "incident", json_string(incident));
+  json_object_set_new(item, "mode", json_string(m.dry_run ? "dry-run" : "exec"));
+  rb_alert_match_clear(&m);
+  const char *st;
+  int d = rb_dedup_claim(s->dedup, a->fingerprint, rb_now_mono_ms());
+  if (d == 1) {
+    s->duplicates++;
+    st = "duplicate";
+  } else if (d < 0) {
+    *overflow = 1;
+    st = "rejected";
+  } else if (s->nkids < s->max_runs) {
+    st = spawn_run(s, a->fingerprint, av) == 0 ? "started" : "failed";
+    if (strcmp(st, "failed") == 0)
+      rb_dedup_forget(s->dedup, a->fingerprint);
+  } else if (s->qlen < QUEUE_MAX) {
+    queued *x = &s->q[(s->qhead + s->qlen++) % QUEUE_MAX];
+    snprintf(x->fp, sizeof x->fp, "%s", a->fingerprint);
+    x->argv = json_incref(av);
+    st = "queued";
+  } else {
+    rb_dedup_forget(s->dedup, a->fingerprint);
+    *overflow = 1;
+    st = "rejected";
+  }
+  json_decref(av);
+  return st;
+}
+
+static enum MHD_Result on_alerts(server *s, struct MHD_Connection *c, const char *method,
+                                 const char *url, request *rq)
+{
+  if (strcmp(method, "POST") != 0)
+    return respond_error(s, c, method, url, MHD_HTTP_METHOD_NOT_ALLOWED, "use POST");
+  if (!authorized(s, c, rq))
+    return respond_error(s, c, method, url, MHD_HTTP_UNAUTHORIZED,
+                         "missing or wrong credentials");
+  rb_alert_batch b;
+  char err[512];
+  if (rb_alerts_parse_am(rq->body ? rq->body : "", rq->len, &b, err, sizeof err) != 0)
+    return respond_error(s, c, method, url, MHD_HTTP_BAD_REQUEST, err);
+  json_t *out = json_array();
+  int overflow = 0;
+  char note[256] = "";
+  size_t started = 0, dup = 0;
+  pthread_mutex_lock(&s->mu);
+  for (size_t i = 0; i < b.n; i++) {
+    const rb_alert *a = &b.alerts[i];
+    json_t *item =
+        json_pack("{s:s, s:s}", "fingerprint", a->fingerprint, "alertname", a->alertname);
+    const char *st = handle_alert(s, a, item, &overflow);
+    started += strcmp(st, "started") == 0;
+    dup += strcmp(st, "duplicate") == 0;
+    json_object_set_new(item, "status", json_string(st));
+    json_array_append_new(out, item);
+  }
+  pthread_mutex_unlock(&s->mu);
+  snprintf(note, sizeof note, "(%zu alerts: %zu started, %zu duplicate%s)", b.n, started,
+           dup, overflow ? ", queue full" : "");
+  rb_alerts_clear(&b);
+  return respond_json(s, c, method, url,
+                      overflow ? MHD_HTTP_SERVICE_UNAVAILABLE : MHD_HTTP_ACCEPTED, out,
+                      note);
+}
+
+/* -- /approvals ----------------------------------------------------------- */
+
+static enum MHD_Result on_decide(server *s, struct MHD_Connection *c, const char *method,
+                                 const char *url, request *rq)
+{
+  char run[128], step[128];
+  const char *p = url + strlen("/approvals/"), *slash = strchr(p, '/');
+  if (slash == NULL || slash == p || strchr(slash + 1, '/') || slash[1] == '\0' ||
+      (size_t)(slash - p) >= sizeof run || strlen(slash + 1) >= sizeof step)
+    return respond_error(s, c, method, url, MHD_HTTP_NOT_FOUND,
+                         "use /approvals/RUN/STEP");
+  snprintf(run, sizeof run, "%.*s", (int)(slash - p), p);
+  snprintf(step, sizeof step, "%s", slash + 1);
+  json_error_t je;
+  json_t *j = json_loadb(rq->body ? rq->body : "", rq->len, 0, &je);
+  json_t *ap = json_object_get(j, "approve"), *by = json_object_get(j, "by");
+  json_t *cm = json_object_get(j, "comment");
+  const char *bad = NULL;
+  if (!json_is_object(j))
+    bad = "body: expected a JSON object";
+  else if (!json_is_boolean(ap))
+    bad = "approve: expected true or false";
+  else if (!json_is_string(by) || json_string_length(by) == 0 ||
+           json_string_length(by) > 127)
+    bad = "by: expected a name (1-127 characters)";
+  else if (cm && (!json_is_string(cm) || json_string_length(cm) > 511))
+    bad = "comment: expected a string (at most 511 characters)";
+  if (bad) {
+    json_decref(j);
+    return respond_error(s, c, method, url, MHD_HTTP_BAD_REQUEST, bad);
+  }
+  char err[512];
+  int approve = json_is_true(ap);
+  if (rb_approval_decide(s->state_dir, run, step, approve, json_string_value(by),
+                         cm ? json_string_value(cm) : "", "api", err, sizeof err) != 0) {
+    json_decref(j);
+    unsigned code = strstr(err, "already") ? MHD_HTTP_CONFLICT
+                    : strstr(err, "no approval request") || strstr(err, "invalid")
+                        ? MHD_HTTP_NOT_FOUND
+                        : MHD_HTTP_INTERNAL_SERVER_ERROR;
+    return respond_error(s, c, method, url, code, err);
+  }
+  json_t *out = json_pack("{s:s, s:s, s:b, s:O}", "run", run, "step", step, "approved",
+                          approve, "by", by);
+  json_decref(j);
+  return respond_json(s, c, method, url, MHD_HTTP_OK, out,
+                      approve ? "(approved)" : "(denied)");
+}
+
+static enum MHD_Result on_approvals(server *s, struct MHD_Connection *c,
+                                    const char *method, const char *url, request *rq)
+{
+  int list = strcmp(url, "/approvals") == 0;
+  if (strcmp(method, list ? "GET" : "POST") != 0)
+    return respond_error(s, c, method, url, MHD_HTTP_METHOD_NOT_ALLOWED,
+                         list ? "use GET" : "use POST");
+  if (!authorized(s, c, rq))
+    return respond_error(s, c, method, url, MHD_HTTP_UNAUTHORIZED,
+                         "missing or wrong credentials");
+  if (!list)
+    return on_decide(s, c, method, url, rq);
+  char err[512];
+  json_t *p = rb_approval_pending(s->state_dir, err, sizeof err);
+  if (p == NULL)
+    return respond_error(s, c, method, url, MHD_HTTP_INTERNAL_SERVER_ERROR, err);
+  return respond_json(s, c, method, url, MHD_HTTP_OK, p, NULL);
+}
+
+/* -- /metrics ------------------------------------------------------------- */
+
+static void metric(FILE *f, const char *name, const char *type, const char *help,
+                   unsigned long v)
+{
+  fprintf(f, "# HELP %s %s\n# TYPE %s %s\n%s %lu\n", name, help, name, type, name, v);
+}
+
+static char *render_metrics(server *s)
+{
+  char *buf = NULL;
+  size_t len = 0;
+  FILE *f = open_memstream(&buf, &len);
+  if (f == NULL)
+    return NULL;
+  pthread_mutex_lock(&s->mu);
+  metric(f, "runbook_alerts_received_total", "counter", "Alerts received.", s->received);
+  metric(f, "runbook_alerts_matched_total", "counter",
+         "Firing alerts that matched a rule.", s->matched);
+  metric(f, "runbook_alerts_duplicate_total", "counter",
+         "Matched alerts not started again (dedup by fingerprint).", s->duplicates);
+  metric(f, "runbook_runs_started_total", "counter", "Runs started.", s->started);
+  metric(f, "runbook_runs_active", "gauge", "Runs running now.", (unsigned long)s->nkids);
+  metric(f, "runbook_runs_queued", "gauge", "Runs waiting for a free slot.",
+         (unsigned long)s->qlen);
+  fprintf(f, "# HELP runbook_runs_finished_total Runs ended, by exit code.\n"
+             "# TYPE runbook_runs_finished_total counter\n");
+  for (int i = 0; i < 257; i++) {
+    if (s->finished[i] == 0)
+      continue;
+    if (i == 256)
+      fprintf(f, "runbook_runs_finished_total{exit_code=\"signal\"} %lu\n",
+              s->finished[i]);
+    else
+      fprintf(f, "runbook_runs_finished_total{exit_code=\"%d\"} %lu\n", i,
+              s->finished[i]);
+  }
+  metric(f, "runbook_auth_failures_total", "counter",
+         "Requests refused for missing or wrong credentials.", s->auth_failures);
+  fprintf(f, "# HELP runbook_requests_total HTTP requests, by path and status code.\n"
+             "# TYPE runbook_requests_total counter\n");
+  for (int i = 0; i < s->nreqs; i++)
+    fprintf(f, "runbook_requests_total{path=\"%s\",code=\"%u\"} %lu\n",
+            path_names[s->reqs[i].path], s->reqs[i].code, s->reqs[i].n);
+  pthread_mutex_unlock(&s->mu);
+  fclose(f);
+  return buf;
+}
+
+/* -- dispatch --------------------------------------------------------------- */
+
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url,
+                                  const char *method, const char *version,
+                                  const char *upload, size_t *upload_size, void **con_cls)
+{
+  (void)version;
+  server *s = cls;
+  request *rq = *con_cls;
+  if (rq == NULL) {
+    rq = calloc(1, sizeof *rq);
+    if (rq == NULL)
+      return MHD_NO;
+    *con_cls = rq;
+    const char *cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Content-Length");
+    if (cl && strtoull(cl, NULL, 10) > BODY_LIMIT) {
+      rq->too_big = 1;
+      rq->responded = 1;
+      return respond_error(s, c, method, url, MHD_HTTP_CONTENT_TOO_LARGE,
+                           "body larger than 1 MiB");
+    }
+    return MHD_YES;
+  }
+  if (rq->responded) {
+    *upload_size = 0;
+    return MHD_YES;
+  }
+  rq->responded = *upload_size == 0;
+  if (*upload_size > 0) {
+    if (!rq->too_big && rq->len + *upload_size > BODY_LIMIT) {
+      rq->too_big = 1;
+      free(rq->body);
+      rq->body = NULL;
+      rq->len = 0;
+    }
+    if (!rq->too_big) {
+      if (rq->len + *upload_size + 1 > rq->cap) {
+        size_t cap = (rq->len + *upload_size + 1) * 2;
+        char *g = realloc(rq->body, cap);
+        if (g == NULL)
+          return MHD_NO;
+        rq->body = g;
+        rq->cap = cap;
+      }
+      memcpy(rq->body + rq->len, upload, *upload_size);
+      rq->len += *upload_size;
+      rq->body[rq->len] = '\0';
+    }
+    *upload_size = 0;
+    return MHD_YES;
+  }
+  if (rq->too_big)
+    return respond_error(s, c, method, url, MHD_HTTP_CONTENT_TOO_LARGE,
+                         "body larger than 1 MiB");
+  switch (classify(url)) {
+  case P_ALERTS:
+    return on_alerts(s, c, method, url, rq);
+  case P_HEALTHZ:
+    return respond(s, c, method, url, MHD_HTTP_OK, "text/plain", "ok\n", NULL);
+  case P_METRICS: {
+    char *m = render_metrics(s);
+    enum MHD_Result r = respond(s, c, method, url, m ? MHD_HTTP_OK : 500,
+                                "text/plain; version=0.0.4", m ? m : "", NULL);
+    free(m);
+    return r;
+  }
+  case P_APPROVALS:
+  case P_APPROVAL:
+    return on_approvals(s, c, method, url, rq);
+  default:
+    return respond_error(s, c, method, url, MHD_HTTP_NOT_FOUND, "no such endpoint");
+  }
+}
+
+static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
+                         enum MHD_RequestTerminationCode toe)
+{
+  (void)cls;
+  (void)c;
+  (void)toe;
+  request *rq = *con_cls;
+  if (rq) {
+    free(rq->body);
+    free(rq);
+  }
+  *con_cls = NULL;
+}
+
+/* -- start-up and the main loop -------------------------------------------- */
+
+typedef struct {
+  const char *listen;
+  const char *rules;
+  int insecure;
+  int64_t dedup_ms;
+} serve_opts;
+
+static int parse_opts(int argc, char **argv, serve_opts *o)
+{
+  static const struct option opts[] = {{"listen", required_argument, NULL, 'l'},
+                                       {"rules", required_argument, NULL, 'r'},
+                                       {"insecure-no-auth", no_argument, NULL, 'I'},
+                                       {"dedup-window", required_argument, NULL, 'w'},
+                                       {NULL, 0, NULL, 0}};
+  char err[256];
+  int c;
+  optind = 1;
+  while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+    if (c == 'l')
+      o->listen = optarg;
+    else if (c == 'r')
+      o->rules = optarg;
+    else if (c == 'I')
+      o->insecure = 1;
+    else if (c == 'w') {
+      if (rb_parse_duration(optarg, &o->dedup_ms, err, sizeof err) != 0) {
+        fprintf(stderr, "runbook: --dedup-window: %s\n", err);
+        return -1;
+      }
+    } else
+      return -1;
+  }
+  if (optind != argc) {
+    fprintf(stderr, "runbook: serve takes no arguments ('%s')\n", argv[optind]);
+    return -1;
+  }
+  return 0;
+}
+
+/* Parses "host:port" or "[v6]:port" into ss. */
+static int parse_listen(const char *s, struct sockaddr_storage *ss, socklen_t *sl)
+{
+  char host[128];
+  const char *colon = strrchr(s, ':');
+  if (colon == NULL || colon == s || (size_t)(colon - s) >= sizeof host)
+    return -1;
+  snprintf(host, sizeof host, "%.*s", (int)(colon - s), s);
+  char *end;
+  long port = strtol(colon + 1, &end, 10);
+  if (*end || colon[1] == '\0' || port < 0 || port > 65535)
+    return -1;
+  memset(ss, 0, sizeof *ss);
+  size_t hl = strlen(host);
+  if (host[0] == '[' && hl > 2 && host[hl - 1] == ']') {
+    struct sockaddr_in6 *a = (struct sockaddr_in6 *)ss;
+    host[hl - 1] = '\0';
+    if (inet_pton(AF_INET6, host + 1, &a->sin6_addr) != 1)
+      return -1;
+    a->sin6_family = AF_INET6;
+    a->sin6_port = htons((uint16_t)port);
+    *sl = sizeof *a;
+    return 0;
+  }
+  struct sockaddr_in *a = (struct sockaddr_in *)ss;
+  if (inet_pton(AF_INET, strcmp(host, "localhost") == 0 ? "127.0.0.1" : host,
+                &a->sin_addr) != 1)
+    return -1;
+  a->sin_family = AF_INET;
+  a->sin_port = htons((uint16_t)port);
+  *sl = sizeof *a;
+  return 0;
+}
+
+static char *secret(const rb_config *cfg, const char *key, int *bad)
+{
+  char err[512];
+  int absent = 0;
+  char *v = rb_config_secret(cfg, "serve", key, &absent, err, sizeof err);
+  if (v == NULL && !absent) {
+    fprintf(stderr, "runbook: %s\n", err);
+    *bad = 1;
+  }
+  return v;
+}
+
+static void wipe_free(char *p)
+{
+  if (p) {
+    explicit_bzero(p, strlen(p));
+    free(p);
+  }
+}
+
+static int setup(server *s, const rb_config *cfg, const serve_opts *o)
+{
+  char err[1024];
+  int bad = 0;
+  long max_runs;
+  s->token = secret(cfg, "token", &bad);
+  s->hmac_key = secret(cfg, "hmac_key", &bad);
+  if (bad)
+    return -1;
+  if (s->token == NULL && s->hmac_key == NULL && !o->insecure) {
+    fprintf(stderr,
+            "runbook: serve: no authentication configured: set [serve] token_env/"
+            "token_file or hmac_key_env/hmac_key_file (or pass --insecure-no-auth)\n");
+    return -1;
+  }
+  if (o->insecure && s->token == NULL && s->hmac_key == NULL)
+    fprintf(stderr,
+            "runbook serve: WARNING: --insecure-no-auth: anyone who can reach the "
+            "listener can start runs and answer approvals\n");
+  if (rb_config_get_int(cfg, "serve", "max_runs", 4, &max_runs, err, sizeof err) != 0) {
+    fprintf(stderr, "runbook: %s\n", err);
+    return -1;
+  }
+  if (max_runs < 1 || max_runs > MAX_RUNS_CAP) {
+    fprintf(stderr, "runbook: [serve] max_runs must be 1..%d, not %ld\n", MAX_RUNS_CAP,
+            max_runs);
+    return -1;
+  }
+  s->max_runs = (int)max_runs;
+  const char *rules = o->rules ? o->rules : rb_config_get(cfg, "serve", "rules");
+  if (rules == NULL) {
+    fprintf(stderr,
+            "runbook: serve: no rules file: pass --rules FILE or set [serve] rules\n");
+    return -1;
+  }
+  s->rules = rb_rules_load(rules, err, sizeof err);
+  if (s->rules == NULL) {
+    fprintf(stderr, "runbook: %s\n", err);
+    return -1;
+  }
+  s->dedup = rb_dedup_new(o->dedup_ms, 4096);
+  return s->dedup ? 0 : -1;
+}
+
+/* Waits for signals with SIGCHLD/SIGTERM/SIGINT blocked everywhere, so no
+ * handler runs inside the HTTP thread. Returns the signal that asks to stop. */
+static int wait_for_stop(server *s, const sigset_t *set)
+{
+  for (;;) {
+    struct timespec ts = {1, 0};
+    int sig = sigtimedwait(set, NULL, &ts);
+    reap(s); /* also after a timeout: a SIGCHLD may have been merged */
+    if (sig == SIGTERM || sig == SIGINT)
+      return sig;
+  }
+}
+
+static void drain(server *s, const sigset_t *set)
+{
+  pthread_mutex_lock(&s->mu);
+  for (; s->qlen > 0; s->qlen--) {
+    queued *x = &s->q[s->qhead];
+    fprintf(stderr, "runbook serve: dropping queued run for alert %s\n", x->fp);
+    json_decref(x->argv);
+    s->qhead = (s->qhead + 1) % QUEUE_MAX;
+  }
+  pthread_mutex_unlock(&s->mu);
+  int64_t deadline = rb_now_mono_ms() + STOP_WAIT_MS;
+  for (;;) {
+    reap(s);
+    pthread_mutex_lock(&s->mu);
+    int left = s->nkids;
+    pthread_mutex_unlock(&s->mu);
+    if (left == 0 || rb_now_mono_ms() >= deadline) {
+      if (left)
+        fprintf(stderr,
+                "runbook serve: %d runs still going after 30 s; leaving them to "
+                "finish on their own (their timelines record the outcome)\n",
+                left);
+      return;
+    }
+    struct timespec ts = {0, 200 * 1000 * 1000};
+    sigtimedwait(set, NULL, &ts);
+  }
+}
+
+static void teardown(server *s)
+{
+  for (int i = 0; i < s->qlen; i++)
+    json_decref(s->q[(s->qhead + i) % QUEUE_MAX].argv);
+  rb_rules_free(s->rules);
+  rb_dedup_free(s->dedup);
+  wipe_free(s->token);
+  wipe_free(s->hmac_key);
+  pthread_mutex_destroy(&s->mu);
+}
+
+int rb_cli_serve(const rb_config *cfg, const char *state_dir, int argc, char **argv)
+{
+  serve_opts o = {NULL, NULL, 0, 3600 * 1000};
+  if (parse_opts(argc, argv, &o) != 0) {
+    fprintf(stderr, "(see runbook serve --help)\n");
+    return RB_EXIT_USAGE;
+  }
+  const char *listen = o.listen ? o.listen : rb_config_get(cfg, "serve", "listen");
+  if (listen == NULL)
+    listen = "127.0.0.1:9095";
+  struct sockaddr_storage ss;
+  socklen_t sl;
+  if (parse_listen(listen, &ss, &sl) != 0) {
+    fprintf(stderr, "runbook: serve: bad listen address '%s' (want HOST:PORT)\n", listen);
+    return RB_EXIT_USAGE;
+  }
+  server *s = calloc(1, sizeof *s);
+  if (s == NULL)
+    return RB_EXIT_FAILED;
+  pthread_mutex_init(&s->mu, NULL);
+  s->state_dir = state_dir;
+  s->config_file = rb_config_file(cfg);
+  int code = RB_EXIT_USAGE;
+  if (setup(s, cfg, &o) != 0)
+    goto out;
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGCHLD);
+  sigaddset(&set, SIGTERM);
+  sigaddset(&set, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &set, NULL);
+  signal(SIGPIPE, SIG_IGN);
+  unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG | MHD_USE_ITC |
+                   (ss.ss_family == AF_INET6 ? MHD_USE_IPv6 : 0);
+  struct MHD_Daemon *d = MHD_start_daemon(
+      flags, 0, NULL, NULL, on_request, s, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
+      MHD_OPTION_CONNECTION_LIMIT, (unsigned)64, MHD_OPTION_CONNECTION_TIMEOUT,
+      (unsigned)15, MHD_OPTION_NOTIFY_COMPLETED, on_completed, s, MHD_OPTION_END);
+  if (d == NULL) {
+    fprintf(stderr, "runbook: serve: cannot listen on %s: %s\n", listen, strerror(errno));
+    code = RB_EXIT_FAILED;
+    goto out;
+  }
+  const union MHD_DaemonInfo *di = MHD_get_daemon_info(d, MHD_DAEMON_INFO_BIND_PORT);
+  char shown[160];
+  snprintf(shown, sizeof shown, "%.*s:%u", (int)(strrchr(listen, ':') - listen), listen,
+           di ? di->port : 0);
+  fprintf(
+      stderr,
+      "runbook serve: listening on %s (%zu rules, max %d runs, auth:%s%s%s, state %s)\n",
+      shown, rb_rules_count(s->rules), s->max_runs, s->token ? " bearer" : "",
+      s->hmac_key ? " hmac" : "", s->token || s->hmac_key ? "" : " NONE", state_dir);
+  int sig = wait_for_stop(s, &set);
+  fprintf(stderr, "runbook serve: %s: no longer accepting, waiting for runs\n",
+          sig == SIGTERM ? "SIGTERM" : "SIGINT");
+  MHD_quiesce_daemon(d);
+  MHD_stop_daemon(d);
+  drain(s, &set);
+  fprintf(stderr, "runbook serve: stopped\n");
+  code = RB_EXIT_OK;
+out:
+  teardown(s);
+  free(s);
+  return code;
+}

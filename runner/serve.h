@@ -1,0 +1,12 @@
+/* serve.h: `runbook serve`, the alert listener: Alertmanager webhooks in,
+ * runs of `runbook exec` out, plus /healthz, /metrics and approvals. */
+#ifndef RB_SERVE_H
+#define RB_SERVE_H
+
+#include "runner/config.h"
+
+/* Runs the listener until SIGTERM or SIGINT; argv[0] is "serve". Returns an
+ * exit code of the runbook command (0 after a graceful stop). */
+int rb_cli_serve(const rb_config *cfg, const char *state_dir, int argc, char **argv);
+
+#endif
