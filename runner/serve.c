@@ -34,8 +34,8 @@ extern char **environ;
 
 enum { P_ALERTS, P_HEALTHZ, P_METRICS, P_APPROVALS, P_APPROVAL, P_OTHER, P_N };
 static const char *const path_names[P_N] = {
-    "/alerts/alertmanager",    "/healthz", "/metrics", "/approvals",
-    "/approvals/{run}/{step}", "other"};
+    "/alerts/alertmanager",  "/healthz", "/metrics", "/approvals",
+    "/approvals/:run/:step", "other"};
 
 typedef struct {
   pid_t pid;

@@ -1,0 +1,442 @@
+"""test_serve: `runbook serve` driven over HTTP on loopback: Alertmanager
+webhooks start runs (real `runbook exec` children), dedup, auth, metrics,
+approvals, and a real Prometheus Alertmanager 0.25 as the sender."""
+import hashlib
+import hmac
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import time
+import urllib.error
+import urllib.request
+
+import pytest
+
+import rbtest
+
+TOKEN = "serve-test-token-5f2a"
+HMAC_KEY = "serve-test-hmac-key-91c3"
+FIXTURE = os.path.join(rbtest.FIXTURES, "alertmanager-webhook-v4.json")
+AM_BIN = "/usr/bin/prometheus-alertmanager"
+
+RECORD_BOOK = """local cmd = require "cmd"
+return runbook {
+  name = "alert-record", title = "Record the service (test)", start = "record",
+  params = { service = { default = "none" }, out = { required = true } },
+  steps = {
+    record = action { title = "Record", run = function(ctx)
+      return cmd.run({"sh", "-c", 'echo "$1" >> "$2"', "sh", ctx.service, ctx.out}).code
+    end, next = "done" },
+    done = resolved { title = "Done" },
+  },
+}
+"""
+
+GATED_BOOK = """local cmd = require "cmd"
+return runbook {
+  name = "alert-gated", title = "Gated (test)", start = "act",
+  params = { out = { required = true } },
+  steps = {
+    act = action { title = "Touch it", approval = true, run = function(ctx)
+      return cmd.run({"touch", ctx.out}).code
+    end, next = "done" },
+    done = resolved { title = "Done" },
+  },
+}
+"""
+
+
+class Serve:
+    """A running `runbook serve` with its own state dir, rules and config."""
+
+    def __init__(self, tmp, extra=(), auth=True):
+        self.tmp = str(tmp)
+        self.state = os.path.join(self.tmp, "state")
+        self.out = os.path.join(self.tmp, "out.txt")
+        self.gated_out = os.path.join(self.tmp, "gated.txt")
+        rbtest.write(os.path.join(self.tmp, "runbooks", "alert-record.lua"), RECORD_BOOK)
+        rbtest.write(os.path.join(self.tmp, "runbooks", "alert-gated.lua"), GATED_BOOK)
+        rules = [
+            {"match": {"alertname": "CheckoutHighErrorRate", "severity": "critical"},
+             "runbook": "alert-record", "mode": "exec",
+             "vars": {"service": "{{labels.service}}", "out": self.out}},
+            {"match": {"alertname": "~Needs.*"}, "runbook": "alert-gated", "mode": "exec",
+             "vars": {"out": self.gated_out}},
+        ]
+        self.rules = rbtest.write(os.path.join(self.tmp, "rules.json"), json.dumps(rules))
+        conf = "[serve]\ntoken_env = RB_SERVE_TEST_TOKEN\nhmac_key_env = RB_SERVE_TEST_HMAC\n"
+        if not auth:
+            conf = ""
+        self.conf = rbtest.write(os.path.join(self.tmp, "rb.conf"), conf)
+        self.log = os.path.join(self.tmp, "serve.log")
+        env = dict(os.environ, NO_COLOR="1", RB_SERVE_TEST_TOKEN=TOKEN,
+                   RB_SERVE_TEST_HMAC=HMAC_KEY)
+        env.pop("XDG_CONFIG_HOME", None)
+        self.logf = open(self.log, "w")
+        self.proc = subprocess.Popen(
+            [rbtest.RUNBOOK_BIN, "--config", self.conf, "--state-dir", self.state, "serve",
+             "--listen", "127.0.0.1:0", "--rules", self.rules] + list(extra),
+            stdin=subprocess.DEVNULL, stdout=self.logf, stderr=subprocess.STDOUT, env=env,
+            cwd=self.tmp)
+        self.port = None
+        deadline = time.time() + 30
+        while time.time() < deadline and self.proc.poll() is None:
+            m = re.search(r"listening on 127\.0\.0\.1:(\d+)", self.text())
+            if m:
+                self.port = int(m.group(1))
+                break
+            time.sleep(0.05)
+
+    def text(self):
+        with open(self.log) as f:
+            return f.read()
+
+    def url(self, path):
+        return "http://127.0.0.1:%d%s" % (self.port, path)
+
+    def request(self, method, path, body=None, headers=None):
+        data = body if isinstance(body, (bytes, type(None))) else body.encode()
+        req = urllib.request.Request(self.url(path), data=data, method=method,
+                                     headers=headers or {})
+        try:
+            with urllib.request.urlopen(req, timeout=20) as r:
+                return r.status, r.read().decode()
+        except urllib.error.HTTPError as e:
+            return e.code, e.read().decode()
+
+    def post_alerts(self, body, token=TOKEN, headers=None):
+        h = {"Content-Type": "application/json"}
+        if token:
+            h["Authorization"] = "Bearer " + token
+        h.update(headers or {})
+        return self.request("POST", "/alerts/alertmanager", body, h)
+
+    def metrics(self):
+        code, text = self.request("GET", "/metrics")
+        assert code == 200
+        return parse_metrics(text)
+
+    def timeline(self, incident):
+        path = os.path.join(self.state, "incidents", incident + ".jsonl")
+        if not os.path.exists(path):
+            return []
+        with open(path) as f:
+            return [json.loads(line) for line in f if line.strip()]
+
+    def wait_finished(self, n, timeout=60):
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            m = self.metrics()
+            done = sum(v for k, v in m.items() if k.startswith("runbook_runs_finished_total"))
+            if done >= n:
+                return m
+            time.sleep(0.1)
+        raise AssertionError("runs did not finish:\n" + self.text())
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.logf.close()
+        return self.proc.returncode
+
+
+def parse_metrics(text):
+    """Prometheus text format 0.0.4: every sample line parses, HELP/TYPE for each."""
+    out, typed = {}, set()
+    for line in text.splitlines():
+        if line.startswith("# TYPE "):
+            typed.add(line.split()[2])
+            continue
+        if line.startswith("#") or not line.strip():
+            continue
+        m = re.fullmatch(r'([a-zA-Z_:][a-zA-Z0-9_:]*)(\{[^}]*\})? (\S+)', line)
+        assert m, "bad metrics line: %r" % line
+        assert m.group(1) in typed, "no TYPE for " + m.group(1)
+        out[m.group(1) + (m.group(2) or "")] = float(m.group(3))
+    return out
+
+
+@pytest.fixture
+def serve(tmp_path):
+    s = Serve(tmp_path)
+    assert s.port, s.text()
+    yield s
+    assert s.stop() == 0, s.text()
+    assert TOKEN not in s.text() and HMAC_KEY not in s.text()
+
+
+def fixture_body():
+    with open(FIXTURE) as f:
+        return f.read()
+
+
+def test_fixture_starts_one_run_with_actor_and_templated_var(serve):
+    code, body = serve.post_alerts(fixture_body())
+    assert code == 202, body
+    res = {r["fingerprint"]: r for r in json.loads(body)}
+    assert res["c0a91155a79b9c9b"]["status"] == "no_rule"
+    hit = res["a3d9a4bfa0d26a05"]
+    assert hit["status"] == "started" and hit["runbook"] == "alert-record"
+    assert hit["incident"] == "ALERT-a3d9a4bfa0d26a05"
+    m = serve.wait_finished(1)
+    assert m['runbook_runs_finished_total{exit_code="0"}'] == 1, serve.text()
+    assert m["runbook_runs_started_total"] == 1
+    assert m["runbook_alerts_received_total"] == 2
+    assert m["runbook_alerts_matched_total"] == 1
+    ev = serve.timeline("ALERT-a3d9a4bfa0d26a05")
+    assert ev and all(e["actor"] == "alert:CheckoutHighErrorRate" for e in ev)
+    assert ev[0]["detail"]["params"]["service"] == "checkout"
+    assert ev[-1]["event"] == "finished" or any(e["event"] == "finished" for e in ev)
+    with open(serve.out) as f:
+        assert f.read() == "checkout\n"
+    # only the matched alert has a timeline
+    assert os.listdir(os.path.join(serve.state, "incidents")) == ["ALERT-a3d9a4bfa0d26a05.jsonl"]
+
+
+def test_same_payload_again_is_a_duplicate(serve):
+    assert serve.post_alerts(fixture_body())[0] == 202
+    code, body = serve.post_alerts(fixture_body())  # while active or just finished
+    assert code == 202
+    res = {r["fingerprint"]: r["status"] for r in json.loads(body)}
+    assert res["a3d9a4bfa0d26a05"] == "duplicate"
+    serve.wait_finished(1)
+    code, body = serve.post_alerts(fixture_body())  # finished, inside the window
+    assert {r["fingerprint"]: r["status"] for r in json.loads(body)}["a3d9a4bfa0d26a05"] == "duplicate"
+    m = serve.metrics()
+    assert m["runbook_runs_started_total"] == 1
+    assert m["runbook_alerts_duplicate_total"] == 2
+    with open(serve.out) as f:
+        assert f.read() == "checkout\n"
+
+
+def test_resolved_alert_starts_nothing(serve):
+    body = json.loads(fixture_body())
+    for a in body["alerts"]:
+        a["status"] = "resolved"
+    code, out = serve.post_alerts(json.dumps(body))
+    assert code == 202
+    assert [r["status"] for r in json.loads(out)] == ["resolved", "resolved"]
+    assert serve.metrics()["runbook_runs_started_total"] == 0
+
+
+@pytest.mark.parametrize("headers", [{}, {"Authorization": "Bearer wrong"},
+                                     {"Authorization": "Basic " + TOKEN},
+                                     {"X-Runbook-Signature": "sha256=" + "0" * 64}])
+def test_wrong_credentials_get_401_and_are_counted(serve, headers):
+    code, body = serve.post_alerts(fixture_body(), token=None, headers=headers)
+    assert code == 401, body
+    m = serve.metrics()
+    assert m["runbook_auth_failures_total"] == 1
+    assert m['runbook_requests_total{path="/alerts/alertmanager",code="401"}'] == 1
+    assert m["runbook_runs_started_total"] == 0
+
+
+def test_hmac_signed_body_is_accepted(serve):
+    body = fixture_body().encode()
+    sig = "sha256=" + hmac.new(HMAC_KEY.encode(), body, hashlib.sha256).hexdigest()
+    code, out = serve.post_alerts(body, token=None, headers={"X-Runbook-Signature": sig})
+    assert code == 202, out
+    assert "started" in [r["status"] for r in json.loads(out)]
+    # the same signature over another body is a forgery
+    code, _ = serve.post_alerts(body + b" ", token=None, headers={"X-Runbook-Signature": sig[:-1] + "0"})
+    assert code == 401
+    serve.wait_finished(1)
+
+
+@pytest.mark.parametrize("body,field", [
+    ("{", "body: invalid JSON"),
+    ('{"alerts": 3}', "alerts: expected an array"),
+    ('{"alerts":[{"status":"firing","fingerprint":"a","labels":{}},'
+     '{"status":"firing","fingerprint":"b","labels":[]}]}', "alerts[1].labels: expected an object"),
+])
+def test_bad_json_is_400_naming_the_field(serve, body, field):
+    code, out = serve.post_alerts(body)
+    assert code == 400
+    assert json.loads(out)["error"].startswith(field)
+
+
+def test_oversized_body_is_413(serve):
+    code, _ = serve.post_alerts(b"x" * (1024 * 1024 + 1))
+    assert code == 413
+    assert serve.request("GET", "/healthz") == (200, "ok\n")
+
+
+def test_healthz_metrics_and_unknown_path(serve):
+    assert serve.request("GET", "/healthz") == (200, "ok\n")
+    assert serve.request("GET", "/nope")[0] == 404
+    m = serve.metrics()
+    for name in ["runbook_alerts_received_total", "runbook_alerts_matched_total",
+                 "runbook_alerts_duplicate_total", "runbook_runs_started_total",
+                 "runbook_runs_active", "runbook_auth_failures_total"]:
+        assert name in m
+    assert m['runbook_requests_total{path="/healthz",code="200"}'] == 1
+    assert m['runbook_requests_total{path="other",code="404"}'] == 1
+    assert "runbook serve: 127.0.0.1 GET /healthz 200" in serve.text()
+
+
+def test_approvals_endpoint_approves_a_gated_run_started_by_an_alert(serve):
+    alert = {"version": "4", "status": "firing", "alerts": [
+        {"status": "firing", "labels": {"alertname": "NeedsApproval"}, "annotations": {},
+         "fingerprint": "feedbeef00000001"}]}
+    assert serve.post_alerts(json.dumps(alert))[0] == 202
+    auth = {"Authorization": "Bearer " + TOKEN}
+    assert serve.request("GET", "/approvals")[0] == 401
+    deadline, pending = time.time() + 60, []
+    while time.time() < deadline and not pending:
+        code, body = serve.request("GET", "/approvals", headers=auth)
+        assert code == 200, body
+        pending = json.loads(body)
+        time.sleep(0.1)
+    assert pending, serve.text()
+    run, step = pending[0]["run"], pending[0]["step"]
+    assert step == "act" and not os.path.exists(serve.gated_out)
+    assert serve.request("POST", "/approvals/nope/act", '{"approve":true,"by":"alice"}',
+                         auth)[0] == 404
+    assert serve.request("POST", "/approvals/%s/%s" % (run, step), '{"approve":"yes"}',
+                         auth)[0] == 400
+    code, body = serve.request("POST", "/approvals/%s/%s" % (run, step),
+                               '{"approve":true,"by":"alice","comment":"go"}', auth)
+    assert code == 200, body
+    code, body = serve.request("POST", "/approvals/%s/%s" % (run, step),
+                               '{"approve":false,"by":"bob"}', auth)
+    assert code == 409 and "already approved by alice" in body
+    m = serve.wait_finished(1)
+    assert m['runbook_runs_finished_total{exit_code="0"}'] == 1
+    assert os.path.exists(serve.gated_out)
+    ok = [e for e in serve.timeline("ALERT-feedbeef00000001") if e["event"] == "approved"]
+    assert ok[0]["detail"]["by"] == "alice" and ok[0]["detail"]["via"] == "api"
+    assert ok[0]["actor"] == "alert:NeedsApproval"
+
+
+def test_refuses_to_start_without_auth(tmp_path):
+    s = Serve(tmp_path, auth=False)
+    assert s.proc.wait(timeout=30) == 2
+    s.logf.close()
+    assert "no authentication configured" in s.text()
+
+
+def test_insecure_no_auth_is_logged(tmp_path):
+    s = Serve(tmp_path, extra=["--insecure-no-auth"], auth=False)
+    assert s.port, s.text()
+    assert s.request("GET", "/approvals")[0] == 200
+    assert s.stop() == 0
+    assert "--insecure-no-auth" in s.text()
+
+
+def test_bad_rules_file_is_refused_naming_index_and_field(tmp_path):
+    rules = rbtest.write(str(tmp_path / "bad.json"),
+                         '[{"match":{"a":"b"},"runbook":"x"},{"match":{"a":1},"runbook":"x"}]')
+    conf = rbtest.write(str(tmp_path / "rb.conf"), "[serve]\ntoken_env = RB_SERVE_TEST_TOKEN\n")
+    r = rbtest.run(["--config", conf, "serve", "--listen", "127.0.0.1:0", "--rules", rules],
+                   env={"RB_SERVE_TEST_TOKEN": TOKEN}, timeout=30)
+    assert r.code == 2, r
+    assert "bad.json: rule 1.match.a: expected a string" in r.stderr
+
+
+# -- a real Prometheus Alertmanager ------------------------------------------
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.skipif(not os.access(AM_BIN, os.X_OK), reason="prometheus-alertmanager not installed")
+def test_real_alertmanager_webhook_starts_the_run(serve, tmp_path):
+    am_dir = tmp_path / "am"
+    am_dir.mkdir()
+    cfg = am_dir / "alertmanager.yml"
+    cfg.write_text("""route:
+  receiver: runbook
+  group_by: [alertname]
+  group_wait: 0s
+  group_interval: 1s
+  repeat_interval: 1h
+receivers:
+  - name: runbook
+    webhook_configs:
+      - url: http://127.0.0.1:%d/alerts/alertmanager
+        send_resolved: false
+        http_config:
+          authorization:
+            credentials: %s
+""" % (serve.port, TOKEN))
+    am = None
+    for _ in range(5):  # the port may be taken between probe and bind
+        port = free_port()
+        log = open(str(am_dir / "am.log"), "w")
+        am = subprocess.Popen([AM_BIN, "--config.file", str(cfg),
+                               "--storage.path", str(am_dir / "data"),
+                               "--web.listen-address", "127.0.0.1:%d" % port,
+                               "--cluster.listen-address="],
+                              stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        deadline = time.time() + 30
+        ready = False
+        while time.time() < deadline and am.poll() is None:
+            try:
+                with urllib.request.urlopen("http://127.0.0.1:%d/-/ready" % port, timeout=2) as r:
+                    ready = r.status == 200
+                    break
+            except (urllib.error.URLError, ConnectionError, OSError):
+                time.sleep(0.1)
+        if ready:
+            break
+        am.kill()
+        am.wait()
+        am = None
+    assert am is not None, (am_dir / "am.log").read_text()
+    try:
+        alerts = [{"labels": {"alertname": "CheckoutHighErrorRate", "service": "payments",
+                              "severity": "critical"},
+                   "annotations": {"summary": "from a real Alertmanager"}}]
+        req = urllib.request.Request("http://127.0.0.1:%d/api/v2/alerts" % port,
+                                     data=json.dumps(alerts).encode(), method="POST",
+                                     headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(req, timeout=10) as r:
+            assert r.status == 200
+        deadline, ev = time.time() + 30, []
+        inc_dir = os.path.join(serve.state, "incidents")
+        while time.time() < deadline:
+            files = os.listdir(inc_dir) if os.path.isdir(inc_dir) else []
+            if files:
+                ev = serve.timeline(files[0][:-len(".jsonl")])
+                if any(e["event"] == "finished" and e["kind"] == "run" for e in ev) or \
+                        any(e.get("kind") == "run" and e["event"] not in ("started",) for e in ev):
+                    break
+            time.sleep(0.2)
+        assert ev, "no run started:\n" + serve.text() + (am_dir / "am.log").read_text()
+        assert files[0].startswith("ALERT-")
+        assert ev[0]["actor"] == "alert:CheckoutHighErrorRate"
+        assert ev[0]["detail"]["params"]["service"] == "payments"
+        assert "POST /alerts/alertmanager 202" in serve.text()
+        serve.wait_finished(1)
+        with open(serve.out) as f:
+            assert f.read() == "payments\n"
+    finally:
+        am.send_signal(signal.SIGTERM)
+        try:
+            am.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            am.kill()
+            am.wait()
+        shutil.rmtree(str(am_dir), ignore_errors=True)
+
+
+def test_sigterm_waits_for_running_children_then_exits_0(tmp_path):
+    s = Serve(tmp_path)
+    assert s.port, s.text()
+    assert s.post_alerts(fixture_body())[0] == 202
+    assert s.stop() == 0
+    assert "stopped" in s.text()
+    with open(s.out) as f:  # the run was allowed to finish
+        assert f.read() == "checkout\n"
