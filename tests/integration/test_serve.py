@@ -53,7 +53,7 @@ return runbook {
 class Serve:
     """A running `runbook serve` with its own state dir, rules and config."""
 
-    def __init__(self, tmp, extra=(), auth=True):
+    def __init__(self, tmp, extra=(), auth=True, conf_extra=""):
         self.tmp = str(tmp)
         self.state = os.path.join(self.tmp, "state")
         self.out = os.path.join(self.tmp, "out.txt")
@@ -71,6 +71,7 @@ class Serve:
         conf = "[serve]\ntoken_env = RB_SERVE_TEST_TOKEN\nhmac_key_env = RB_SERVE_TEST_HMAC\n"
         if not auth:
             conf = ""
+        conf += conf_extra
         self.conf = rbtest.write(os.path.join(self.tmp, "rb.conf"), conf)
         self.log = os.path.join(self.tmp, "serve.log")
         env = dict(os.environ, NO_COLOR="1", RB_SERVE_TEST_TOKEN=TOKEN,
@@ -315,6 +316,34 @@ def test_approvals_endpoint_approves_a_gated_run_started_by_an_alert(serve):
     ok = [e for e in serve.timeline("ALERT-feedbeef00000001") if e["event"] == "approved"]
     assert ok[0]["detail"]["by"] == "alice" and ok[0]["detail"]["via"] == "api"
     assert ok[0]["actor"] == "alert:NeedsApproval"
+
+
+def test_runs_beyond_max_runs_are_queued_and_start_when_one_ends(tmp_path):
+    s = Serve(tmp_path, conf_extra="max_runs = 1\n")
+    assert s.port, s.text()
+    auth = {"Authorization": "Bearer " + TOKEN}
+    try:
+        gated = {"alerts": [{"status": "firing", "labels": {"alertname": "NeedsApproval"},
+                             "fingerprint": "feedbeef00000002"}]}
+        assert json.loads(s.post_alerts(json.dumps(gated))[1])[0]["status"] == "started"
+        code, body = s.post_alerts(fixture_body())
+        assert code == 202
+        assert {r["fingerprint"]: r["status"] for r in json.loads(body)}["a3d9a4bfa0d26a05"] == "queued"
+        m = s.metrics()
+        assert m["runbook_runs_active"] == 1 and m["runbook_runs_queued"] == 1
+        deadline, pending = time.time() + 60, []
+        while time.time() < deadline and not pending:
+            pending = json.loads(s.request("GET", "/approvals", headers=auth)[1])
+            time.sleep(0.1)
+        assert pending, s.text()
+        assert s.request("POST", "/approvals/%s/act" % pending[0]["run"],
+                         '{"approve":false,"by":"carol"}', auth)[0] == 200
+        m = s.wait_finished(2)
+        assert m['runbook_runs_finished_total{exit_code="4"}'] == 1  # denied
+        assert m['runbook_runs_finished_total{exit_code="0"}'] == 1
+        assert m["runbook_runs_started_total"] == 2 and m["runbook_runs_queued"] == 0
+    finally:
+        assert s.stop() == 0
 
 
 def test_refuses_to_start_without_auth(tmp_path):
