@@ -20,7 +20,6 @@
 #include "runner/redact.h"
 #include "runner/run.h"
 #include "runner/scenario.h"
-#include "runner/serve.h"
 #include "runner/supervise.h"
 #include "runner/timeline.h"
 #include "runner/util.h"
@@ -652,6 +651,21 @@ static int cmd_ssh(globals *g, int argc, char **argv)
   return fn(g->cfg, g->state_dir, g->incident, argc, argv);
 }
 
+/* A command whose code lives in a plugin: fn(cfg, state_dir, argc, argv). */
+static int cmd_plugin(globals *g, const char *plugin, const char *symbol, int argc,
+                      char **argv)
+{
+  char err[768];
+  void *sym = rb_net_symbol(plugin, symbol, err, sizeof err);
+  if (sym == NULL) {
+    fprintf(stderr, "runbook: %s: %s\n", plugin, err);
+    return RB_EXIT_FAILED;
+  }
+  int (*fn)(const rb_config *, const char *, int, char **);
+  memcpy(&fn, &sym, sizeof fn);
+  return fn(g->cfg, g->state_dir, argc, argv);
+}
+
 /* -- globals ---------------------------------------------------------------- */
 
 static void default_state_dir(globals *g)
@@ -773,7 +787,7 @@ int main(int argc, char **argv)
   else if (strcmp(cmd, "ssh") == 0)
     code = cmd_ssh(&g, argc - 2, argv + 2);
   else if (strcmp(cmd, "serve") == 0)
-    code = rb_cli_serve(g.cfg, g.state_dir, argc - 1, argv + 1);
+    code = cmd_plugin(&g, "serve", "rb_cli_serve", argc - 1, argv + 1);
   else
     code = usage_error("unknown command '%s'", cmd);
   rb_config_free(g.cfg);

@@ -11,8 +11,8 @@
 
 /* Process-wide on purpose: a plugin is loaded at most once and never
  * unloaded, like any shared library the binary links. */
-static void *net_handles[2];
-static const char *const net_names[2] = {"http", "ssh"};
+static void *net_handles[3];
+static const char *const net_names[3] = {"http", "ssh", "serve"};
 
 static void *load(const char *plugin, char *err, size_t errlen)
 {
@@ -49,9 +49,9 @@ static void *load(const char *plugin, char *err, size_t errlen)
 void *rb_net_symbol(const char *plugin, const char *name, char *err, size_t errlen)
 {
   size_t i = 0;
-  while (i < 2 && strcmp(net_names[i], plugin) != 0)
+  while (i < 3 && strcmp(net_names[i], plugin) != 0)
     i++;
-  if (i == 2) {
+  if (i == 3) {
     rb_err(err, errlen, "no plugin named '%s'", plugin);
     return NULL;
   }

@@ -1,5 +1,6 @@
-/* netplugin.h: the network half of runbook lives in two plugins loaded on
- * first use: runbook-http.so (libcurl) and runbook-ssh.so (libssh2).
+/* netplugin.h: the network half of runbook lives in plugins loaded on
+ * first use: runbook-http.so (libcurl), runbook-ssh.so (libssh2) and
+ * runbook-serve.so (libmicrohttpd, the alert listener).
  * Linking those libraries into the binary cost every invocation ~15M
  * instructions of symbol relocation and library start-up (a drill,
  * `runbook list`, `runbook approve` included); loading each only when a
@@ -9,7 +10,7 @@
 
 #include <stddef.h>
 
-/* The address of symbol `name` in runbook-<plugin>.so ("http", "ssh"),
+/* The address of symbol `name` in runbook-<plugin>.so ("http", "ssh", "serve"),
  * loading it on first use from the binary's own directory or
  * <prefix>/lib/runbook. NULL with err when it can not be loaded. A plugin
  * resolves the runner's functions (config, redaction, timeline) against
