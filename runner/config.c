@@ -329,16 +329,6 @@ static int check_type(const char *type, const char *key, const char *value,
 
 /* ---- parsing ---- */
 
-static char *trim(char *s)
-{
-  while (isspace((unsigned char)*s))
-    s++;
-  size_t n = strlen(s);
-  while (n > 0 && isspace((unsigned char)s[n - 1]))
-    s[--n] = '\0';
-  return s;
-}
-
 static int name_ok(const char *s)
 {
   if (*s == '\0')
@@ -361,14 +351,14 @@ static int rest_ok(const char *s)
  * escapes, or bare text where " #" starts a comment. */
 static int parse_value(char *s, char **out, const char *at, char *err, size_t errlen)
 {
-  s = trim(s);
+  s = rb_trim(s);
   if (*s != '"') {
     for (char *p = s; *p; p++)
       if (*p == '#' && p > s && isspace((unsigned char)p[-1])) {
         *p = '\0';
         break;
       }
-    *out = trim(s);
+    *out = rb_trim(s);
     return 0;
   }
   char *w = s;
@@ -394,7 +384,7 @@ static int parse_section(char *s, char *section, size_t len, const char *at, cha
   if (close == NULL || !rest_ok(close + 1))
     return rb_err(err, errlen, "%s: a section header looks like [name]", at);
   *close = '\0';
-  char *name = trim(s + 1);
+  char *name = rb_trim(s + 1);
   if (!name_ok(name))
     return rb_err(err, errlen,
                   "%s: bad section name '%s' (letters, digits, '_', '-' and '.' only)",
@@ -452,7 +442,7 @@ static int parse_line(rb_config *c, char *line, int lineno, char *section, size_
 {
   char at[4200];
   snprintf(at, sizeof at, "%s:%d", c->file, lineno);
-  char *s = trim(line);
+  char *s = rb_trim(line);
   if (*s == '\0' || *s == '#' || *s == ';')
     return 0;
   if (*s == '[')
@@ -462,7 +452,7 @@ static int parse_line(rb_config *c, char *line, int lineno, char *section, size_
     return rb_err(err, errlen, "%s: expected 'key = value', '[section]' or a comment",
                   at);
   *eq = '\0';
-  char *key = trim(s);
+  char *key = rb_trim(s);
   if (!name_ok(key))
     return rb_err(err, errlen, "%s: bad key name '%s'", at, key);
   char *value = NULL;

@@ -33,6 +33,10 @@ int rb_err(char *err, size_t len, const char *fmt, ...)
 /* Writes a new random id ("20261122-093608-a3f1") into buf (at least 32 bytes). */
 void rb_new_id(char *buf, size_t len);
 
+/* Cuts leading and trailing whitespace in place; returns the first
+ * non-space character of s. */
+char *rb_trim(char *s);
+
 /* mkdir -p with mode 0700 for the leaves we create. Returns 0 or -errno. */
 int rb_mkdirs(const char *path);
 

@@ -195,16 +195,6 @@ static int group_add_child(igroup *g, const char *child)
   return 0;
 }
 
-static char *trim(char *s)
-{
-  while (isspace((unsigned char)*s))
-    s++;
-  size_t n = strlen(s);
-  while (n > 0 && isspace((unsigned char)s[n - 1]))
-    s[--n] = '\0';
-  return s;
-}
-
 /* Splits a host line into words in place, shell-like: whitespace separates,
  * quotes group, a word starting with # ends the line. Returns the count. */
 static size_t split_words(char *s, char **words, size_t max)
@@ -369,7 +359,7 @@ static int parse_header(rb_ssh_inventory *inv, char *s, long *gi, int *sec, char
   if (s[n - 1] != ']')
     return rb_err(err, errlen, "section header without closing ']'");
   s[n - 1] = '\0';
-  char *name = trim(s + 1);
+  char *name = rb_trim(s + 1);
   char *colon = strchr(name, ':');
   *sec = SEC_HOSTS;
   if (colon != NULL) {
@@ -395,7 +385,7 @@ static int parse_vars_line(igroup *g, char *s, char *err, size_t errlen)
   if (eq == NULL)
     return rb_err(err, errlen, "expected key=value in [%s:vars]", g->name);
   *eq = '\0';
-  char *k = trim(s), *v = trim(eq + 1);
+  char *k = rb_trim(s), *v = rb_trim(eq + 1);
   size_t vn = strlen(v);
   if (vn >= 2 && (v[0] == '"' || v[0] == '\'') && v[vn - 1] == v[0]) {
     v[vn - 1] = '\0';
@@ -474,7 +464,7 @@ rb_ssh_inventory *rb_ssh_inventory_parse(const char *text, const char *name, cha
     if (nl != NULL)
       *nl = '\0';
     lineno++;
-    char *s = trim(line);
+    char *s = rb_trim(line);
     if (*s != '\0' && *s != '#' && *s != ';' &&
         parse_line(inv, s, &gi, &sec, lerr, sizeof lerr) < 0) {
       rb_err(err, errlen, "%s:%d: %s", inv->name, lineno, lerr);
@@ -829,7 +819,7 @@ int rb_ssh_inventory_resolve(const rb_ssh_inventory *inv, const char *target,
   }
   for (char *save = NULL, *tok = strtok_r(copy, ",", &save); tok != NULL;
        tok = strtok_r(NULL, ",", &save)) {
-    char *item = trim(tok);
+    char *item = rb_trim(tok);
     if (*item == '\0')
       continue;
     items++;
