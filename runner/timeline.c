@@ -320,6 +320,9 @@ static void put_action(FILE *m, const json_t *d)
   if (url != NULL) {
     const char *method = str_of(d, "method");
     fprintf(m, " %s %s", method ? method : "GET", url);
+    const char *from = str_of(d, "url_from");
+    if (from != NULL) /* a secret URL: say which setting it comes from */
+      fprintf(m, " (%s)", from);
   }
   if (host != NULL) {
     fputs(" on ", m);

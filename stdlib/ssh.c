@@ -388,7 +388,17 @@ static int ssh_do(lua_State *L, int is_write)
     real = rb_host_may_write(L, what);
   else
     rb_host_check_read(L, what);
-  ssh_state *st = ssh_get_state(L);
+  /* A drill touches no system: it records the target names as written and
+   * loads neither the inventory nor known_hosts. */
+  ssh_state drill_st = {0};
+  ssh_state *st = &drill_st;
+  if (h->mode == RB_MODE_DRILL) {
+    char err[1024];
+    if (rb_ssh_config_read(h->config, &st->cfg, err, sizeof err) < 0)
+      luaL_error(L, "ssh: %s", err);
+  } else {
+    st = ssh_get_state(L);
+  }
   ssh_call c;
   ssh_check_opts(L, 3, st, is_write, &c);
   size_t n = 0;
@@ -435,7 +445,10 @@ static int ssh_do(lua_State *L, int is_write)
 static int ssh_hosts(lua_State *L)
 {
   const char *target = ssh_check_target(L, 1);
-  ssh_state *st = ssh_get_state(L);
+  ssh_state drill_st = {0}; /* a drill resolves no inventory: names as given */
+  ssh_state *st = &drill_st;
+  if (rb_host_get(L)->mode != RB_MODE_DRILL)
+    st = ssh_get_state(L);
   size_t n = 0;
   rb_ssh_host *hosts = ssh_resolve(L, st, target, &n);
   lua_createtable(L, (int)n, 0);
