@@ -105,12 +105,10 @@ static int terminal_answer(rb_approval_decision *out, const char *who)
   return 0;
 }
 
-int rb_approval_wait(const char *state_dir, const char *run_id, const char *step_id,
-                     const json_t *request, int64_t timeout_ms, int interactive,
-                     rb_approval_decision *out, char *err, size_t errlen)
+int rb_approval_post(const char *state_dir, const char *run_id, const char *step_id,
+                     const json_t *request, int64_t timeout_ms, char *err, size_t errlen)
 {
   char dir[4096], req[4096], dec[4096];
-  memset(out, 0, sizeof *out);
   if (paths(state_dir, run_id, step_id, dir, req, dec, sizeof dir, err, errlen))
     return -1;
   int rc = rb_mkdirs(dir);
@@ -124,7 +122,20 @@ int rb_approval_wait(const char *state_dir, const char *run_id, const char *step
   json_object_set_new(r, "expires", json_string(ts));
   rc = write_atomic(req, r, 0, err, errlen);
   json_decref(r);
-  if (rc != 0)
+  return rc != 0 ? -1 : 0;
+}
+
+int rb_approval_wait(const char *state_dir, const char *run_id, const char *step_id,
+                     const json_t *request, int64_t timeout_ms, int interactive,
+                     rb_approval_decision *out, char *err, size_t errlen)
+{
+  char dir[4096], req[4096], dec[4096];
+  memset(out, 0, sizeof *out);
+  if (paths(state_dir, run_id, step_id, dir, req, dec, sizeof dir, err, errlen))
+    return -1;
+  struct stat st;
+  if (stat(req, &st) != 0 &&
+      rb_approval_post(state_dir, run_id, step_id, request, timeout_ms, err, errlen) != 0)
     return -1;
   const char *who = getenv("USER");
   if (who == NULL || *who == '\0') {

@@ -16,10 +16,14 @@ typedef struct {
   char via[32]; /* "terminal", "command", "api", "timeout" */
 } rb_approval_decision;
 
-/* Publishes `request` (what the approver sees) and waits for a decision
- * until timeout_ms. When interactive, also asks on the terminal (stdin must
- * be a TTY). Returns 0 with *out filled (a timeout is a denial), or -1 with
- * err when the request cannot be written. */
+/* Writes the request an approver sees (<state_dir>/approvals/<run>/<step>
+ * .request.json), so that `runbook approve` finds it. Returns 0 or -1. */
+int rb_approval_post(const char *state_dir, const char *run_id, const char *step_id,
+                     const json_t *request, int64_t timeout_ms, char *err, size_t errlen);
+/* Publishes `request` (unless posted already) (what the approver sees) and waits for a
+ * decision until timeout_ms. When interactive, also asks on the terminal (stdin must be a
+ * TTY). Returns 0 with *out filled (a timeout is a denial), or -1 with err when the
+ * request cannot be written. */
 int rb_approval_wait(const char *state_dir, const char *run_id, const char *step_id,
                      const json_t *request, int64_t timeout_ms, int interactive,
                      rb_approval_decision *out, char *err, size_t errlen);

@@ -627,9 +627,15 @@ static int gate(rb_exec *ex, const rb_step *s, const char *question, step_out *o
       say_op(ex, "would_run", op);
     }
     int tty = isatty(0);
-    say(ex,
-        "      approve with: runbook approve %s %s   (deny: --deny; %s until denied)%s",
-        ex->o->run_id, s->id, tmo, tty ? "\n      or type 'yes' / 'no' here: " : "");
+    char perr[512];
+    if (rb_approval_post(ex->o->state_dir, ex->o->run_id, s->id, req, timeout, perr,
+                         sizeof perr) != 0) {
+      json_decref(req);
+      return fail(o, "approval: %s", perr);
+    }
+    say(ex, "      approve with: %s approve %s %s   (deny: --deny; %s until denied)%s",
+        ex->o->approve_cmd ? ex->o->approve_cmd : "runbook", ex->o->run_id, s->id, tmo,
+        tty ? "\n      or type 'yes' / 'no' here: " : "");
     char err[512];
     leave_step(ex);
     int rc = rb_approval_wait(ex->o->state_dir, ex->o->run_id, s->id, req, timeout, tty,

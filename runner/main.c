@@ -28,6 +28,7 @@ typedef struct {
   const char *config_path;
   char state_dir[4096];
   int state_dir_given;
+  char approve_cmd[8600]; /* "runbook --state-dir DIR": for hints to other shells */
   int no_color;
   const char *inventory;
   const char *known_hosts;
@@ -239,6 +240,7 @@ static void job_init(run_job *job, const globals *g, const char *path, rb_mode m
   job->o.run_id = run_id;
   job->o.actor = actor;
   job->o.state_dir = g->state_dir;
+  job->o.approve_cmd = g->approve_cmd;
   job->o.config = g->cfg;
   job->o.json_stream = json;
   job->o.quiet = quiet;
@@ -621,7 +623,7 @@ static int cmd_approvals(globals *g, int argc)
   size_t i;
   json_t *r;
   if (json_array_size(p) == 0)
-    printf("no pending approvals\n");
+    printf("no pending approvals in %s/approvals\n", g->state_dir);
   json_array_foreach(p, i, r)
   {
     printf("%s %s  %s  (runbook %s, incident %s, expires %s)\n",
@@ -668,18 +670,81 @@ static int cmd_plugin(globals *g, const char *plugin, const char *symbol, int ar
 
 /* -- globals ---------------------------------------------------------------- */
 
+/* The state dir a shell gets with no option and no config file. */
+static void xdg_state_dir(char *out, size_t len)
+{
+  const char *xdg = getenv("XDG_STATE_HOME");
+  const char *home = getenv("HOME");
+  if (xdg && *xdg)
+    snprintf(out, len, "%s/runbook", xdg);
+  else
+    snprintf(out, len, "%s/.local/state/runbook", home && *home ? home : ".");
+}
+
 static void default_state_dir(globals *g)
 {
   const char *conf = rb_config_get(g->cfg, "core", "state_dir");
-  const char *xdg = getenv("XDG_STATE_HOME");
-  const char *home = getenv("HOME");
   if (conf)
     snprintf(g->state_dir, sizeof g->state_dir, "%s", conf);
-  else if (xdg && *xdg)
-    snprintf(g->state_dir, sizeof g->state_dir, "%s/runbook", xdg);
   else
-    snprintf(g->state_dir, sizeof g->state_dir, "%s/.local/state/runbook",
-             home && *home ? home : ".");
+    xdg_state_dir(g->state_dir, sizeof g->state_dir);
+}
+
+/* The state dir made absolute, so that what is printed (timeline paths, the
+ * approve hint) means the same from any directory. */
+static int absolute_state_dir(globals *g)
+{
+  if (g->state_dir[0] == '/')
+    return 0;
+  char cwd[4096], joined[sizeof g->state_dir];
+  if (getcwd(cwd, sizeof cwd) == NULL ||
+      (size_t)snprintf(joined, sizeof joined, "%s/%s", cwd, g->state_dir) >=
+          sizeof joined)
+    return -1;
+  memcpy(g->state_dir, joined, sizeof joined);
+  return 0;
+}
+
+/* Shell-quotes s into out when it holds anything but [A-Za-z0-9/._-]. */
+static void shell_word(const char *s, char *out, size_t len)
+{
+  if (strspn(s,
+             "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789/._-+=:,") ==
+      strlen(s)) {
+    snprintf(out, len, "%s", s);
+    return;
+  }
+  size_t o = 0;
+  if (o + 1 < len)
+    out[o++] = '\'';
+  for (const char *p = s; *p && o + 5 < len; p++) {
+    if (*p == '\'') {
+      memcpy(out + o, "'\\''", 4);
+      o += 4;
+    } else {
+      out[o++] = *p;
+    }
+  }
+  if (o + 1 < len)
+    out[o++] = '\'';
+  out[o < len ? o : len - 1] = '\0';
+}
+
+/* "runbook [--state-dir DIR]": how another shell reaches this state dir.
+ * The binary is named by its absolute path when it was started by path. */
+static void approve_command(globals *g, const char *argv0)
+{
+  char exe[4096] = "runbook", def[4096], w1[4200], w2[4200];
+  if (strchr(argv0, '/') != NULL && realpath(argv0, exe) == NULL)
+    snprintf(exe, sizeof exe, "%s", argv0);
+  shell_word(exe, w1, sizeof w1);
+  xdg_state_dir(def, sizeof def);
+  if (strcmp(def, g->state_dir) == 0) {
+    snprintf(g->approve_cmd, sizeof g->approve_cmd, "%s", w1);
+    return;
+  }
+  shell_word(g->state_dir, w2, sizeof w2);
+  snprintf(g->approve_cmd, sizeof g->approve_cmd, "%s --state-dir %s", w1, w2);
 }
 
 /* Takes the global options out of argv wherever they are; returns the new
@@ -765,6 +830,13 @@ int main(int argc, char **argv)
     rb_config_set(g.cfg, "ssh", "known_hosts", g.known_hosts);
   if (!g.state_dir_given)
     default_state_dir(&g);
+  if (absolute_state_dir(&g) != 0) {
+    fprintf(stderr, "runbook: state dir %s: cannot make it an absolute path\n",
+            g.state_dir);
+    rb_config_free(g.cfg);
+    return RB_EXIT_USAGE;
+  }
+  approve_command(&g, argv[0]);
   int code;
   if (strcmp(cmd, "exec") == 0)
     code = cmd_run(&g, argc - 1, argv + 1, RB_MODE_EXEC);

@@ -28,6 +28,7 @@ typedef struct {
   const char *run_id;
   const char *actor;         /* "user:alice" or "alert:CheckoutHighErrorRate" */
   const char *state_dir;     /* timelines live in <state_dir>/incidents */
+  const char *approve_cmd;   /* "runbook [--state-dir D]" for the approve hint, or NULL */
   json_t *vars;              /* object: name -> string, from --var */
   const char *scenario_path; /* drill: the scenario file, loaded by the executor */
   const char *scenario_name;
