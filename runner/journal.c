@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "runner/timeline.h"
+#include "stdlib/policy.h"
 #include "runner/util.h"
 
 typedef struct {
@@ -66,7 +67,7 @@ static void on_step_event(rb_journal *j, const char *step, const char *kind,
     copy(j->last, sizeof j->last, step);
     copy(j->last_kind, sizeof j->last_kind, kind);
     json_array_append_new(j->path, json_string(step));
-    j->in_doubt = strcmp(kind, "action") == 0;
+    j->in_doubt = rb_step_kind_parse(kind) == RB_STEP_ACTION;
     j->failed = 0;
     j->next[0] = '\0';
     json_decref(j->in_doubt_ops);
@@ -75,8 +76,7 @@ static void on_step_event(rb_journal *j, const char *step, const char *kind,
     j->in_doubt = 0;
     const char *next = json_object_get(d, "branch") ? str(d, "branch") : str(d, "next");
     copy(j->next, sizeof j->next, next);
-    if (strcmp(kind, "resolved") == 0 || strcmp(kind, "escalated") == 0 ||
-        strcmp(kind, "aborted") == 0) {
+    if (rb_step_kind_is_terminal(rb_step_kind_parse(kind))) {
       /* The outcome step ran but the run's own end was not recorded:
        * resuming there records it. */
       copy(j->last, sizeof j->last, step);

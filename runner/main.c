@@ -357,13 +357,7 @@ static int cmd_run(globals *g, int argc, char **argv, rb_mode mode)
   job.o.vars = vars;
   job.o.scenario_path = mode == RB_MODE_DRILL ? scn_path : NULL;
   job.o.scenario_name = scenario ? scenario : (mode == RB_MODE_DRILL ? "default" : NULL);
-  rb_watch w = {
-      tlpath,
-      incident,
-      run_id,
-      mode == RB_MODE_EXEC ? "exec" : mode == RB_MODE_DRY_RUN ? "dry-run" : "drill",
-      actor,
-      1000};
+  rb_watch w = {tlpath, incident, run_id, rb_mode_name(mode), actor, 1000};
   code = rb_supervise(run_child, &job, &w);
 out:
   json_decref(vars);
@@ -418,11 +412,13 @@ static int cmd_resume(globals *g, int argc, char **argv)
             j.outcome);
     goto out;
   }
-  if (strcmp(j.mode, "drill") == 0) {
+  rb_mode jmode = RB_MODE_EXEC; /* a journal naming no mode resumes as exec */
+  (void)rb_mode_parse(j.mode, &jmode);
+  if (jmode == RB_MODE_DRILL) {
     fprintf(stderr, "runbook: run %s is a drill: run the drill again instead\n", run);
     goto out;
   }
-  if (j.in_doubt || (j.failed && strcmp(j.last_kind, "action") == 0)) {
+  if (j.in_doubt || (j.failed && rb_step_kind_parse(j.last_kind) == RB_STEP_ACTION)) {
     at = j.last;
     doubt = 1;
   } else if (j.failed || at[0] == '\0') {
@@ -437,9 +433,7 @@ static int cmd_resume(globals *g, int argc, char **argv)
   snprintf(note, sizeof note, "resumed by %s at step '%s'%s", actor, at,
            doubt ? " (in doubt)" : "");
   run_job job;
-  job_init(&job, g, j.file,
-           strcmp(j.mode, "dry-run") == 0 ? RB_MODE_DRY_RUN : RB_MODE_EXEC, incident, run,
-           actor, json, quiet);
+  job_init(&job, g, j.file, jmode, incident, run, actor, json, quiet);
   job.o.vars = j.params;
   job.o.resume_at = at;
   job.o.resume_ctx = j.ctx;

@@ -6,26 +6,34 @@
 #include <stdlib.h>
 #include <string.h>
 
-static const char *const kind_names[] = {"check",    "action",    "wait",
-                                         "approval", "notify",    "escalate",
-                                         "resolved", "escalated", "aborted"};
+static const char *const outcome_names[RB_OUTCOME_COUNT] = {"", "resolved", "escalated",
+                                                            "aborted", "failed"};
 
-const char *rb_step_kind_name(rb_step_kind k)
+const char *rb_outcome_name(rb_outcome o)
 {
-  return k < RB_STEP_UNKNOWN ? kind_names[k] : "unknown";
+  return o >= 0 && o < RB_OUTCOME_COUNT ? outcome_names[o] : "";
 }
 
-rb_step_kind rb_step_kind_parse(const char *s)
+rb_outcome rb_outcome_parse(const char *s)
 {
-  for (int k = 0; k < RB_STEP_UNKNOWN; k++)
-    if (s && strcmp(s, kind_names[k]) == 0)
-      return (rb_step_kind)k;
-  return RB_STEP_UNKNOWN;
+  for (int o = 1; s && o < RB_OUTCOME_COUNT; o++)
+    if (strcmp(s, outcome_names[o]) == 0)
+      return (rb_outcome)o;
+  return RB_OUTCOME_NONE;
 }
 
-int rb_step_kind_is_terminal(rb_step_kind k)
+rb_outcome rb_step_kind_outcome(rb_step_kind k)
 {
-  return k == RB_STEP_RESOLVED || k == RB_STEP_ESCALATED || k == RB_STEP_ABORTED;
+  switch (k) {
+  case RB_STEP_RESOLVED:
+    return RB_OUTCOME_RESOLVED;
+  case RB_STEP_ESCALATED:
+    return RB_OUTCOME_ESCALATED;
+  case RB_STEP_ABORTED:
+    return RB_OUTCOME_ABORTED;
+  default:
+    return RB_OUTCOME_NONE;
+  }
 }
 
 static char *dup_or_null(const char *s)

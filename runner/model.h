@@ -7,18 +7,17 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "stdlib/policy.h"
+
+/* An outcome: how a run (or a step that ends it) ends. NONE: not ended. */
 typedef enum {
-  RB_STEP_CHECK,
-  RB_STEP_ACTION,
-  RB_STEP_WAIT,
-  RB_STEP_APPROVAL,
-  RB_STEP_NOTIFY,
-  RB_STEP_ESCALATE,
-  RB_STEP_RESOLVED,
-  RB_STEP_ESCALATED,
-  RB_STEP_ABORTED,
-  RB_STEP_UNKNOWN
-} rb_step_kind;
+  RB_OUTCOME_NONE = 0,
+  RB_OUTCOME_RESOLVED,
+  RB_OUTCOME_ESCALATED,
+  RB_OUTCOME_ABORTED,
+  RB_OUTCOME_FAILED,
+  RB_OUTCOME_COUNT
+} rb_outcome;
 
 typedef struct {
   char *key;    /* "true", "false", "approved", "denied", a string value, "default" */
@@ -62,10 +61,12 @@ typedef struct {
   rb_step **by_id; /* sorted by id for rb_model_find; built by rb_model_index */
 } rb_model;
 
-const char *rb_step_kind_name(rb_step_kind k);
-rb_step_kind rb_step_kind_parse(const char *s);
-/* 1 for resolved, escalated and aborted: steps that end the run. */
-int rb_step_kind_is_terminal(rb_step_kind k);
+/* "resolved", "escalated", "aborted", "failed"; "" for NONE. */
+const char *rb_outcome_name(rb_outcome o);
+/* The outcome for a name; RB_OUTCOME_NONE when s names none. */
+rb_outcome rb_outcome_parse(const char *s);
+/* The outcome a terminal step ends the run with; NONE for other kinds. */
+rb_outcome rb_step_kind_outcome(rb_step_kind k);
 
 rb_model *rb_model_new(const char *file);
 /* NULL-safe. */

@@ -7,6 +7,7 @@
 #include <jansson.h>
 #include <poll.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -61,6 +62,50 @@ static void drain(watch_state *ws, int fd, int *open)
   if (ws->len == sizeof ws->buf - 1)
     ws->len = 0; /* a line longer than the buffer is garbage */
 }
+
+/* -- the child's side ------------------------------------------------------ */
+
+static void send_line(int fd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void send_line(int fd, const char *fmt, ...)
+{
+  if (fd < 0)
+    return;
+  char buf[512];
+  va_list ap;
+  va_start(ap, fmt);
+  int n = vsnprintf(buf, sizeof buf, fmt, ap);
+  va_end(ap);
+  if (n <= 0)
+    return;
+  /* Exactly one line per report, even for a long step id (cut, not
+   * dropped) or one holding "\nE": either would leave the watchdog without
+   * the step's deadline. */
+  if ((size_t)n >= sizeof buf) {
+    n = (int)sizeof buf - 1;
+    buf[n - 1] = '\n';
+  }
+  for (int i = 0; i < n - 1; i++)
+    if ((unsigned char)buf[i] < 0x20)
+      buf[i] = '?';
+  (void)!write(fd, buf, (size_t)n);
+}
+
+void rb_supervise_loaded(int fd, const char *runbook)
+{
+  send_line(fd, "R %s\n", runbook);
+}
+
+void rb_supervise_step(int fd, int64_t deadline_ms, const char *step)
+{
+  send_line(fd, "S %lld %s\n", (long long)deadline_ms, step);
+}
+
+void rb_supervise_ended(int fd)
+{
+  send_line(fd, "E\n");
+}
+
+/* -- the parent's side ----------------------------------------------------- */
 
 static void record(const rb_watch *w, const watch_state *ws, const char *step,
                    const char *event, json_t *detail)

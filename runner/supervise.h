@@ -26,4 +26,12 @@ typedef struct {
  */
 int rb_supervise(int (*fn)(void *arg, int report_fd), void *arg, const rb_watch *w);
 
+/* The child's side of that protocol; each writes exactly one line to fd and
+ * does nothing when fd < 0 (an unsupervised run). A name or step id is cut
+ * to fit and its control characters become '?', so a strange id can never
+ * cost the watchdog a deadline. */
+void rb_supervise_loaded(int fd, const char *runbook);
+void rb_supervise_step(int fd, int64_t deadline_ms, const char *step);
+void rb_supervise_ended(int fd);
+
 #endif

@@ -28,37 +28,42 @@ void rb_host_set(lua_State *L, rb_host *h)
   lua_setfield(L, LUA_REGISTRYINDEX, RB_HOST_KEY);
 }
 
-static int rb_kind_is(const rb_host *h, const char *kind)
-{
-  return h->step_kind != NULL && strcmp(h->step_kind, kind) == 0;
-}
-
 int rb_host_may_write(lua_State *L, const char *what)
 {
   rb_host *h = rb_host_get(L);
-  if (h->step_id == NULL)
+  switch (rb_gate_decide(h->mode, h->step_id != NULL, h->step_kind, RB_OP_WRITE)) {
+  case RB_GATE_RUN:
+    return 1;
+  case RB_GATE_RECORD:
+    return 0;
+  case RB_GATE_REFUSE_READONLY:
+    return luaL_error(L,
+                      "%s: step '%s' is a %s and must stay read-only; "
+                      "move the change into an action step",
+                      what, h->step_id, rb_step_kind_name(h->step_kind));
+  default:
     return luaL_error(L,
                       "%s: side effects are not allowed while the runbook is loading; "
                       "put them inside an action step",
                       what);
-  if (rb_kind_is(h, "check") || rb_kind_is(h, "wait"))
-    return luaL_error(L,
-                      "%s: step '%s' is a %s and must stay read-only; "
-                      "move the change into an action step",
-                      what, h->step_id, h->step_kind);
-  return h->mode == RB_MODE_EXEC;
+  }
 }
 
 void rb_host_check_read(lua_State *L, const char *what)
 {
   rb_host *h = rb_host_get(L);
-  if (h->mode == RB_MODE_DRILL)
+  switch (rb_gate_decide(h->mode, h->step_id != NULL, h->step_kind, RB_OP_READ)) {
+  case RB_GATE_REFUSE_DRILL:
     luaL_error(L,
                "%s: a drill touches no system; step '%s' reads from one. Give the "
                "step a 'result' in the scenario, or move the read into a check",
                what, h->step_id ? h->step_id : "?");
-  if (h->step_id == NULL)
+    break;
+  case RB_GATE_RUN:
+    break;
+  default:
     luaL_error(L, "%s: reads are not allowed while the runbook is loading", what);
+  }
 }
 
 int64_t rb_host_time_left(lua_State *L, int64_t def_ms)

@@ -8,8 +8,7 @@
 #include <stdint.h>
 
 #include "../runner/config.h"
-
-typedef enum { RB_MODE_EXEC = 0, RB_MODE_DRY_RUN, RB_MODE_DRILL } rb_mode;
+#include "policy.h"
 
 typedef struct rb_host rb_host;
 
@@ -17,7 +16,7 @@ typedef struct rb_host rb_host;
 struct rb_host {
   rb_mode mode;
   const char *step_id;      /* the step running now, NULL while loading */
-  const char *step_kind;    /* "check", "action", "wait", ... */
+  rb_step_kind step_kind;   /* meaningful while step_id is set */
   int64_t step_deadline_ms; /* monotonic ms (rb_now_mono_ms), 0 = none */
   const rb_config *config;  /* never NULL */
   const char *incident;

@@ -1,0 +1,169 @@
+/* console.c: what a run prints on the terminal: progress lines, colours, the
+ * start banner and the closing summary, all redacted. */
+#include <jansson.h>
+#include <lauxlib.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <stdarg.h>
+
+#include "runner/exec.h"
+#include "runner/redact.h"
+#include "runner/util.h"
+
+const char *rb_console_col(const rb_exec *ex, const char *code)
+{
+  return ex->o->color ? code : "";
+}
+
+void rb_console_say(rb_exec *ex, const char *fmt, ...)
+{
+  if (ex->o->quiet || ex->o->json_stream)
+    return;
+  char buf[2048];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(buf, sizeof buf, fmt, ap);
+  va_end(ap);
+  char *clean = rb_redact_str(buf);
+  fputs(clean ? clean : "[output withheld]", ex->out);
+  fputc('\n', ex->out);
+  fflush(ex->out);
+  free(clean);
+}
+
+static void elapsed(int64_t start_us, char *buf, size_t len)
+{
+  rb_format_elapsed(rb_now_mono_us() - start_us, buf, len);
+}
+
+void rb_console_op(rb_exec *ex, const char *event, const json_t *d)
+{
+  if (ex->o->quiet || ex->o->json_stream)
+    return;
+  if (strcmp(event, "would_run") != 0 && strcmp(event, "failed") != 0)
+    return;
+  json_t *copy = json_pack("{s:s, s:s, s:O}", "event", event, "step",
+                           ex->cur ? ex->cur->id : "", "detail", d);
+  char *s = rb_timeline_describe(copy);
+  json_decref(copy);
+  const char *text = s ? s : event;
+  /* describe() starts with "step: "; the step is already on screen. */
+  const char *colon = strstr(text, ": ");
+  rb_console_say(ex, "      %s%s%s", rb_console_col(ex, C_DIM), colon ? colon + 2 : text,
+                 rb_console_col(ex, C_RESET));
+  free(s);
+}
+
+void rb_console_progress(rb_host *h, const char *line)
+{
+  rb_exec *ex = h->priv;
+  rb_console_say(ex, "      %s%s%s", rb_console_col(ex, C_DIM), line,
+                 rb_console_col(ex, C_RESET));
+}
+
+void rb_console_sandbox_print(void *arg, const char *text, int is_warning)
+{
+  rb_exec *ex = arg;
+  const char *step = ex->cur ? ex->cur->id : "(load)";
+  char *clean = rb_redact_str(text);
+  if (ex->log) {
+    char ts[32];
+    rb_format_ts(rb_now_wall_ms(), ts, sizeof ts);
+    fprintf(ex->log, "%s %s %s%s\n", ts, step, is_warning ? "warning: " : "",
+            clean ? clean : "");
+    fflush(ex->log);
+  }
+  if (!ex->o->json_stream && !ex->o->quiet)
+    fprintf(ex->out, "      %s%s%s%s\n", rb_console_col(ex, C_DIM),
+            is_warning ? "warning: " : "", clean ? clean : "",
+            rb_console_col(ex, C_RESET));
+  free(clean);
+}
+
+void rb_console_step_start(rb_exec *ex, const rb_step *s)
+{
+  rb_console_say(ex, "  %s>%s %-20s %s%s%s", rb_console_col(ex, C_CYAN),
+                 rb_console_col(ex, C_RESET), s->id, rb_console_col(ex, C_BOLD),
+                 s->title ? s->title : "", rb_console_col(ex, C_RESET));
+}
+
+void rb_console_step_end(rb_exec *ex, const rb_step *s, int64_t t0, const rb_step_out *o,
+                         const json_t *detail, int ok)
+{
+  char el[32], what[512];
+  elapsed(t0, el, sizeof el);
+  const json_t *v = json_object_get(detail, "value");
+  if (!ok) {
+    rb_console_say(ex, "  %sx %-20s failed: %s%s (%s)", rb_console_col(ex, C_RED), s->id,
+                   o->error, rb_console_col(ex, C_RESET), el);
+    return;
+  }
+  if (v && o->next) {
+    char *vs = json_dumps(v, JSON_ENCODE_ANY | JSON_COMPACT);
+    snprintf(what, sizeof what, "%s -> %s", vs ? vs : "?", o->next);
+    free(vs);
+  } else if (o->next) {
+    snprintf(what, sizeof what, "done -> %s", o->next);
+  } else {
+    snprintf(what, sizeof what, "%s", o->outcome ? rb_outcome_name(o->outcome) : "done");
+  }
+  rb_console_say(ex, "  %s+%s %-20s %s %s(%s)%s", rb_console_col(ex, C_GREEN),
+                 rb_console_col(ex, C_RESET), s->id, what, rb_console_col(ex, C_DIM), el,
+                 rb_console_col(ex, C_RESET));
+}
+
+void rb_console_terminal(rb_exec *ex, const rb_step *s)
+{
+  rb_console_say(ex, "  %s=%s %-20s %s%s%s", rb_console_col(ex, C_BOLD),
+                 rb_console_col(ex, C_RESET), s->id, rb_console_col(ex, C_BOLD), s->title,
+                 rb_console_col(ex, C_RESET));
+}
+
+void rb_console_banner(rb_exec *ex)
+{
+  const rb_run_opts *o = ex->o;
+  rb_console_say(ex, "%s%s%s of %s%s%s: %s", rb_console_col(ex, C_BOLD),
+                 rb_mode_name(o->mode), rb_console_col(ex, C_RESET),
+                 rb_console_col(ex, C_BOLD), ex->m->name, rb_console_col(ex, C_RESET),
+                 ex->m->title);
+  rb_console_say(ex, "  incident %s, run %s%s%s", o->incident, o->run_id,
+                 o->scenario_name ? ", scenario " : "",
+                 o->scenario_name ? o->scenario_name : "");
+}
+
+/* "a -> b -> c", cut at the buffer's end. */
+static void format_path(const json_t *path, char *buf, size_t len)
+{
+  size_t used = 0;
+  size_t i;
+  json_t *id;
+  buf[0] = '\0';
+  json_array_foreach(path, i, id)
+  {
+    int n =
+        snprintf(buf + used, len - used, "%s%s", i ? " -> " : "", json_string_value(id));
+    if (n < 0 || (size_t)n >= len - used)
+      break;
+    used += (size_t)n;
+  }
+}
+
+void rb_console_summary(rb_exec *ex, rb_outcome outcome, const char *error,
+                        const char *tlpath)
+{
+  char el[32];
+  rb_format_elapsed(rb_now_mono_us() - ex->run_start_us, el, sizeof el);
+  const char *c = outcome == RB_OUTCOME_RESOLVED    ? C_GREEN
+                  : outcome == RB_OUTCOME_ESCALATED ? C_YELLOW
+                                                    : C_RED;
+  char pathbuf[1024];
+  format_path(ex->path, pathbuf, sizeof pathbuf);
+  rb_console_say(ex, "%s%s%s%s in %s via %s", rb_console_col(ex, C_BOLD),
+                 rb_console_col(ex, c), rb_outcome_name(outcome),
+                 rb_console_col(ex, C_RESET), el, pathbuf);
+  if (error[0])
+    fprintf(stderr, "runbook: %s: %s\n", ex->o->runbook_path, error);
+  rb_console_say(ex, "timeline: %s", tlpath);
+}

@@ -1,0 +1,87 @@
+/* events.c: building the timeline events of a run: the common envelope, the
+ * operations a stdlib module reports, and the ctx a resumed run needs. */
+#include <jansson.h>
+#include <lauxlib.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "runner/exec.h"
+#include "runner/redact.h"
+#include "runner/util.h"
+
+/* Appends one event; the run stops if the journal can not be written. */
+int rb_event_emit(rb_exec *ex, const rb_step *s, const char *event, int64_t dur_ms,
+                  json_t *detail)
+{
+  char ts[32];
+  rb_format_ts(rb_now_wall_ms(), ts, sizeof ts);
+  json_t *ev = json_object();
+  json_object_set_new(ev, "ts", json_string(ts));
+  json_object_set_new(ev, "incident", json_string(ex->o->incident));
+  json_object_set_new(ev, "run", json_string(ex->o->run_id));
+  json_object_set_new(ev, "runbook", json_string(ex->m->name));
+  json_object_set_new(ev, "step", s ? json_string(s->id) : json_null());
+  json_object_set_new(ev, "kind", json_string(s ? rb_step_kind_name(s->kind) : "run"));
+  json_object_set_new(ev, "event", json_string(event));
+  json_object_set_new(ev, "mode", json_string(rb_mode_name(ex->o->mode)));
+  json_object_set_new(ev, "actor", json_string(ex->o->actor));
+  if (dur_ms >= 0)
+    json_object_set_new(ev, "duration_ms", json_integer(dur_ms));
+  json_object_set_new(ev, "detail", detail ? detail : json_object());
+  char err[512];
+  int rc = rb_timeline_append(ex->tl, ev, err, sizeof err);
+  if (rc != 0 && !ex->journal_broken) {
+    ex->journal_broken = 1;
+    fprintf(stderr, "runbook: cannot write the timeline, stopping the run: %s\n", err);
+  }
+  if (ex->o->json_stream) {
+    rb_redact_json(ev);
+    char *line = json_dumps(ev, JSON_COMPACT);
+    if (line) {
+      puts(line);
+      fflush(stdout);
+      free(line);
+    }
+  }
+  json_decref(ev);
+  return rc;
+}
+
+/* rb_host.emit: operations inside a step (commands, requests). */
+int rb_event_host_emit(rb_host *h, const char *event, json_t *detail)
+{
+  rb_exec *ex = h->priv;
+  if (detail == NULL)
+    detail = json_object();
+  if (ex->collect != NULL) {
+    if (strcmp(event, "would_run") == 0)
+      json_array_append(ex->collect, detail);
+    json_decref(detail);
+    return 0;
+  }
+  rb_console_op(ex, event, detail);
+  return rb_event_emit(ex, ex->cur, event, -1, detail);
+}
+
+/* Adds "ctx" to detail when the runbook's ctx changed during the step; the
+ * journal then holds what a resumed run needs. */
+void rb_event_ctx(rb_exec *ex, json_t *detail)
+{
+  lua_State *L = sb_lua(ex->sb);
+  lua_getfield(L, LUA_REGISTRYINDEX, "rb.ctx");
+  char err[256];
+  json_t *ctx = rb_lua_to_json(L, -1, err, sizeof err);
+  lua_pop(L, 1);
+  if (ctx == NULL) {
+    json_object_set_new(detail, "ctx_error", json_string(err));
+    return;
+  }
+  if (ex->last_ctx == NULL || !json_equal(ctx, ex->last_ctx)) {
+    json_object_set(detail, "ctx", ctx);
+    json_decref(ex->last_ctx);
+    ex->last_ctx = ctx;
+    return;
+  }
+  json_decref(ctx);
+}

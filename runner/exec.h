@@ -1,0 +1,136 @@
+/* exec.h: the executor's internals, shared by its files (console, events,
+ * steps, resume, open, show); not for the stdlib. The public API is run.h. */
+#ifndef RB_EXEC_H
+#define RB_EXEC_H
+
+#include <jansson.h>
+#include <lua.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "runner/model.h"
+#include "runner/run.h"
+#include "runner/timeline.h"
+#include "sandbox/sandbox.h"
+
+/* One run in progress. */
+typedef struct {
+  const rb_run_opts *o;
+  json_t *scenario; /* drill only */
+  sb_state *sb;
+  rb_model *m;
+  rb_timeline *tl;
+  rb_host host;
+  const rb_step *cur;
+  json_t *path;     /* step ids in the order walked */
+  json_t *collect;  /* approval preview: would_run details land here */
+  json_t *last_ctx; /* ctx as JSON after the previous step */
+  int64_t run_start_us;
+  int64_t step_timeout_ms;
+  int64_t run_deadline_ms;
+  int64_t approval_timeout_ms;
+  int journal_broken;
+  FILE *log;
+  FILE *out; /* progress lines */
+} rb_exec;
+
+/* What one step did. */
+typedef struct {
+  const char *next;   /* the step to go to */
+  rb_outcome outcome; /* when the run ends here; NONE otherwise */
+  char error[1024];   /* failure message */
+  int fatal;          /* failure ends the run regardless of on_error */
+  int invalid;        /* the scenario can not answer: exit as invalid */
+} rb_step_out;
+
+/* executor.c: 1 once SIGINT or SIGTERM arrived. */
+int rb_exec_interrupted(void);
+
+/* -- console.c ------------------------------------------------------------ */
+#define C_RESET "\033[0m"
+#define C_DIM "\033[2m"
+#define C_BOLD "\033[1m"
+#define C_GREEN "\033[32m"
+#define C_RED "\033[31m"
+#define C_YELLOW "\033[33m"
+#define C_CYAN "\033[36m"
+
+/* code when the run prints in colour, "" otherwise. */
+const char *rb_console_col(const rb_exec *ex, const char *code);
+/* One redacted progress line, unless quiet or --json. */
+void rb_console_say(rb_exec *ex, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+/* A would_run or failed operation of the current step, dimmed. */
+void rb_console_op(rb_exec *ex, const char *event, const json_t *d);
+void rb_console_progress(rb_host *h, const char *line);
+/* sb_limits.print: the runbook's print() and warnings, also into the log. */
+void rb_console_sandbox_print(void *arg, const char *text, int is_warning);
+void rb_console_step_start(rb_exec *ex, const rb_step *s);
+void rb_console_step_end(rb_exec *ex, const rb_step *s, int64_t t0, const rb_step_out *o,
+                         const json_t *detail, int ok);
+void rb_console_terminal(rb_exec *ex, const rb_step *s);
+void rb_console_banner(rb_exec *ex);
+void rb_console_summary(rb_exec *ex, rb_outcome outcome, const char *error,
+                        const char *tlpath);
+
+/* -- events.c ------------------------------------------------------------- */
+/* Appends one event (detail stolen; s NULL for the run itself); the run
+ * stops (journal_broken) if the journal can not be written. */
+int rb_event_emit(rb_exec *ex, const rb_step *s, const char *event, int64_t dur_ms,
+                  json_t *detail);
+/* rb_host.emit: operations inside a step (commands, requests). */
+int rb_event_host_emit(rb_host *h, const char *event, json_t *detail);
+/* Adds "ctx" to detail when the runbook's ctx changed during the step. */
+void rb_event_ctx(rb_exec *ex, json_t *detail);
+
+/* -- step_call.c ---------------------------------------------------------- */
+int64_t rb_step_deadline(rb_exec *ex, const rb_step *s);
+void rb_step_enter(rb_exec *ex, const rb_step *s, int64_t deadline_ms);
+void rb_step_leave(rb_exec *ex);
+/* Calls field (a function) of s with ctx; on success the result is on the
+ * stack. Returns 0, or -1 with err; *fatal when nothing may catch it. */
+int rb_step_call(rb_exec *ex, const rb_step *s, const char *field, char *err,
+                 size_t errlen, int *fatal);
+/* The branch key for the Lua value on the stack top; -1 if it has none. */
+int rb_step_value_key(lua_State *L, char *key, size_t len);
+/* The step's return value (stack top, popped) as JSON, cut when too big. */
+json_t *rb_step_result(rb_exec *ex, char *err, size_t errlen);
+/* A string field of the step, or the string a function field returns. */
+int rb_step_text(rb_exec *ex, const rb_step *s, const char *field, char *buf, size_t len,
+                 rb_step_out *o);
+/* drill: the scenario's answer for s (new reference) or NULL. */
+json_t *rb_step_answer(rb_exec *ex, const rb_step *s);
+
+/* -- steps.c -------------------------------------------------------------- */
+/* Formats o->error; returns -1. */
+int rb_step_fail(rb_step_out *o, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+/* Runs one step and records it; fills o. Returns 0 or -1 (failed). */
+int rb_step_run(rb_exec *ex, const rb_step *s, rb_step_out *o);
+
+/* -- step_gate.c ---------------------------------------------------------- */
+/* An approval gate. Returns 1 approved, 0 denied, -1 error (in o). */
+int rb_step_gate(rb_exec *ex, const rb_step *s, const char *question, rb_step_out *o);
+
+/* -- resume.c ------------------------------------------------------------- */
+/* What to do with an action that started and never finished: the step to
+ * continue at, or NULL with the reason (and *usage: the operator chooses). */
+const rb_step *rb_resume_settle(rb_exec *ex, const rb_step *s, char *error, size_t elen,
+                                int *usage);
+/* Copies what the journaled run's steps had stored into the table on top. */
+void rb_resume_ctx(lua_State *L, const json_t *resume_ctx);
+
+/* -- open.c --------------------------------------------------------------- */
+/* Creates the sandbox, loads the runbook under the load budget and
+ * validates it. Returns RB_EXIT_OK with *sb_out and *m_out (the caller frees
+ * both), or RB_EXIT_INVALID / RB_EXIT_FAILED with every problem, one per
+ * line, in err. Prints nothing. */
+int rb_runbook_open(const char *path, const rb_config *cfg, rb_host *host,
+                    void (*print)(void *, const char *, int), void *print_arg, int rfd,
+                    sb_state **sb_out, rb_model **m_out, char *err, size_t errlen);
+/* rb_runbook_open, printing its problems to stderr. */
+int rb_runbook_load(const char *path, const rb_config *cfg, rb_host *host,
+                    void (*print)(void *, const char *, int), void *print_arg,
+                    sb_state **sb_out, rb_model **m_out, int rfd);
+
+#endif

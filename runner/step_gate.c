@@ -1,0 +1,121 @@
+/* step_gate.c: the approval gate of an action or approval step: the preview
+ * of what would run, the question, and the answer (scenario or human). */
+#include <jansson.h>
+#include <lauxlib.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <unistd.h>
+
+#include "runner/approval.h"
+#include "runner/exec.h"
+#include "runner/util.h"
+
+/* Runs an action's function with writes recorded instead of sent, to show
+ * an approver exactly what they approve. Returns the would_run list. */
+static json_t *preview_action(rb_exec *ex, const rb_step *s)
+{
+  json_t *ops = json_array();
+  ex->collect = ops;
+  rb_mode saved = ex->host.mode;
+  ex->host.mode = RB_MODE_DRY_RUN;
+  char err[512];
+  int fatal = 0;
+  if (rb_step_call(ex, s, "run", err, sizeof err, &fatal) == 0)
+    lua_pop(sb_lua(ex->sb), 1);
+  else
+    json_array_append_new(ops, json_pack("{s:s}", "preview_error", err));
+  ex->host.mode = saved;
+  ex->collect = NULL;
+  return ops;
+}
+
+static void skip_in_dry_run(rb_exec *ex, const rb_step *s, const char *question)
+{
+  rb_event_emit(
+      ex, s, "skipped", -1,
+      json_pack("{s:s, s:s}", "approval", question, "reason",
+                "dry-run: no approval asked; the actions below are only recorded"));
+  rb_console_say(ex, "      %sapproval not asked in dry-run: %s%s",
+                 rb_console_col(ex, C_DIM), question, rb_console_col(ex, C_RESET));
+}
+
+/* drill: the scenario answers; no answer approves. */
+static void ask_scenario(rb_exec *ex, const rb_step *s, rb_approval_decision *d)
+{
+  json_t *ans = rb_step_answer(ex, s);
+  const json_t *a = ans ? json_object_get(ans, "approved") : NULL;
+  d->approved = a == NULL || json_is_true(a);
+  const char *by = ans ? json_string_value(json_object_get(ans, "by")) : NULL;
+  snprintf(d->by, sizeof d->by, "%s", by ? by : "drill");
+  snprintf(d->via, sizeof d->via, "%s", a ? "scenario" : "scenario default");
+  json_decref(ans);
+}
+
+/* exec: a human answers, here or with `runbook approve`. The wait does not
+ * count against the step's deadline. Returns 0, or -1 with o->error. */
+static int ask_human(rb_exec *ex, const rb_step *s, const char *question,
+                     const json_t *req, const char *tmo, rb_approval_decision *d,
+                     rb_step_out *o)
+{
+  rb_console_say(ex, "    %s%s? approval needed:%s %s", rb_console_col(ex, C_BOLD),
+                 rb_console_col(ex, C_YELLOW), rb_console_col(ex, C_RESET), question);
+  size_t i;
+  json_t *op;
+  json_array_foreach(json_object_get(req, "would_run"), i, op)
+  {
+    rb_console_op(ex, "would_run", op);
+  }
+  int tty = isatty(0);
+  char err[512];
+  /* The request is on disk before the hint that points at it is shown. */
+  if (rb_approval_post(ex->o->state_dir, ex->o->run_id, s->id, req,
+                       ex->approval_timeout_ms, err, sizeof err) != 0)
+    return rb_step_fail(o, "approval: %s", err);
+  rb_console_say(
+      ex, "      approve with: %s approve %s %s   (deny: --deny; %s until denied)%s",
+      ex->o->approve_cmd ? ex->o->approve_cmd : "runbook", ex->o->run_id, s->id, tmo,
+      tty ? "\n      or type 'yes' / 'no' here: " : "");
+  rb_step_leave(ex);
+  int rc = rb_approval_wait(ex->o->state_dir, ex->o->run_id, s->id, req,
+                            ex->approval_timeout_ms, tty, d, err, sizeof err);
+  rb_step_enter(ex, s, rb_step_deadline(ex, s));
+  return rc != 0 ? rb_step_fail(o, "approval: %s", err) : 0;
+}
+
+int rb_step_gate(rb_exec *ex, const rb_step *s, const char *question, rb_step_out *o)
+{
+  if (ex->o->mode == RB_MODE_DRY_RUN) {
+    skip_in_dry_run(ex, s, question);
+    return 1;
+  }
+  json_t *req = json_pack("{s:s, s:s, s:s, s:s}", "question", question, "title", s->title,
+                          "runbook", ex->m->name, "incident", ex->o->incident);
+  if (s->kind == RB_STEP_ACTION && ex->o->mode == RB_MODE_EXEC)
+    json_object_set_new(req, "would_run", preview_action(ex, s));
+  char tmo[32];
+  rb_format_elapsed(ex->approval_timeout_ms * 1000, tmo, sizeof tmo);
+  json_object_set_new(req, "timeout", json_string(tmo));
+  rb_event_emit(ex, s, "approval_requested", -1, json_deep_copy(req));
+  rb_approval_decision d;
+  memset(&d, 0, sizeof d);
+  int64_t t0 = rb_now_mono_ms();
+  int rc = 0;
+  if (ex->o->mode == RB_MODE_DRILL)
+    ask_scenario(ex, s, &d);
+  else
+    rc = ask_human(ex, s, question, req, tmo, &d, o);
+  json_decref(req);
+  if (rc != 0)
+    return -1;
+  json_t *detail = json_pack("{s:s, s:s, s:s, s:s}", "question", question, "by", d.by,
+                             "via", d.via, "comment", d.comment);
+  if (d.timed_out)
+    json_object_set_new(detail, "timed_out", json_true());
+  rb_event_emit(ex, s, d.approved ? "approved" : "denied", rb_now_mono_ms() - t0, detail);
+  rb_console_say(
+      ex, "    %s%s%s by %s (%s)", rb_console_col(ex, d.approved ? C_GREEN : C_RED),
+      d.approved ? "approved" : "denied", rb_console_col(ex, C_RESET), d.by, d.via);
+  return d.approved;
+}
