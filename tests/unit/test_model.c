@@ -263,6 +263,20 @@ static void test_large_graph_validates(void **state)
   rb_model_free(m);
 }
 
+static void test_outcome_names_round_trip(void **state)
+{
+  (void)state;
+  for (int o = RB_OUTCOME_RESOLVED; o < RB_OUTCOME_COUNT; o++)
+    assert_int_equal(rb_outcome_parse(rb_outcome_name(o)), o);
+  assert_string_equal(rb_outcome_name(RB_OUTCOME_NONE), "");
+  assert_int_equal(rb_outcome_parse("resolve"), RB_OUTCOME_NONE);
+  assert_int_equal(rb_outcome_parse(NULL), RB_OUTCOME_NONE);
+  assert_int_equal(rb_step_kind_outcome(RB_STEP_ESCALATED), RB_OUTCOME_ESCALATED);
+  assert_int_equal(rb_step_kind_outcome(RB_STEP_ABORTED), RB_OUTCOME_ABORTED);
+  assert_int_equal(rb_step_kind_outcome(RB_STEP_RESOLVED), RB_OUTCOME_RESOLVED);
+  assert_int_equal(rb_step_kind_outcome(RB_STEP_ACTION), RB_OUTCOME_NONE);
+}
+
 int main(void)
 {
   const struct CMUnitTest tests[] = {
@@ -285,6 +299,7 @@ int main(void)
       cmocka_unit_test(test_branch_lookup_falls_back_to_default),
       cmocka_unit_test(test_kind_names_round_trip),
       cmocka_unit_test(test_large_graph_validates),
+      cmocka_unit_test(test_outcome_names_round_trip),
   };
   return cmocka_run_group_tests_name("model", tests, NULL, NULL);
 }
