@@ -181,7 +181,7 @@ static int make_ctx(lua_State *L)
   json_t *v;
   json_object_foreach(params, k, v)
   {
-    lua_pushstring(L, json_string_value(v));
+    rb_json_to_lua(L, v); /* typed: ctx.threshold is a number */
     lua_setfield(L, -2, k);
   }
   lua_pushstring(L, o->incident);

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "runner/params.h"
 #include "runner/util.h"
 
 #define RB_KIND_FIELD "__rb_kind"
@@ -70,21 +71,18 @@ typedef struct {
   int problems;
 } lctx;
 
-static void lproblem(lctx *c, int line, const char *step, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
+static void lproblem(lctx *c, int line, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 
-static void lproblem(lctx *c, int line, const char *step, const char *fmt, ...)
+static void lproblem(lctx *c, int line, const char *fmt, ...)
 {
-  char what[512];
+  char what[768];
   va_list ap;
   va_start(ap, fmt);
   vsnprintf(what, sizeof what, fmt, ap);
   va_end(ap);
   char buf[1024];
-  if (step)
-    snprintf(buf, sizeof buf, "%s:%d: step '%s': %s\n", c->file, line, step, what);
-  else
-    snprintf(buf, sizeof buf, "%s:%d: %s\n", c->file, line, what);
+  snprintf(buf, sizeof buf, "%s:%d: %s\n", c->file, line, what);
   size_t n = strlen(buf);
   if (c->err && c->used + n < c->errlen) {
     memcpy(c->err + c->used, buf, n + 1);
@@ -100,45 +98,118 @@ static int rawfield(lua_State *L, int t, const char *k)
   return lua_rawget(L, t < 0 ? t - 1 : t);
 }
 
+/* Fields each table accepts. A name not listed is a typo until proven
+ * otherwise: `aproval = true` must never silently drop a gate. */
+static const char *const runbook_fields[] = {"name",  "title", "description", "params",
+                                             "start", "steps", NULL};
+static const char *const param_fields[] = {"default", "required", "description", "type",
+                                           "choices", "pattern",  NULL};
+static const char *const approval_fields[] = {"required", "approvers", NULL};
+#define STEP_COMMON "title", "kind", "timeout", "on_error"
+static const char *const kind_fields[][14] = {
+    [RB_STEP_CHECK] = {STEP_COMMON, "run", "on", NULL},
+    [RB_STEP_ACTION] = {STEP_COMMON, "run", "on", "next", "approval", "idempotent", NULL},
+    [RB_STEP_WAIT] = {STEP_COMMON, "until_", "condition", "every", "on", NULL},
+    [RB_STEP_APPROVAL] = {STEP_COMMON, "question", "approvers", "next", "on", NULL},
+    [RB_STEP_NOTIFY] = {STEP_COMMON, "phase", "message", "impact", "run", "next", "on",
+                        NULL},
+    [RB_STEP_ESCALATE] = {STEP_COMMON, "to", "message", "impact", "run", "next", "on",
+                          NULL},
+    [RB_STEP_RESOLVED] = {"title", "kind", NULL},
+    [RB_STEP_ESCALATED] = {"title", "kind", NULL},
+    [RB_STEP_ABORTED] = {"title", "kind", NULL},
+    [RB_STEP_UNKNOWN] = {STEP_COMMON, NULL},
+};
+
+static int listed(const char *k, const char *const *known)
+{
+  for (; *known; known++)
+    if (strcmp(*known, k) == 0)
+      return 1;
+  return 0;
+}
+
+/* Every key of table t must be in known; where names the table. */
+static void only_fields(lctx *c, lua_State *L, int t, const char *const *known, int line,
+                        const char *where)
+{
+  t = lua_absindex(L, t);
+  lua_pushnil(L);
+  while (lua_next(L, t) != 0) {
+    lua_pop(L, 1);
+    if (lua_type(L, -1) != LUA_TSTRING) {
+      char tmp[64];
+      lproblem(c, line, "unexpected entry [%s] in %s: fields have names",
+               sb_safe_tostring(L, -1, tmp, sizeof tmp), where);
+      continue;
+    }
+    const char *k = lua_tostring(L, -1);
+    if (strncmp(k, "__rb_", 5) == 0 || listed(k, known))
+      continue;
+    const char *near = rb_suggest(k, known);
+    lproblem(c, line, "unknown field '%s' in %s%s%s%s", k, where,
+             near ? " (did you mean '" : "", near ? near : "", near ? "'?)" : "");
+  }
+}
+
 /* A string field copied, or NULL when absent; a problem when mistyped. */
 static char *strfield(lctx *c, lua_State *L, int t, const char *k, int line,
-                      const char *step)
+                      const char *where)
 {
   char *out = NULL;
   int ty = rawfield(L, t, k);
   if (ty == LUA_TSTRING)
     out = strdup(lua_tostring(L, -1));
   else if (ty != LUA_TNIL)
-    lproblem(c, line, step, "field '%s' must be a string, not a %s", k,
+    lproblem(c, line, "field '%s' in %s must be a string, not a %s", k, where,
              lua_typename(L, ty));
   lua_pop(L, 1);
   return out;
 }
 
+/* A field that is text or a function of ctx returning text. */
+static void textfield(lctx *c, lua_State *L, int t, const char *k, int line,
+                      const char *where)
+{
+  int ty = rawfield(L, t, k);
+  if (ty != LUA_TNIL && ty != LUA_TSTRING && ty != LUA_TFUNCTION)
+    lproblem(c, line, "field '%s' in %s must be a string or a function, not a %s", k,
+             where, lua_typename(L, ty));
+  lua_pop(L, 1);
+}
+
+/* A boolean field: 1, 0, or 0 with a problem when mistyped. */
+static int boolfield(lctx *c, lua_State *L, int t, const char *k, int line,
+                     const char *where)
+{
+  int ty = rawfield(L, t, k), v = ty == LUA_TBOOLEAN && lua_toboolean(L, -1);
+  if (ty != LUA_TNIL && ty != LUA_TBOOLEAN)
+    lproblem(c, line, "field '%s' in %s must be true or false, not a %s", k, where,
+             lua_typename(L, ty));
+  lua_pop(L, 1);
+  return v;
+}
+
+/* Durations are strings with a unit: a bare 5 could mean seconds or
+ * minutes, and guessing is how a gate waits for the wrong time. */
 static int64_t durfield(lctx *c, lua_State *L, int t, const char *k, int line,
-                        const char *step)
+                        const char *where)
 {
   int64_t ms = 0;
   int ty = rawfield(L, t, k);
   char err[160];
-  if (ty == LUA_TNUMBER) {
-    double v = lua_tonumber(L, -1);
-    if (v < 0 || v > 365.0 * 86400)
-      lproblem(c, line, step, "field '%s': %g seconds is out of range", k, v);
-    else
-      ms = (int64_t)(v * 1000);
-  } else if (ty == LUA_TSTRING) {
+  if (ty == LUA_TSTRING) {
     if (rb_parse_duration(lua_tostring(L, -1), &ms, err, sizeof err) != 0)
-      lproblem(c, line, step, "field '%s': %s", k, err);
+      lproblem(c, line, "field '%s' in %s: %s", k, where, err);
   } else if (ty != LUA_TNIL) {
-    lproblem(c, line, step, "field '%s' must be a duration such as \"30s\", not a %s", k,
-             lua_typename(L, ty));
+    lproblem(c, line, "field '%s' in %s must be a duration such as \"30s\", not a %s", k,
+             where, lua_typename(L, ty));
   }
   lua_pop(L, 1);
   return ms;
 }
 
-static void branches(lctx *c, lua_State *L, int t, rb_step *s)
+static void branches(lctx *c, lua_State *L, int t, rb_step *s, const char *where)
 {
   int ty = rawfield(L, t, "on");
   if (ty == LUA_TNIL) {
@@ -146,7 +217,7 @@ static void branches(lctx *c, lua_State *L, int t, rb_step *s)
     return;
   }
   if (ty != LUA_TTABLE) {
-    lproblem(c, s->line, s->id, "field 'on' must be a table of branches");
+    lproblem(c, s->line, "field 'on' in %s must be a table of branches", where);
     lua_pop(L, 1);
     return;
   }
@@ -164,11 +235,13 @@ static void branches(lctx *c, lua_State *L, int t, rb_step *s)
     else
       key[0] = '\0';
     if (key[0] == '\0')
-      lproblem(c, s->line, s->id, "branch keys must be true, false, strings or integers");
+      lproblem(c, s->line,
+               "step '%s': branch keys must be true, false, strings or integers", s->id);
     else if (lua_type(L, -1) != LUA_TSTRING)
-      lproblem(c, s->line, s->id, "branch '%s' must name a step (a string)", key);
+      lproblem(c, s->line, "step '%s': branch '%s' must name a step (a string)", s->id,
+               key);
     else if (s->nbranches >= RB_MAX_BRANCHES) {
-      lproblem(c, s->line, s->id, "more than %d branches", RB_MAX_BRANCHES);
+      lproblem(c, s->line, "step '%s': more than %d branches", s->id, RB_MAX_BRANCHES);
       lua_pop(L, 2);
       break;
     } else
@@ -178,18 +251,65 @@ static void branches(lctx *c, lua_State *L, int t, rb_step *s)
   lua_pop(L, 1);
 }
 
-static int has_function(lua_State *L, int t, const char *k)
+/* A function field: 1 when present, a problem when it is something else. */
+static int funcfield(lctx *c, lua_State *L, int t, const char *k, int line,
+                     const char *where)
 {
   int ty = rawfield(L, t, k);
   lua_pop(L, 1);
+  if (ty != LUA_TNIL && ty != LUA_TFUNCTION)
+    lproblem(c, line, "field '%s' in %s must be a function, not a %s", k, where,
+             lua_typename(L, ty));
   return ty == LUA_TFUNCTION;
+}
+
+/* approvers names who may answer; nothing enforces such a list yet, and
+ * accepting one that is then ignored would let anyone approve. */
+static void approvers_field(lctx *c, lua_State *L, int t, int line, const char *where)
+{
+  int ty = rawfield(L, t, "approvers");
+  lua_pop(L, 1);
+  if (ty == LUA_TNIL)
+    return;
+  if (ty != LUA_TTABLE)
+    lproblem(c, line, "field 'approvers' in %s must be a list of names, not a %s", where,
+             lua_typename(L, ty));
+  else
+    lproblem(c, line,
+             "field 'approvers' in %s is not supported yet: the gate would not restrict "
+             "who answers (remove it)",
+             where);
+}
+
+/* approval = true | false | { required = bool, approvers = {...} } */
+static void approval_field(lctx *c, lua_State *L, int t, rb_step *s, const char *where)
+{
+  int ty = rawfield(L, t, "approval");
+  if (ty == LUA_TBOOLEAN) {
+    s->approval = lua_toboolean(L, -1);
+  } else if (ty == LUA_TTABLE) {
+    char w[300];
+    snprintf(w, sizeof w, "the approval of %s", where);
+    int a = lua_gettop(L);
+    only_fields(c, L, a, approval_fields, s->line, w);
+    int rt = rawfield(L, a, "required");
+    lua_pop(L, 1);
+    s->approval = rt == LUA_TNIL || boolfield(c, L, a, "required", s->line, w);
+    approvers_field(c, L, a, s->line, w);
+  } else if (ty != LUA_TNIL) {
+    lproblem(c, s->line,
+             "field 'approval' in %s must be true, false or a table { required = true }, "
+             "not a %s",
+             where, lua_typename(L, ty));
+  }
+  lua_pop(L, 1);
 }
 
 static void load_step(lctx *c, lua_State *L, int t, rb_model *m, const char *id)
 {
   rb_step *s = rb_model_add_step(m, id);
   if (s == NULL) {
-    lproblem(c, m->line, id, "out of memory");
+    lproblem(c, m->line, "step '%s': out of memory", id);
     return;
   }
   if (rawfield(L, t, RB_LINE_FIELD) == LUA_TNUMBER)
@@ -197,40 +317,91 @@ static void load_step(lctx *c, lua_State *L, int t, rb_model *m, const char *id)
   lua_pop(L, 1);
   if (s->line == 0)
     s->line = m->line;
-  char *kind = strfield(c, L, t, RB_KIND_FIELD, s->line, id);
+  char where[256];
+  snprintf(where, sizeof where, "step '%s'", id);
+  char *kind = strfield(c, L, t, RB_KIND_FIELD, s->line, where);
   if (kind == NULL)
-    kind = strfield(c, L, t, "kind", s->line, id);
+    kind = strfield(c, L, t, "kind", s->line, where);
   s->kind = rb_step_kind_parse(kind);
   free(kind);
-  s->title = strfield(c, L, t, "title", s->line, id);
-  s->next = strfield(c, L, t, "next", s->line, id);
-  s->on_error = strfield(c, L, t, "on_error", s->line, id);
-  s->timeout_ms = durfield(c, L, t, "timeout", s->line, id);
-  s->every_ms = durfield(c, L, t, "every", s->line, id);
-  branches(c, L, t, s);
-  if (s->kind == RB_STEP_WAIT)
-    s->has_run = has_function(L, t, "until_") || has_function(L, t, "condition");
-  else
-    s->has_run = has_function(L, t, "run");
-  int ty = rawfield(L, t, "run");
-  if (ty != LUA_TNIL && ty != LUA_TFUNCTION)
-    lproblem(c, s->line, id, "field 'run' must be a function");
-  lua_pop(L, 1);
-  ty = rawfield(L, t, "approval");
-  if (ty == LUA_TBOOLEAN) {
-    s->approval = lua_toboolean(L, -1);
-  } else if (ty == LUA_TTABLE) {
-    rawfield(L, -1, "required");
-    s->approval = lua_isnil(L, -1) || lua_toboolean(L, -1);
-    lua_pop(L, 1);
+  if (s->kind != RB_STEP_UNKNOWN)
+    snprintf(where, sizeof where, "%s '%s'", rb_step_kind_name(s->kind), id);
+  only_fields(c, L, t, kind_fields[s->kind], s->line, where);
+  s->title = strfield(c, L, t, "title", s->line, where);
+  s->next = strfield(c, L, t, "next", s->line, where);
+  s->on_error = strfield(c, L, t, "on_error", s->line, where);
+  s->timeout_ms = durfield(c, L, t, "timeout", s->line, where);
+  s->every_ms = durfield(c, L, t, "every", s->line, where);
+  branches(c, L, t, s, where);
+  int run = funcfield(c, L, t, "run", s->line, where);
+  int until = funcfield(c, L, t, "until_", s->line, where);
+  int cond = funcfield(c, L, t, "condition", s->line, where);
+  s->has_run = s->kind == RB_STEP_WAIT ? until || cond : run;
+  static const char *const texts[] = {"message", "impact", "to", "question", "phase"};
+  for (size_t i = 0; i < sizeof texts / sizeof *texts; i++)
+    textfield(c, L, t, texts[i], s->line, where);
+  approval_field(c, L, t, s, where);
+  if (s->kind == RB_STEP_APPROVAL)
+    approvers_field(c, L, t, s->line, where);
+  s->idempotent = boolfield(c, L, t, "idempotent", s->line, where);
+}
+
+/* Scalar default as text: what --var would have said. */
+static char *default_text(lua_State *L, int idx)
+{
+  int ty = lua_type(L, idx);
+  if (ty == LUA_TSTRING || ty == LUA_TNUMBER)
+    return strdup(lua_tostring(L, idx));
+  if (ty == LUA_TBOOLEAN)
+    return strdup(lua_toboolean(L, idx) ? "true" : "false");
+  return NULL;
+}
+
+static void param_choices(lctx *c, lua_State *L, int v, rb_param *p, int line,
+                          const char *where)
+{
+  int ty = rawfield(L, v, "choices");
+  if (ty == LUA_TTABLE) {
+    lua_Integer n = (lua_Integer)lua_rawlen(L, -1);
+    p->choices = calloc((size_t)n + 1, sizeof *p->choices);
+    for (lua_Integer i = 1; p->choices && i <= n; i++) {
+      if (lua_rawgeti(L, -1, i) == LUA_TSTRING)
+        p->choices[p->nchoices++] = strdup(lua_tostring(L, -1));
+      else
+        lproblem(c, line, "field 'choices' in %s must be a list of strings", where);
+      lua_pop(L, 1);
+    }
   } else if (ty != LUA_TNIL) {
-    lproblem(c, s->line, id,
-             "field 'approval' must be true or a table { required = true }");
+    lproblem(c, line, "field 'choices' in %s must be a list of strings, not a %s", where,
+             lua_typename(L, ty));
   }
   lua_pop(L, 1);
-  rawfield(L, t, "idempotent");
-  s->idempotent = lua_toboolean(L, -1);
+  if (p->type == RB_PARAM_ENUM && p->nchoices == 0)
+    lproblem(c, line, "%s is an enum: list its choices = { \"a\", \"b\" }", where);
+  if (p->type != RB_PARAM_ENUM && ty != LUA_TNIL)
+    lproblem(c, line, "%s has choices but is not type = \"enum\"", where);
+}
+
+static void load_param_table(lctx *c, lua_State *L, int v, rb_param *p, int line,
+                             const char *where)
+{
+  only_fields(c, L, v, param_fields, line, where);
+  int dt = rawfield(L, v, "default");
+  p->def = default_text(L, -1);
+  if (dt != LUA_TNIL && p->def == NULL)
+    lproblem(c, line, "field 'default' in %s must be a string, number or boolean", where);
   lua_pop(L, 1);
+  p->is_required = boolfield(c, L, v, "required", line, where);
+  p->description = strfield(c, L, v, "description", line, where);
+  p->pattern = strfield(c, L, v, "pattern", line, where);
+  char *type = strfield(c, L, v, "type", line, where);
+  if (type && rb_param_type_parse(type, &p->type) != 0)
+    lproblem(c, line,
+             "field 'type' in %s: unknown type '%s' (string, number, integer, boolean, "
+             "duration or enum)",
+             where, type);
+  free(type);
+  param_choices(c, L, v, p, line, where);
 }
 
 static void load_params(lctx *c, lua_State *L, int t, rb_model *m)
@@ -241,7 +412,7 @@ static void load_params(lctx *c, lua_State *L, int t, rb_model *m)
     return;
   }
   if (ty != LUA_TTABLE) {
-    lproblem(c, m->line, NULL, "params must be a table");
+    lproblem(c, m->line, "params must be a table");
     lua_pop(L, 1);
     return;
   }
@@ -249,34 +420,28 @@ static void load_params(lctx *c, lua_State *L, int t, rb_model *m)
   lua_pushnil(L);
   while (lua_next(L, pt) != 0) {
     if (lua_type(L, -2) != LUA_TSTRING) {
-      lproblem(c, m->line, NULL, "params: names must be strings");
+      lproblem(c, m->line, "params: names must be strings");
       lua_pop(L, 1);
       continue;
     }
     const char *name = lua_tostring(L, -2);
+    char where[256];
+    snprintf(where, sizeof where, "param '%s'", name);
     rb_param *p = rb_model_add_param(m, name);
     if (p == NULL) {
       lua_pop(L, 1);
       continue;
     }
     int vt = lua_type(L, -1);
-    if (vt == LUA_TSTRING || vt == LUA_TNUMBER) {
+    if (vt == LUA_TSTRING || vt == LUA_TNUMBER)
       p->def = strdup(lua_tostring(L, -1));
-    } else if (vt == LUA_TTABLE) {
-      int v = lua_gettop(L);
-      int dt = rawfield(L, v, "default");
-      if (dt == LUA_TSTRING || dt == LUA_TNUMBER)
-        p->def = strdup(lua_tostring(L, -1));
-      else if (dt == LUA_TBOOLEAN)
-        p->def = strdup(lua_toboolean(L, -1) ? "true" : "false");
-      lua_pop(L, 1);
-      rawfield(L, v, "required");
-      p->is_required = lua_toboolean(L, -1);
-      lua_pop(L, 1);
-      p->description = strfield(c, L, v, "description", m->line, NULL);
-    } else {
-      lproblem(c, m->line, NULL, "param '%s' must be a default value or a table", name);
-    }
+    else if (vt == LUA_TTABLE)
+      load_param_table(c, L, lua_gettop(L), p, m->line, where);
+    else
+      lproblem(c, m->line, "param '%s' must be a default value or a table", name);
+    char err[512];
+    if (p->def && rb_param_check(p, p->def, NULL, err, sizeof err) != 0)
+      lproblem(c, m->line, "default of %s: %s", where, err);
     lua_pop(L, 1);
   }
   lua_pop(L, 1);
@@ -301,13 +466,14 @@ static int load_protected(lua_State *L)
   lua_pop(L, 1);
   if (m->line == 0)
     m->line = 1; /* a plain table: no call to take the line from */
-  m->name = strfield(c, L, t, "name", m->line, NULL);
-  m->title = strfield(c, L, t, "title", m->line, NULL);
-  m->description = strfield(c, L, t, "description", m->line, NULL);
-  m->start = strfield(c, L, t, "start", m->line, NULL);
+  only_fields(c, L, t, runbook_fields, m->line, "the runbook");
+  m->name = strfield(c, L, t, "name", m->line, "the runbook");
+  m->title = strfield(c, L, t, "title", m->line, "the runbook");
+  m->description = strfield(c, L, t, "description", m->line, "the runbook");
+  m->start = strfield(c, L, t, "start", m->line, "the runbook");
   load_params(c, L, t, m);
   if (rawfield(L, t, "steps") != LUA_TTABLE) {
-    lproblem(c, m->line, NULL, "runbook has no steps table");
+    lproblem(c, m->line, "runbook has no steps table");
     lua_pop(L, 1);
     return 0;
   }
@@ -319,17 +485,17 @@ static int load_protected(lua_State *L)
     lua_pop(L, 1);
     if (++count > RB_MAX_STEPS) {
       lua_pop(L, 2);
-      lproblem(c, m->line, NULL, "more than %d steps", RB_MAX_STEPS);
+      lproblem(c, m->line, "more than %d steps", RB_MAX_STEPS);
       return 0;
     }
   }
   lua_pushnil(L);
   while (lua_next(L, st) != 0) {
     if (lua_type(L, -2) != LUA_TSTRING) {
-      lproblem(c, m->line, NULL, "steps: every step needs a string id as its key");
+      lproblem(c, m->line, "steps: every step needs a string id as its key");
     } else if (lua_type(L, -1) != LUA_TTABLE) {
-      lproblem(c, m->line, lua_tostring(L, -2),
-               "a step must be a table such as check { }");
+      lproblem(c, m->line, "step '%s': a step must be a table such as check { }",
+               lua_tostring(L, -2));
     } else {
       load_step(c, L, lua_gettop(L), m, lua_tostring(L, -2));
     }

@@ -40,11 +40,24 @@ typedef struct {
   int idempotent;     /* action: safe to re-run when in doubt on resume */
 } rb_step;
 
+typedef enum {
+  RB_PARAM_STRING,
+  RB_PARAM_NUMBER,
+  RB_PARAM_INTEGER,
+  RB_PARAM_BOOLEAN,
+  RB_PARAM_DURATION,
+  RB_PARAM_ENUM
+} rb_param_type;
+
 typedef struct {
   char *name;
-  char *def; /* default value, or NULL */
+  char *def; /* default value as text, or NULL */
   char *description;
   int is_required; /* must be given with --var (or by the alert) */
+  rb_param_type type;
+  char **choices; /* enum: the accepted values */
+  size_t nchoices;
+  char *pattern; /* POSIX extended regex the whole value must match, or NULL */
 } rb_param;
 
 typedef struct {
@@ -67,6 +80,12 @@ const char *rb_outcome_name(rb_outcome o);
 rb_outcome rb_outcome_parse(const char *s);
 /* The outcome a terminal step ends the run with; NONE for other kinds. */
 rb_outcome rb_step_kind_outcome(rb_step_kind k);
+const char *rb_param_type_name(rb_param_type t);
+/* Returns 0 and sets *out for "string", "number", ...; -1 for anything else. */
+int rb_param_type_parse(const char *s, rb_param_type *out);
+/* The candidate closest to word (at most two edits away), or NULL: the
+ * "did you mean" of every unknown-name error. cands ends with NULL. */
+const char *rb_suggest(const char *word, const char *const *cands);
 
 rb_model *rb_model_new(const char *file);
 /* NULL-safe. */

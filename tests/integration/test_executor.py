@@ -174,7 +174,7 @@ INVALID = [
     a = action { title = "A", run = function() end, next = "b", timeout = "5 minutes" },
     b = resolved { title = "B" },
   },
-}""", "t.lua:4: step 'a': field 'timeout': bad duration '5 minutes'"),
+}""", "t.lua:4: field 'timeout' in action 'a': bad duration '5 minutes'"),
     ("""return runbook {
   name = "x", title = "X", start = "a"
   steps = {},
