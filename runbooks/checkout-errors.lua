@@ -22,9 +22,13 @@ return runbook {
     .. "the database team; then checks that the error rate is back to baseline.",
   params = {
     service = { default = "checkout", description = "service as deployed and in metrics" },
-    env = { default = "production" },
+    env = { default = "production", pattern = "[a-z][a-z0-9-]*" },
     hosts = { default = "app", description = "inventory group that runs the service" },
-    threshold = { default = "0.01", description = "error rate that counts as recovered" },
+    threshold = {
+      type = "number",
+      default = 0.01,
+      description = "error rate that counts as recovered",
+    },
     fallback_flag = { default = "checkout-payment-fallback" },
     provider_status = {
       default = "https://status.payments.example/api/v2/status.json",
@@ -72,7 +76,8 @@ return runbook {
       title = "Status: cause identified (recent deploy)",
       phase = "Identified",
       message = function(ctx)
-        return "A recent deploy of " .. ctx.service .. " caused the errors; it has been rolled back."
+        local rev = ctx.deploy and (" (" .. ctx.deploy .. ")") or ""
+        return "A recent deploy of " .. ctx.service .. rev .. " caused the errors; it has been rolled back."
       end,
       next = "verify",
     },
@@ -134,7 +139,7 @@ return runbook {
     verify = wait {
       title = "Error rate back under 1% within 5 minutes?",
       until_ = function(ctx)
-        return error_rate(ctx) < tonumber(ctx.threshold)
+        return error_rate(ctx) < ctx.threshold
       end,
       every = "15s",
       timeout = "5m",

@@ -380,9 +380,10 @@ static int finish_run(rb_exec *ex, const walk_args *wa, const char *tlpath)
   int code = wa->usage     ? RB_EXIT_USAGE
              : wa->invalid ? RB_EXIT_INVALID
                            : exit_for(wa->outcome);
+  /* A drill with an expect is a test: met passes (0), missed fails (6). */
   if (ex->o->mode == RB_MODE_DRILL && code != RB_EXIT_INVALID &&
-      !check_expect(ex, wa->outcome))
-    code = RB_EXIT_MISMATCH;
+      json_object_get(ex->scenario, "expect"))
+    code = check_expect(ex, wa->outcome) ? RB_EXIT_OK : RB_EXIT_MISMATCH;
   rb_console_summary(ex, wa->outcome, wa->error, tlpath);
   return code;
 }

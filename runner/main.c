@@ -6,6 +6,7 @@
 #include <getopt.h>
 #include <limits.h>
 #include <pwd.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -249,9 +250,27 @@ static void job_init(run_job *job, const globals *g, const char *path, rb_mode m
   job->o.report_fd = -1;
 }
 
+static void on_sigpipe(int sig)
+{
+  (void)sig;
+}
+
+/* `runbook drill --json | head -1`: the reader going away must not kill the
+ * run half way through its timeline. A handler (not SIG_IGN, which commands
+ * the run starts would inherit) turns the signal into EPIPE on the write,
+ * and the run carries on with nobody reading its stdout. */
+static void survive_broken_pipe(void)
+{
+  struct sigaction sa;
+  memset(&sa, 0, sizeof sa);
+  sa.sa_handler = on_sigpipe;
+  sigaction(SIGPIPE, &sa, NULL);
+}
+
 static int run_child(void *arg, int report_fd)
 {
   run_job *j = arg;
+  survive_broken_pipe();
   j->o.report_fd = report_fd;
   return rb_run_execute(&j->o);
 }

@@ -2,6 +2,7 @@
 #include "runner/scenario.h"
 
 #include <libgen.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -20,21 +21,149 @@ int rb_scenario_find(const char *runbook_path, const char *runbook_name, const c
   return rb_fmt(out, len, "%s/scenarios/%s/%s%s", dirname(dir), runbook_name, name, ext);
 }
 
-static const char *const answer_fields[] = {"value", "result", "fail",    "approved",
-                                            "by",    "note",   "comment", NULL};
+/* Names each object of a scenario accepts; anything else is a typo that
+ * would make the drill test something other than what its author meant. */
+static const char *const top_fields[] = {"description", "vars", "steps", "expect", NULL};
+static const char *const answer_fields[] = {
+    "value", "result", "fail", "approved", "by", "note", "ctx", "comment", NULL};
+static const char *const expect_fields[] = {"outcome", "path", NULL};
+static const char *const outcomes[] = {"resolved", "escalated", "aborted", "failed",
+                                       NULL};
 
-static int known_field(const char *k)
+static int listed(const char *k, const char *const *names)
 {
-  for (const char *const *f = answer_fields; *f; f++)
-    if (strcmp(*f, k) == 0)
+  for (; *names; names++)
+    if (strcmp(*names, k) == 0)
       return 1;
+  return 0;
+}
+
+/* " (did you mean 'x'?)" or "" into buf. */
+static const char *hint(const char *word, const char *const *cands, char *buf, size_t len)
+{
+  const char *near = rb_suggest(word, cands);
+  if (near == NULL)
+    return "";
+  snprintf(buf, len, " (did you mean '%s'?)", near);
+  return buf;
+}
+
+static int only_fields(const char *path, const json_t *obj, const char *where,
+                       const char *const *known, char *err, size_t errlen)
+{
+  const char *k;
+  json_t *v;
+  json_object_foreach((json_t *)obj, k, v)
+  {
+    if (!listed(k, known)) {
+      char h[160];
+      return rb_err(err, errlen, "scenario %s: unknown field '%s' in %s%s", path, k,
+                    where, hint(k, known, h, sizeof h));
+    }
+  }
+  return 0;
+}
+
+/* The step ids of m as a NULL-terminated list for suggestions (malloc'd). */
+static const char **step_ids(const rb_model *m)
+{
+  const char **ids = calloc(m->nsteps + 1, sizeof *ids);
+  for (size_t i = 0; ids && i < m->nsteps; i++)
+    ids[i] = m->steps[i].id;
+  return ids;
+}
+
+static int known_step(const char *path, const rb_model *m, const char *id,
+                      const char *where, char *err, size_t errlen)
+{
+  if (m == NULL || rb_model_find(m, id) != NULL)
+    return 0;
+  const char **ids = step_ids(m);
+  char h[300];
+  rb_err(err, errlen, "scenario %s: %s: runbook '%s' has no step '%s'%s", path, where,
+         m->name ? m->name : "?", id, hint(id, ids, h, sizeof h));
+  free(ids);
+  return -1;
+}
+
+static int check_answer(const char *path, const char *id, const json_t *v, char *err,
+                        size_t errlen)
+{
+  if (!json_is_object(v))
+    return 0;
+  char where[300];
+  snprintf(where, sizeof where, "steps.%s", id);
+  if (only_fields(path, v, where, answer_fields, err, errlen) != 0)
+    return -1;
+  const json_t *ctx = json_object_get(v, "ctx");
+  if (ctx && !json_is_object(ctx))
+    return rb_err(err, errlen,
+                  "scenario %s: steps.%s.ctx must be an object (name -> value the step "
+                  "stores in ctx)",
+                  path, id);
+  const json_t *a = json_object_get(v, "approved");
+  if (a && !json_is_boolean(a))
+    return rb_err(err, errlen, "scenario %s: steps.%s.approved must be true or false",
+                  path, id);
+  return 0;
+}
+
+static int check_expect(const char *path, const json_t *e, const rb_model *m, char *err,
+                        size_t errlen)
+{
+  if (e == NULL)
+    return 0;
+  if (!json_is_object(e))
+    return rb_err(err, errlen, "scenario %s: field \"expect\" must be an object", path);
+  if (only_fields(path, e, "expect", expect_fields, err, errlen) != 0)
+    return -1;
+  const json_t *o = json_object_get(e, "outcome");
+  if (o && (!json_is_string(o) || !listed(json_string_value(o), outcomes))) {
+    char h[160];
+    const char *w = json_is_string(o) ? json_string_value(o) : "?";
+    return rb_err(err, errlen,
+                  "scenario %s: expect.outcome '%s' is not an outcome (resolved, "
+                  "escalated, aborted or failed)%s",
+                  path, w, hint(w, outcomes, h, sizeof h));
+  }
+  const json_t *p = json_object_get(e, "path");
+  if (p && !json_is_array(p))
+    return rb_err(err, errlen, "scenario %s: expect.path must be a list of step ids",
+                  path);
+  size_t i;
+  json_t *id;
+  json_array_foreach(p, i, id)
+  {
+    char where[64];
+    snprintf(where, sizeof where, "expect.path[%zu]", i);
+    if (!json_is_string(id))
+      return rb_err(err, errlen, "scenario %s: %s must be a step id", path, where);
+    if (known_step(path, m, json_string_value(id), where, err, errlen) != 0)
+      return -1;
+  }
+  return 0;
+}
+
+static int check_vars(const char *path, const json_t *vars, char *err, size_t errlen)
+{
+  if (vars && !json_is_object(vars))
+    return rb_err(err, errlen, "scenario %s: field \"vars\" must be an object", path);
+  const char *k;
+  json_t *v;
+  json_object_foreach((json_t *)vars, k, v)
+  {
+    if (!json_is_string(v) && !json_is_number(v) && !json_is_boolean(v))
+      return rb_err(err, errlen,
+                    "scenario %s: vars.%s must be a string, a number or a boolean", path,
+                    k);
+  }
   return 0;
 }
 
 json_t *rb_scenario_load(const char *path, const rb_model *m, char *err, size_t errlen)
 {
   json_error_t je;
-  json_t *s = json_load_file(path, 0, &je);
+  json_t *s = json_load_file(path, JSON_REJECT_DUPLICATES, &je);
   if (s == NULL) {
     if (je.line <= 0)
       rb_err(err, errlen, "scenario %s: %s", path, je.text);
@@ -47,6 +176,8 @@ json_t *rb_scenario_load(const char *path, const rb_model *m, char *err, size_t 
            path);
     goto bad;
   }
+  if (only_fields(path, s, "the scenario", top_fields, err, errlen) != 0)
+    goto bad;
   json_t *steps = json_object_get(s, "steps");
   if (!json_is_object(steps)) {
     rb_err(err, errlen,
@@ -57,43 +188,15 @@ json_t *rb_scenario_load(const char *path, const rb_model *m, char *err, size_t 
   json_t *v;
   json_object_foreach(steps, k, v)
   {
-    if (m && rb_model_find(m, k) == NULL) {
-      rb_err(err, errlen, "scenario %s: steps.%s: runbook '%s' has no step '%s'", path, k,
-             m->name ? m->name : "?", k);
+    char where[300];
+    snprintf(where, sizeof where, "steps.%s", k);
+    if (known_step(path, m, k, where, err, errlen) != 0 ||
+        check_answer(path, k, v, err, errlen) != 0)
       goto bad;
-    }
-    if (json_is_object(v)) {
-      const char *f;
-      json_t *x;
-      json_object_foreach(v, f, x)
-      {
-        if (!known_field(f)) {
-          rb_err(err, errlen,
-                 "scenario %s: steps.%s.%s: unknown field (use value, result, fail, "
-                 "approved, by, note)",
-                 path, k, f);
-          goto bad;
-        }
-      }
-    }
   }
-  json_t *vars = json_object_get(s, "vars");
-  if (vars && !json_is_object(vars)) {
-    rb_err(err, errlen, "scenario %s: field \"vars\" must be an object", path);
+  if (check_vars(path, json_object_get(s, "vars"), err, errlen) != 0 ||
+      check_expect(path, json_object_get(s, "expect"), m, err, errlen) != 0)
     goto bad;
-  }
-  json_object_foreach(vars, k, v)
-  {
-    if (!json_is_string(v)) {
-      rb_err(err, errlen, "scenario %s: vars.%s must be a string", path, k);
-      goto bad;
-    }
-  }
-  json_t *expect = json_object_get(s, "expect");
-  if (expect && !json_is_object(expect)) {
-    rb_err(err, errlen, "scenario %s: field \"expect\" must be an object", path);
-    goto bad;
-  }
   return s;
 bad:
   json_decref(s);

@@ -56,6 +56,21 @@ static void list_branches(const rb_step *s, char *buf, size_t len)
   }
 }
 
+/* drill: what the answered step would have stored in ctx ("ctx": {...}). */
+static void drill_ctx(rb_exec *ex, const json_t *ans)
+{
+  lua_State *L = sb_lua(ex->sb);
+  const char *k;
+  json_t *v;
+  lua_getfield(L, LUA_REGISTRYINDEX, "rb.ctx");
+  json_object_foreach(json_object_get(ans, "ctx"), k, v)
+  {
+    rb_json_to_lua(L, v);
+    lua_setfield(L, -2, k);
+  }
+  lua_pop(L, 1);
+}
+
 /* drill: the scenario's value for a check or wait (new reference, may be
  * NULL when the answer has none). Returns -1 when the scenario does not
  * answer the step or simulates its failure. */
@@ -69,6 +84,7 @@ static int drill_value(rb_exec *ex, const rb_step *s, rb_step_out *o, json_t **v
     return -1;
   }
   *value = json_incref(json_object_get(ans, "value"));
+  drill_ctx(ex, ans);
   json_decref(ans);
   return 0;
 }
@@ -245,6 +261,7 @@ static int run_action(rb_exec *ex, const rb_step *s, rb_step_out *o, json_t *det
   }
   json_t *simulated = ans ? json_object_get(ans, "result") : NULL;
   if (simulated) {
+    drill_ctx(ex, ans);
     rb_event_emit(ex, s, "would_run", -1,
                   json_pack("{s:s, s:O, s:s}", "title", s->title, "result", simulated,
                             "source", "scenario"));

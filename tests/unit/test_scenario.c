@@ -107,17 +107,17 @@ static void test_unknown_answer_field_is_named(void **state)
   char err[512];
   const char *p = write_file("f.json", "{\"steps\": {\"look\": {\"valeu\": true}}}");
   assert_null(rb_scenario_load(p, m, err, sizeof err));
-  assert_non_null(strstr(err, "steps.look.valeu: unknown field"));
+  assert_non_null(strstr(err, "unknown field 'valeu' in steps.look (did you mean 'value'?)"));
   rb_model_free(m);
 }
 
-static void test_vars_must_be_strings(void **state)
+static void test_vars_must_be_scalars(void **state)
 {
   (void)state;
   char err[512];
-  const char *p = write_file("g.json", "{\"steps\": {}, \"vars\": {\"env\": 3}}");
+  const char *p = write_file("g.json", "{\"steps\": {}, \"vars\": {\"env\": [3]}}");
   assert_null(rb_scenario_load(p, NULL, err, sizeof err));
-  assert_non_null(strstr(err, "vars.env must be a string"));
+  assert_non_null(strstr(err, "vars.env must be a string, a number or a boolean"));
 }
 
 static void test_named_scenario_is_found_next_to_the_runbook(void **state)
@@ -140,7 +140,7 @@ int main(void)
       cmocka_unit_test(test_json_syntax_error_names_line_and_column),
       cmocka_unit_test(test_steps_must_be_an_object),
       cmocka_unit_test(test_unknown_answer_field_is_named),
-      cmocka_unit_test(test_vars_must_be_strings),
+      cmocka_unit_test(test_vars_must_be_scalars),
       cmocka_unit_test(test_named_scenario_is_found_next_to_the_runbook),
   };
   return cmocka_run_group_tests_name("scenario", tests, setup, teardown);
