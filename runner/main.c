@@ -14,6 +14,7 @@
 
 #include "runner/approval.h"
 #include "runner/journal.h"
+#include "runner/lint.h"
 #include "runner/cli_ssh.h"
 #include "runner/netplugin.h"
 #include "runner/config.h"
@@ -45,7 +46,8 @@ static const char usage_text[] =
     "                       run a runbook (actions behind approval gates)\n"
     "  drill NAME|FILE [--scenario S] [--incident ID] [--var K=V]... [--json]\n"
     "                       walk a runbook on a scenario: no system is touched\n"
-    "  check NAME|FILE...   validate runbooks (graph, fields, file:line errors)\n"
+    "  check [--strict] NAME|FILE...\n"
+    "                       validate runbooks (graph, fields, globals, file:line)\n"
     "  show NAME|FILE       print the decision tree\n"
     "  list                 list the runbooks that can be found\n"
     "  timeline INCIDENT [--format text|json|markdown]\n"
@@ -86,8 +88,12 @@ static const char *const cmd_help[][2] = {
      "Walks the runbook answering every check and wait from the scenario (a JSON\n"
      "file, by default scenarios/NAME/default.json next to the runbook). Nothing\n"
      "is contacted. Exits 6 when the walk differs from the scenario's expect.\n"},
-    {"check", "usage: runbook check NAME|FILE...\n\nValidates runbooks without running "
-              "them; problems are printed as file:line: step 'id': what.\n"},
+    {"check",
+     "usage: runbook check [--strict] NAME|FILE...\n\n"
+     "Validates runbooks without running them; problems are printed as\n"
+     "file:line: what. Then a static pass (luacheck, Debian package lua-check)\n"
+     "warns about undeclared globals and writes called from check or wait steps;\n"
+     "--strict makes its warnings errors (exit 3).\n"},
     {"show", "usage: runbook show NAME|FILE\n\nPrints the runbook's decision tree.\n"},
     {"list", "usage: runbook list\n\nLists runbooks in ./runbooks, $RUNBOOK_PATH and the "
              "installed data dir.\n"},
@@ -475,6 +481,7 @@ typedef struct {
   int argc;
   char **argv;
   int show;
+  int strict; /* check --strict: a lint warning fails the check */
 } check_job;
 
 static int check_child(void *arg, int report_fd)
@@ -488,6 +495,18 @@ static int check_child(void *arg, int report_fd)
       continue;
     }
     int rc = rb_run_check(path, j->g->cfg, j->show, stdout, report_fd);
+    if (rc == RB_EXIT_OK && !j->show) {
+      fflush(stdout);
+      int warnings = rb_lint_runbook(path, stderr);
+      if (warnings < 0 && j->strict) {
+        fprintf(stderr, "%s: --strict needs the static pass\n", path);
+        rc = RB_EXIT_INVALID;
+      } else if (warnings > 0 && j->strict) {
+        fprintf(stderr, "%s: %d warning%s (--strict makes them errors)\n", path, warnings,
+                warnings == 1 ? "" : "s");
+        rc = RB_EXIT_INVALID;
+      }
+    }
     if (rc != RB_EXIT_OK && (worst == RB_EXIT_OK || rc == RB_EXIT_INVALID))
       worst = rc;
   }
@@ -496,10 +515,20 @@ static int check_child(void *arg, int report_fd)
 
 static int cmd_check(globals *g, int argc, char **argv, int show)
 {
+  int strict = 0, out = 1;
+  for (int i = 1; i < argc; i++) {
+    if (!show && strcmp(argv[i], "--strict") == 0)
+      strict = 1;
+    else if (argv[i][0] == '-' && argv[i][1] != '\0')
+      return usage_error("%s: unknown option '%s'", show ? "show" : "check", argv[i]);
+    else
+      argv[out++] = argv[i];
+  }
+  argc = out;
   if (argc < 2 || (show && argc != 2))
     return usage_error("%s needs %s", show ? "show" : "check",
                        show ? "one runbook name or file" : "runbook names or files");
-  check_job j = {g, argc - 1, argv + 1, show};
+  check_job j = {g, argc - 1, argv + 1, show, strict};
   rb_watch w = {NULL, NULL, NULL, NULL, NULL, 1000};
   return rb_supervise(check_child, &j, &w);
 }

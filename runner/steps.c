@@ -183,6 +183,8 @@ static int poll_condition(rb_exec *ex, const rb_step *s, rb_step_out *o, json_t 
     } else if (fatal) {
       o->fatal = 1;
       return rb_step_fail(o, "%s", last_err);
+    } else if (strstr(last_err, RB_HOST_NO_FIELD)) {
+      return rb_step_fail(o, "%s", last_err); /* a typo does not go away by polling */
     } else if (strstr(last_err, "exceeded its timeout")) {
       break;
     } else {

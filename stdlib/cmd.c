@@ -324,7 +324,7 @@ static int cmd_do(lua_State *L, int is_write)
                         "write", 1));
       r.exit_code = 0;
       cmd_push_result(L, &r, 1);
-      return 1;
+      return rb_host_result(L, what, NULL);
     }
     h->emit(h, "started",
             json_pack("{s:s, s:o}", "op", "cmd", "command", cmd_argv_json(&s)));
@@ -369,7 +369,7 @@ static int cmd_do(lua_State *L, int is_write)
   cmd_push_result(L, &r, 0);
   free(r.out.data);
   free(r.err.data);
-  return 1;
+  return rb_host_result(L, what, NULL);
 }
 
 static int cmd_read(lua_State *L)

@@ -2,6 +2,7 @@
 -- revisions), and the Kubernetes `rollout undo` / `rollout status` moves.
 local http = require "http"
 local config = require "config"
+local strict = require("json").strict
 
 local M = {}
 
@@ -171,8 +172,9 @@ function M.recent(service, opts)
   opts = opts or {}
   local within = seconds(opts.within or "2h")
   local section = section_for(service, opts)
-  if kind_of(section) == "git" then return git_recent(section, service, within) end
-  return k8s_recent(section, service, within)
+  local optional = "author message image time_iso"
+  if kind_of(section) == "git" then return strict(git_recent(section, service, within), "deploy.recent", optional) end
+  return strict(k8s_recent(section, service, within), "deploy.recent", optional)
 end
 
 --- deploy.status(service [, opts]): the `kubectl rollout status` answer:
@@ -201,7 +203,7 @@ function M.status(service, opts)
     res.message = string.format("deployment %s successfully rolled out", k.name)
   end
   res.done = res.done or false
-  return res
+  return strict(res, "deploy.status", "revision")
 end
 
 --- deploy.rollback(service [, opts]): the `kubectl rollout undo` move: the
@@ -232,7 +234,7 @@ function M.rollback(service, opts)
     prev.revision, images(template), r.simulated and " (dry run: not sent)" or "")
   http.note { op = "deploy", action = "rollback", deployment = k.name, namespace = k.ns,
     from = cur.revision, to = prev.revision, simulated = r.simulated or false, message = msg }
-  return { from = cur.revision, to = prev.revision, simulated = r.simulated or false }
+  return strict({ from = cur.revision, to = prev.revision, simulated = r.simulated or false }, "deploy.rollback")
 end
 
 return M

@@ -2,6 +2,7 @@
 -- (Unleash, LaunchDarkly, Flagsmith, generic), state before and after noted.
 local http = require "http"
 local config = require "config"
+local strict = require("json").strict
 
 local M = {}
 
@@ -239,7 +240,7 @@ function M.set(name, on, opts)
   http.note { op = "flags", provider = p.section, flag = name, environment = p.env,
     before = before, after = res.after, wanted = on, simulated = res.simulated,
     before_error = before_err, message = msg }
-  return res
+  return strict(res, "flags.set", "before after changed")
 end
 
 return M

@@ -5,6 +5,8 @@
 
 #include <lauxlib.h>
 #include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "runner/util.h"
@@ -26,6 +28,95 @@ void rb_host_set(lua_State *L, rb_host *h)
 {
   lua_pushlightuserdata(L, h);
   lua_setfield(L, LUA_REGISTRYINDEX, RB_HOST_KEY);
+}
+
+/* -- strict results ---------------------------------------------------- */
+
+static int cmp_str(const void *a, const void *b)
+{
+  return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* The sorted field names of table t, comma separated, into buf. */
+static void field_list(lua_State *L, int t, char *buf, size_t len)
+{
+  const char *names[64];
+  size_t n = 0, used = 0;
+  buf[0] = '\0';
+  lua_pushnil(L);
+  while (lua_next(L, t) != 0) {
+    lua_pop(L, 1);
+    if (lua_type(L, -1) == LUA_TSTRING && n < 64)
+      names[n++] = lua_tostring(L, -1); /* the key stays alive in t */
+  }
+  qsort(names, n, sizeof *names, cmp_str);
+  for (size_t i = 0; i < n && used + 1 < len; i++) {
+    int w = snprintf(buf + used, len - used, "%s%s", i ? ", " : "", names[i]);
+    if (w > 0)
+      used += (size_t)w;
+  }
+}
+
+/* __index of a strict result: upvalue 1 the module function's name, 2 the
+ * set of optional fields. */
+static int strict_index(lua_State *L)
+{
+  if (lua_type(L, 2) == LUA_TSTRING) {
+    lua_pushvalue(L, 2);
+    if (lua_rawget(L, lua_upvalueindex(2)) != LUA_TNIL)
+      return 0; /* declared optional: absent means nil */
+    lua_pop(L, 1);
+  }
+  char have[512], key[64];
+  field_list(L, 1, have, sizeof have);
+  luaL_where(L, 1); /* the line of the runbook that read the field */
+  lua_pushfstring(L, "%s: " RB_HOST_NO_FIELD " '%s' (it has: %s)",
+                  lua_tostring(L, lua_upvalueindex(1)),
+                  lua_type(L, 2) == LUA_TSTRING
+                      ? lua_tostring(L, 2)
+                      : (snprintf(key, sizeof key, "[%s]", luaL_typename(L, 2)), key),
+                  have);
+  lua_concat(L, 2);
+  return lua_error(L);
+}
+
+int rb_host_result(lua_State *L, const char *what, const char *optional)
+{
+  if (lua_type(L, -1) != LUA_TTABLE)
+    return 1;
+  char key[160];
+  snprintf(key, sizeof key, "rb.result %s|%s", what, optional ? optional : "");
+  if (lua_getfield(L, LUA_REGISTRYINDEX, key) != LUA_TTABLE) {
+    lua_pop(L, 1);
+    lua_createtable(L, 0, 2);
+    lua_pushstring(L, what);
+    lua_createtable(L, 0, 4);
+    for (const char *p = optional; p && *p;) {
+      size_t n = strcspn(p, " ");
+      if (n > 0) {
+        lua_pushlstring(L, p, n);
+        lua_pushboolean(L, 1);
+        lua_rawset(L, -3);
+      }
+      p += n + (p[n] == ' ');
+    }
+    lua_pushcclosure(L, strict_index, 2);
+    lua_setfield(L, -2, "__index");
+    lua_pushboolean(L, 0);
+    lua_setfield(L, -2, "__metatable");
+    lua_pushvalue(L, -1);
+    lua_setfield(L, LUA_REGISTRYINDEX, key);
+  }
+  lua_setmetatable(L, -2);
+  return 1;
+}
+
+int rb_host_result_lua(lua_State *L)
+{
+  const char *what = luaL_checkstring(L, 2);
+  const char *optional = luaL_optstring(L, 3, NULL);
+  lua_settop(L, 1);
+  return rb_host_result(L, what, optional);
 }
 
 int rb_host_may_write(lua_State *L, const char *what)

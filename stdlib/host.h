@@ -49,6 +49,20 @@ void rb_host_check_read(lua_State *L, const char *what);
  * the step has none; min(def_ms, left) otherwise. */
 int64_t rb_host_time_left(lua_State *L, int64_t def_ms);
 
+/* Makes the table on the stack top a strict result: reading a field it
+ * does not have raises "cmd.read: the result has no field 'exit' (it has:
+ * code, ok, ...)" at the runbook's line, instead of a silent nil that turns
+ * `r.exit == 0` into a wait polling until its timeout. optional names the
+ * fields (space separated, may be NULL) that may be absent and then read as
+ * nil. The metatable is protected. Returns 1, so a module's return site is
+ * `return rb_host_result(L, "cmd.read", NULL);`. */
+int rb_host_result(lua_State *L, const char *what, const char *optional);
+/* In every such error: a wait does not poll again on a mistake in its code. */
+#define RB_HOST_NO_FIELD "the result has no field"
+/* The same for stdlib modules written in Lua, as a Lua function:
+ * json.strict(t, what [, optional]) returns t (t may be nil). */
+int rb_host_result_lua(lua_State *L);
+
 /* Converts the Lua value at idx to JSON. Refuses (returns NULL with err)
  * functions, userdata, cycles, nesting deeper than 64, non-string keys in
  * maps, and non-finite numbers. Never raises. Caller owns the result. */

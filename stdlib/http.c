@@ -485,7 +485,7 @@ static int push_simulated(lua_State *L, rb_host *h, req_state *r)
   lua_setfield(L, -2, "body");
   lua_pushinteger(L, 0);
   lua_setfield(L, -2, "attempts");
-  return 1;
+  return rb_host_result(L, "http", "json");
 }
 
 static void on_retry(void *arg, int attempt, const char *why, int64_t wait_ms)
@@ -545,7 +545,7 @@ static int push_response(lua_State *L, req_state *r, int check, const char *engi
     json_decref(v);
     lua_setfield(L, -2, "json");
   }
-  return 1;
+  return rb_host_result(L, "http", "json simulated");
 }
 
 static int do_request(lua_State *L)

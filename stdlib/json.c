@@ -114,8 +114,10 @@ int luaopen_runbook_json(lua_State *L)
     lua_setfield(L, -2, "__gc");
   }
   lua_pop(L, 1);
-  static const luaL_Reg fns[] = {
-      {"decode", json_decode_l}, {"encode", json_encode_l}, {NULL, NULL}};
+  static const luaL_Reg fns[] = {{"decode", json_decode_l},
+                                 {"encode", json_encode_l},
+                                 {"strict", rb_host_result_lua},
+                                 {NULL, NULL}};
   luaL_newlib(L, fns);
   lua_pushlightuserdata(L, NULL);
   lua_setfield(L, -2, "null");

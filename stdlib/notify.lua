@@ -2,6 +2,7 @@
 -- Resolved) to Slack incoming webhooks and generic webhooks from [notify.*].
 local http = require "http"
 local config = require "config"
+local strict = require("json").strict
 
 local M = {}
 
@@ -84,7 +85,7 @@ function M.post(u)
     res.simulated = res.simulated or r.simulated or false
     res.sent[#res.sent + 1] = section
   end
-  return res
+  return strict(res, "notify.post")
 end
 
 return M

@@ -407,7 +407,7 @@ static int ssh_do(lua_State *L, int is_write)
   if (!real) {
     ssh_simulate(L, h, hosts, n, command, port);
     rb_ssh_hosts_free(hosts, n);
-    return 1;
+    return rb_host_result(L, what, "simulated");
   }
   if (is_write) {
     json_t *names = json_array();
@@ -439,7 +439,7 @@ static int ssh_do(lua_State *L, int is_write)
     return lua_error(L);
   }
   rb_ssh_results_free(res, n);
-  return 1;
+  return rb_host_result(L, what, "simulated");
 }
 
 static int ssh_hosts(lua_State *L)
