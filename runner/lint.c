@@ -15,6 +15,8 @@
 #include "runner/loader.h"
 #include "runner/util.h"
 #include "sandbox/sandbox.h"
+#include "stdlib/embedded.h"
+#include "stdlib/modules.h"
 
 extern char **environ;
 
@@ -31,7 +33,8 @@ static const char lint_script[] =
     "local rg = {}\n"
     "for name in spec:gmatch('[^,]+') do\n"
     "  local g, f = name:match('^([^.]+)%.(.+)$')\n"
-    "  if g then rg[g] = rg[g] or {}; rg[g].fields = rg[g].fields or {}\n"
+    "  if f == '*' then rg[g] = { other_fields = true }\n"
+    "  elseif g then rg[g] = rg[g] or {}; rg[g].fields = rg[g].fields or {}\n"
     "    rg[g].fields[f] = {}\n"
     "  elseif rg[name] == nil then rg[name] = {} end\n"
     "end\n"
@@ -48,7 +51,9 @@ static const char lint_script[] =
     "  ['http.patch'] = 1, ['http.delete'] = 1, ['flags.set'] = 1,\n"
     "  ['deploy.rollback'] = 1, ['notify.post'] = 1 }\n"
     "local ast = parser.parse(decoder.decode(src))\n"
-    "local alias = {}\n"
+    "-- stdlib modules are globals too (json.encode without a require)\n"
+    "local alias = { cmd = 'cmd', ssh = 'ssh', http = 'http', flags = 'flags',\n"
+    "  deploy = 'deploy', notify = 'notify' }\n"
     "local function required(e)\n"
     "  if type(e) == 'table' and e.tag == 'Call' and e[1].tag == 'Id' and e[1][1] == "
     "'require'\n"
@@ -177,6 +182,11 @@ static char *lint_globals(void)
     lua_pop(L, 1);
   }
   sb_free(sb);
+  /* require's modules, which the sandbox also resolves as globals */
+  for (const rb_c_module *m = rb_c_modules; m->name; m++)
+    sb_add(&b, m->name, "*");
+  for (const rb_embedded_module *m = rb_embedded_modules; m->name; m++)
+    sb_add(&b, m->name, "*");
   if (b.oom) {
     free(b.s);
     return NULL;

@@ -519,3 +519,21 @@ def test_drill_json_into_head_keeps_the_pipeline_green(tmp_path):
                        cwd=rbtest.SOURCE_DIR, timeout=60)
     assert p.returncode == 0, p.stderr
     assert "signal" not in p.stderr, p.stderr
+
+
+@pytest.mark.skipif(not HAVE_LUACHECK, reason="luacheck (lua-check) is not installed")
+def test_the_static_pass_knows_modules_used_as_globals(tmp_path):
+    path = write_runbook(tmp_path, """return runbook {
+  name = "x", title = "X", start = "c",
+  steps = {
+    c = check { title = "C?", run = function(ctx)
+        http.post("http://127.0.0.1:1/x", { body = "" })
+        return json.encode({}) == "{}" and cmd.read({ "true" }).ok
+      end, on = { [true] = "d", [false] = "d" } },
+    d = resolved { title = "D" },
+  },
+}""")
+    r = rbtest.run(["check", path])
+    assert r.code == 0, r
+    assert stderr_of(r, tmp_path).splitlines() == [
+        "t.lua:5: warning: check 'c' calls http.post, a write: a check must stay read-only"], r
