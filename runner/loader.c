@@ -118,7 +118,6 @@ static const char *const kind_fields[][14] = {
     [RB_STEP_RESOLVED] = {"title", "kind", NULL},
     [RB_STEP_ESCALATED] = {"title", "kind", NULL},
     [RB_STEP_ABORTED] = {"title", "kind", NULL},
-    [RB_STEP_UNKNOWN] = {STEP_COMMON, NULL},
 };
 
 static int listed(const char *k, const char *const *known)
@@ -324,9 +323,12 @@ static void load_step(lctx *c, lua_State *L, int t, rb_model *m, const char *id)
     kind = strfield(c, L, t, "kind", s->line, where);
   s->kind = rb_step_kind_parse(kind);
   free(kind);
-  if (s->kind != RB_STEP_UNKNOWN)
+  /* Without a kind there is no field list to hold it to; the validator
+   * says the kind is missing. */
+  if (s->kind != RB_STEP_UNKNOWN) {
     snprintf(where, sizeof where, "%s '%s'", rb_step_kind_name(s->kind), id);
-  only_fields(c, L, t, kind_fields[s->kind], s->line, where);
+    only_fields(c, L, t, kind_fields[s->kind], s->line, where);
+  }
   s->title = strfield(c, L, t, "title", s->line, where);
   s->next = strfield(c, L, t, "next", s->line, where);
   s->on_error = strfield(c, L, t, "on_error", s->line, where);

@@ -61,21 +61,18 @@ static void field_list(lua_State *L, int t, char *buf, size_t len)
  * set of optional fields. */
 static int strict_index(lua_State *L)
 {
-  if (lua_type(L, 2) == LUA_TSTRING) {
-    lua_pushvalue(L, 2);
-    if (lua_rawget(L, lua_upvalueindex(2)) != LUA_TNIL)
-      return 0; /* declared optional: absent means nil */
-    lua_pop(L, 1);
-  }
-  char have[512], key[64];
+  /* Only names are strict: ipairs() and # probe integer keys. */
+  if (lua_type(L, 2) != LUA_TSTRING)
+    return 0;
+  lua_pushvalue(L, 2);
+  if (lua_rawget(L, lua_upvalueindex(2)) != LUA_TNIL)
+    return 0; /* declared optional: absent means nil */
+  lua_pop(L, 1);
+  char have[512];
   field_list(L, 1, have, sizeof have);
   luaL_where(L, 1); /* the line of the runbook that read the field */
   lua_pushfstring(L, "%s: " RB_HOST_NO_FIELD " '%s' (it has: %s)",
-                  lua_tostring(L, lua_upvalueindex(1)),
-                  lua_type(L, 2) == LUA_TSTRING
-                      ? lua_tostring(L, 2)
-                      : (snprintf(key, sizeof key, "[%s]", luaL_typename(L, 2)), key),
-                  have);
+                  lua_tostring(L, lua_upvalueindex(1)), lua_tostring(L, 2), have);
   lua_concat(L, 2);
   return lua_error(L);
 }
