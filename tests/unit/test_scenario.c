@@ -107,7 +107,8 @@ static void test_unknown_answer_field_is_named(void **state)
   char err[512];
   const char *p = write_file("f.json", "{\"steps\": {\"look\": {\"valeu\": true}}}");
   assert_null(rb_scenario_load(p, m, err, sizeof err));
-  assert_non_null(strstr(err, "unknown field 'valeu' in steps.look (did you mean 'value'?)"));
+  assert_non_null(
+      strstr(err, "unknown field 'valeu' in steps.look (did you mean 'value'?)"));
   rb_model_free(m);
 }
 
