@@ -261,7 +261,7 @@ int rb_cli_ssh(const rb_config *cfg, const char *state_dir, const char *incident
   ctx.command = a.command;
   ctx.incident = incident;
   ctx.tty = isatty(STDERR_FILENO);
-  ctx.actor = rb_config_get(cfg, "core", "actor");
+  ctx.actor = rb_config_get_string(cfg, "core", "actor");
   if (ctx.actor == NULL)
     ctx.actor = getenv("USER") ? getenv("USER") : "unknown";
   rb_new_id(ctx.run_id, sizeof ctx.run_id);

@@ -1,5 +1,6 @@
 /* config.c: loads and validates the INI settings file against the key table
- * (config_keys.c), typed getters, and secret resolution from env or file. */
+ * (rb_config_sections), typed getters whose defaults and bounds come from
+ * that table, its markdown reference, and secret resolution from env or file. */
 #include "runner/config.h"
 
 #include "runner/redact.h"
@@ -8,6 +9,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -144,20 +146,33 @@ static int section_matches(const char *pat, const char *s)
   return strcmp(pat, s) == 0;
 }
 
+static const rb_config_section *section_find(const char *s)
+{
+  for (size_t i = 0; rb_config_sections[i]; i++)
+    if (section_matches(rb_config_sections[i]->name, s))
+      return rb_config_sections[i];
+  return NULL;
+}
+
 static int section_known(const char *s)
 {
-  for (const rb_config_key *k = rb_config_keys; k->section; k++)
-    if (section_matches(k->section, s))
-      return 1;
-  return 0;
+  return section_find(s) != NULL;
+}
+
+const rb_config_key *rb_config_key_find(const char *section, const char *key)
+{
+  const rb_config_section *sec = section ? section_find(section) : NULL;
+  if (sec == NULL || key == NULL)
+    return NULL;
+  for (const rb_config_key *k = sec->keys; k->key; k++)
+    if (strcmp(k->key, key) == 0)
+      return k;
+  return NULL;
 }
 
 static const rb_config_key *key_row(const char *section, const char *key)
 {
-  for (const rb_config_key *k = rb_config_keys; k->section; k++)
-    if (section_matches(k->section, section) && strcmp(k->key, key) == 0)
-      return k;
-  return NULL;
+  return rb_config_key_find(section, key);
 }
 
 /* For "token_env" / "token_file": the secret row it refers to, and which. */
@@ -170,7 +185,7 @@ static const rb_config_key *secret_ref(const char *section, const char *key, int
   if (rb_fmt(base, sizeof base, "%.*s", (int)(us - key), key) != 0)
     return NULL;
   const rb_config_key *k = key_row(section, base);
-  if (k == NULL || strcmp(k->type, "secret") != 0)
+  if (k == NULL || k->type != RB_CFG_SECRET)
     return NULL;
   *is_env = strcmp(us, "_env") == 0;
   return k;
@@ -220,10 +235,9 @@ static void suggest_key(const char *section, const char *key, char *best, size_t
 {
   int dist = 3;
   best[0] = '\0';
-  for (const rb_config_key *k = rb_config_keys; k->section; k++) {
-    if (!section_matches(k->section, section))
-      continue;
-    if (strcmp(k->type, "secret") != 0) {
+  const rb_config_section *sec = section_find(section);
+  for (const rb_config_key *k = sec ? sec->keys : NULL; k && k->key; k++) {
+    if (k->type != RB_CFG_SECRET) {
       consider(key, k->key, best, len, &dist);
       continue;
     }
@@ -241,15 +255,16 @@ static void suggest_section(const char *section, char *best, size_t len)
   int dist = 3;
   best[0] = '\0';
   const char *dot = strchr(section, '.');
-  for (const rb_config_key *k = rb_config_keys; k->section; k++) {
-    size_t n = strlen(k->section);
+  for (size_t i = 0; rb_config_sections[i]; i++) {
+    const char *name = rb_config_sections[i]->name;
+    size_t n = strlen(name);
     char cand[160];
-    if (n >= 2 && strcmp(k->section + n - 2, ".*") == 0) {
+    if (n >= 2 && strcmp(name + n - 2, ".*") == 0) {
       if (dot == NULL || dot[1] == '\0')
         continue;
-      snprintf(cand, sizeof cand, "%.*s%s", (int)(n - 1), k->section, dot + 1);
+      snprintf(cand, sizeof cand, "%.*s%s", (int)(n - 1), name, dot + 1);
     } else {
-      snprintf(cand, sizeof cand, "%s", k->section);
+      snprintf(cand, sizeof cand, "%s", name);
     }
     consider(section, cand, best, len, &dist);
   }
@@ -308,21 +323,20 @@ static void where(const rb_config *c, const entry *e, char *buf, size_t len)
 }
 
 /* Checks value against the key's declared type at load time. */
-static int check_type(const char *type, const char *key, const char *value,
+static int check_type(rb_config_type type, const char *key, const char *value,
                       const char *at, char *err, size_t errlen)
 {
   long l;
   int b;
   int64_t ms;
   char why[200];
-  if (strcmp(type, "int") == 0 && (parse_long(value, &l) != 0 || l < 0))
+  if (type == RB_CFG_INT && (parse_long(value, &l) != 0 || l < 0))
     return rb_err(err, errlen, "%s: '%s' must be a whole number >= 0, not '%s'", at, key,
                   value);
-  if (strcmp(type, "bool") == 0 && parse_bool(value, &b) != 0)
+  if (type == RB_CFG_BOOL && parse_bool(value, &b) != 0)
     return rb_err(err, errlen, "%s: '%s' must be true or false, not '%s'", at, key,
                   value);
-  if (strcmp(type, "duration") == 0 &&
-      rb_parse_duration(value, &ms, why, sizeof why) != 0)
+  if (type == RB_CFG_DURATION && rb_parse_duration(value, &ms, why, sizeof why) != 0)
     return rb_err(err, errlen, "%s: '%s': %s", at, key, why);
   return 0;
 }
@@ -405,7 +419,7 @@ static int validate(const char *section, const char *key, const char *value,
                     const char *at, char *err, size_t errlen)
 {
   const rb_config_key *k = key_row(section, key);
-  if (k != NULL && strcmp(k->type, "secret") == 0)
+  if (k != NULL && k->type == RB_CFG_SECRET)
     return rb_err(err, errlen,
                   "%s: '%s' is a secret: set %s_env (an environment variable name) or "
                   "%s_file (a path), never the value",
@@ -425,11 +439,16 @@ static int validate(const char *section, const char *key, const char *value,
   }
   char best[160];
   if (*section == '\0') {
-    for (const rb_config_key *r = rb_config_keys; r->section; r++)
-      if (strcmp(r->key, key) == 0 && strchr(r->section, '*') == NULL)
-        return rb_err(err, errlen,
-                      "%s: '%s' must be inside a section; did you mean [%s]?", at, key,
-                      r->section);
+    for (size_t i = 0; rb_config_sections[i]; i++) {
+      const rb_config_section *sec = rb_config_sections[i];
+      if (strchr(sec->name, '*') != NULL)
+        continue;
+      for (const rb_config_key *r = sec->keys; r->key; r++)
+        if (strcmp(r->key, key) == 0)
+          return rb_err(err, errlen,
+                        "%s: '%s' must be inside a section; did you mean [%s]?", at, key,
+                        sec->name);
+    }
     return rb_err(err, errlen, "%s: unknown key '%s' outside any section", at, key);
   }
   suggest_key(section, key, best, sizeof best);
@@ -530,51 +549,132 @@ rb_config *rb_config_load(const char *path, char *err, size_t errlen)
 
 /* ---- typed getters ---- */
 
-int rb_config_get_int(const rb_config *c, const char *section, const char *key, long def,
-                      long *out, char *err, size_t errlen)
+/* The table row of section/key when it has type, else an error: asking for
+ * a key that is not in the table is a programming mistake. */
+static const rb_config_key *typed_row(const char *section, const char *key,
+                                      rb_config_type type, char *err, size_t errlen)
 {
-  entry *e = find(c, section ? section : "", key);
-  if (e == NULL) {
-    *out = def;
-    return 0;
+  const rb_config_key *k = key_row(section ? section : "", key);
+  if (k == NULL || k->type != type) {
+    rb_err(err, errlen, "internal: [%s] %s is not a key of that type in the config table",
+           section ? section : "", key);
+    return NULL;
   }
+  return k;
+}
+
+/* The value to parse and where it came from: the file, else the default. */
+static const char *value_of(const rb_config *c, const char *section,
+                            const rb_config_key *k, char *at, size_t atlen)
+{
+  entry *e = find(c, section ? section : "", k->key);
+  if (e != NULL) {
+    where(c, e, at, atlen);
+    return e->value;
+  }
+  snprintf(at, atlen, "default of [%s] %s", section ? section : "", k->key);
+  return k->def;
+}
+
+int rb_config_get_int(const rb_config *c, const char *section, const char *key, long *out,
+                      char *err, size_t errlen)
+{
+  const rb_config_key *k = typed_row(section, key, RB_CFG_INT, err, errlen);
+  if (k == NULL)
+    return -1;
   char at[4200];
-  where(c, e, at, sizeof at);
-  if (parse_long(e->value, out) != 0)
+  const char *v = value_of(c, section, k, at, sizeof at);
+  if (v == NULL || parse_long(v, out) != 0)
     return rb_err(err, errlen, "%s: '%s' must be a whole number, not '%s'", at, key,
-                  e->value);
+                  v ? v : "");
+  if (*out < k->min || (k->max > 0 && *out > k->max)) {
+    if (k->max == LONG_MAX)
+      return rb_err(err, errlen, "%s: '%s' must be at least %ld, not %ld", at, key,
+                    k->min, *out);
+    return rb_err(err, errlen, "%s: '%s' must be %ld..%ld, not %ld", at, key, k->min,
+                  k->max, *out);
+  }
   return 0;
 }
 
-int rb_config_get_bool(const rb_config *c, const char *section, const char *key, int def,
-                       int *out, char *err, size_t errlen)
+int rb_config_get_bool(const rb_config *c, const char *section, const char *key, int *out,
+                       char *err, size_t errlen)
 {
-  entry *e = find(c, section ? section : "", key);
-  if (e == NULL) {
-    *out = def;
-    return 0;
-  }
+  const rb_config_key *k = typed_row(section, key, RB_CFG_BOOL, err, errlen);
+  if (k == NULL)
+    return -1;
   char at[4200];
-  where(c, e, at, sizeof at);
-  if (parse_bool(e->value, out) != 0)
+  const char *v = value_of(c, section, k, at, sizeof at);
+  if (v == NULL || parse_bool(v, out) != 0)
     return rb_err(err, errlen, "%s: '%s' must be true or false, not '%s'", at, key,
-                  e->value);
+                  v ? v : "");
   return 0;
 }
 
 int rb_config_get_duration(const rb_config *c, const char *section, const char *key,
-                           int64_t def_ms, int64_t *out_ms, char *err, size_t errlen)
+                           int64_t *out_ms, char *err, size_t errlen)
 {
-  entry *e = find(c, section ? section : "", key);
-  if (e == NULL) {
-    *out_ms = def_ms;
-    return 0;
-  }
+  const rb_config_key *k = typed_row(section, key, RB_CFG_DURATION, err, errlen);
+  if (k == NULL)
+    return -1;
   char at[4200], why[200];
-  where(c, e, at, sizeof at);
-  if (rb_parse_duration(e->value, out_ms, why, sizeof why) != 0)
+  const char *v = value_of(c, section, k, at, sizeof at);
+  if (v == NULL)
+    return rb_err(err, errlen, "%s: '%s' has no value", at, key);
+  if (rb_parse_duration(v, out_ms, why, sizeof why) != 0)
     return rb_err(err, errlen, "%s: '%s': %s", at, key, why);
   return 0;
+}
+
+const char *rb_config_get_string(const rb_config *c, const char *section, const char *key)
+{
+  const char *v = rb_config_get(c, section, key);
+  if (v != NULL)
+    return v;
+  const rb_config_key *k = key_row(section ? section : "", key);
+  return k && (k->type == RB_CFG_STRING || k->type == RB_CFG_PATH) ? k->def : NULL;
+}
+
+/* ---- the reference (docs/config.md) ---- */
+
+static const char *type_name(rb_config_type t)
+{
+  static const char *const names[] = {"string",   "int",  "bool",
+                                      "duration", "path", "secret"};
+  return names[t];
+}
+
+static void reference_row(FILE *f, const rb_config_key *k)
+{
+  fprintf(f, "| `%s` | %s | ", k->key, type_name(k->type));
+  if (k->def != NULL)
+    fprintf(f, "`%s`", k->def);
+  else
+    fputs(k->def_doc ? k->def_doc : "none", f);
+  fputs(" | ", f);
+  if (k->type == RB_CFG_INT && k->max == LONG_MAX)
+    fprintf(f, "%ld..", k->min);
+  else if (k->type == RB_CFG_INT)
+    fprintf(f, "%ld..%ld", k->min, k->max ? k->max : LONG_MAX);
+  fprintf(f, " | %s |\n", k->doc);
+}
+
+void rb_config_reference(FILE *f)
+{
+  for (size_t i = 0; rb_config_sections[i]; i++) {
+    const rb_config_section *sec = rb_config_sections[i];
+    char name[160];
+    snprintf(name, sizeof name, "%s", sec->name);
+    size_t n = strlen(name);
+    if (n >= 2 && strcmp(name + n - 2, ".*") == 0)
+      snprintf(name + n - 1, sizeof name - (n - 1), "NAME");
+    fprintf(f, "### [%s]%s%s\n\n", name, sec->title[0] ? ": " : "", sec->title);
+    fputs("| key | type | default | bounds | meaning |\n", f);
+    fputs("| --- | --- | --- | --- | --- |\n", f);
+    for (const rb_config_key *k = sec->keys; k->key; k++)
+      reference_row(f, k);
+    fputs("\n", f);
+  }
 }
 
 /* ---- secrets ---- */

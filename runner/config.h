@@ -6,6 +6,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 typedef struct rb_config rb_config;
 
@@ -23,13 +24,20 @@ const char *rb_config_file(const rb_config *c);
 
 /* The value of key in section ("" for keys before any section), or NULL. */
 const char *rb_config_get(const rb_config *c, const char *section, const char *key);
-/* Typed reads with a default; a malformed value is an error naming file:line. */
-int rb_config_get_int(const rb_config *c, const char *section, const char *key, long def,
-                      long *out, char *err, size_t errlen);
-int rb_config_get_bool(const rb_config *c, const char *section, const char *key, int def,
-                       int *out, char *err, size_t errlen);
+/* Typed reads. The default and the bounds come from the key table (the
+ * row of section/key); there are no defaults at call sites. A malformed or
+ * out-of-bounds value is an error naming file:line; a key missing from the
+ * table is an error too (a programming mistake, caught by the tests). */
+int rb_config_get_int(const rb_config *c, const char *section, const char *key, long *out,
+                      char *err, size_t errlen);
+int rb_config_get_bool(const rb_config *c, const char *section, const char *key, int *out,
+                       char *err, size_t errlen);
 int rb_config_get_duration(const rb_config *c, const char *section, const char *key,
-                           int64_t def_ms, int64_t *out_ms, char *err, size_t errlen);
+                           int64_t *out_ms, char *err, size_t errlen);
+/* A string or path key: the value, else the table default (often NULL, when
+ * the default is computed by the module, like $USER). */
+const char *rb_config_get_string(const rb_config *c, const char *section,
+                                 const char *key);
 /* Sets a value (used for command-line overrides such as --inventory). */
 int rb_config_set(rb_config *c, const char *section, const char *key, const char *value);
 
@@ -46,15 +54,53 @@ char *rb_config_secret(const rb_config *c, const char *section, const char *key,
 void rb_config_each_section(const rb_config *c, const char *prefix,
                             void (*fn)(const char *section, void *arg), void *arg);
 
-/* The documented keys (docs/config.md). A section ending in ".*" matches
- * user-named sections ("flags.*" matches [flags.checkout]). type is one of
- * string, int, bool, duration, path, secret; a secret key is only accepted
- * as KEY_env or KEY_file. Terminated by an entry whose section is NULL. */
+/* ---- the key table ----
+ * Every key the file accepts, with its type, default, bounds and one-line
+ * doc; the reference section of docs/config.md is generated from it
+ * (rb_config_reference) and a unit test holds the two together. Each module
+ * contributes the sections it owns; runner/config_keys.c lists them. */
+typedef enum {
+  RB_CFG_STRING,
+  RB_CFG_INT,
+  RB_CFG_BOOL,
+  RB_CFG_DURATION,
+  RB_CFG_PATH,
+  RB_CFG_SECRET, /* only accepted as KEY_env or KEY_file */
+} rb_config_type;
+
 typedef struct {
-  const char *section;
   const char *key;
-  const char *type;
+  rb_config_type type;
+  /* The default in the file's own syntax ("10s", "22", "false"), parsed by
+   * the same code as a value; NULL when there is none or it is computed. */
+  const char *def;
+  /* How the docs show a NULL def ("`$USER`", "the system store"); NULL
+   * means "none": the feature needing the key is off until it is set. */
+  const char *def_doc;
+  long min, max; /* int: inclusive bounds; both 0 means ">= 0" */
+  const char *doc;
 } rb_config_key;
-extern const rb_config_key rb_config_keys[];
+
+/* A section ending in ".*" matches user-named sections ("flags.*" matches
+ * [flags.checkout]). keys ends with a row whose key is NULL. */
+typedef struct {
+  const char *name;
+  const char *title; /* the heading's text after the name, or "" */
+  const rb_config_key *keys;
+} rb_config_section;
+
+/* The registry, NULL-terminated, in the order the docs show them. */
+extern const rb_config_section *const rb_config_sections[];
+
+/* The sections each module contributes (defined next to the module). */
+extern const rb_config_section rb_config_core, rb_config_sandbox, rb_config_approvals;
+extern const rb_config_section rb_config_cmd, rb_config_ssh, rb_config_http;
+extern const rb_config_section rb_config_prom, rb_config_flags, rb_config_deploy,
+    rb_config_notify, rb_config_serve;
+
+/* The table row of section/key, or NULL. */
+const rb_config_key *rb_config_key_find(const char *section, const char *key);
+/* Writes the "## Keys" reference of docs/config.md (markdown) to f. */
+void rb_config_reference(FILE *f);
 
 #endif

@@ -1,75 +1,49 @@
-/* config_keys.c: the table of every key the settings file accepts, so that a
- * typo is an error naming file:line instead of a silently ignored setting. */
+/* config_keys.c: the registry of config sections (each contributed by the
+ * module that owns it) and the sections the runner itself owns. */
 #include "runner/config.h"
 
+#include <limits.h>
 #include <stddef.h>
 
-const rb_config_key rb_config_keys[] = {
-    /* [core]: where things live and default budgets */
-    {"core", "state_dir", "path"},
-    {"core", "runbook_path", "string"},
-    {"core", "step_timeout", "duration"},
-    {"core", "run_timeout", "duration"},
-    {"core", "actor", "string"},
-    /* [sandbox]: limits applied to every runbook */
-    {"sandbox", "memory_mb", "int"},
-    {"sandbox", "instructions", "int"},
-    {"sandbox", "output_kb", "int"},
-    /* [approvals] */
-    {"approvals", "timeout", "duration"},
-    /* [cmd]: local commands */
-    {"cmd", "timeout", "duration"},
-    {"cmd", "output_kb", "int"},
-    /* [ssh] */
-    {"ssh", "inventory", "path"},
-    {"ssh", "known_hosts", "path"},
-    {"ssh", "identity_file", "path"},
-    {"ssh", "user", "string"},
-    {"ssh", "port", "int"},
-    {"ssh", "parallel", "int"},
-    {"ssh", "connect_timeout", "duration"},
-    {"ssh", "command_timeout", "duration"},
-    {"ssh", "output_kb", "int"},
-    {"ssh", "use_agent", "bool"},
-    {"ssh", "trust_on_first_use", "bool"},
-    /* [http]: defaults for every HTTP call */
-    {"http", "ca_bundle", "path"},
-    {"http", "insecure", "bool"},
-    {"http", "timeout", "duration"},
-    {"http", "retries", "int"},
-    {"http", "max_body_kb", "int"},
-    /* [prom] */
-    {"prom", "url", "string"},
-    {"prom", "token", "secret"},
-    /* [flags.NAME]: one feature-flag provider each */
-    {"flags.*", "provider", "string"},
-    {"flags.*", "url", "string"},
-    {"flags.*", "token", "secret"},
-    {"flags.*", "project", "string"},
-    {"flags.*", "environment", "string"},
-    {"flags.*", "get_url", "string"},
-    {"flags.*", "set_url", "string"},
-    {"flags.*", "set_method", "string"},
-    {"flags.*", "set_body", "string"},
-    {"flags.*", "state_path", "string"},
-    /* [deploy.NAME]: where deploy history comes from */
-    {"deploy.*", "source", "string"},
-    {"deploy.*", "repo", "path"},
-    {"deploy.*", "host", "string"},
-    {"deploy.*", "api_url", "string"},
-    {"deploy.*", "token", "secret"},
-    {"deploy.*", "namespace", "string"},
-    {"deploy.*", "ca_bundle", "path"},
-    {"deploy.*", "deployment", "string"},
-    /* [notify.NAME]: status-update channels */
-    {"notify.*", "type", "string"},
-    {"notify.*", "url", "secret"},
-    {"notify.*", "channel", "string"},
-    /* [serve]: the alert listener */
-    {"serve", "listen", "string"},
-    {"serve", "token", "secret"},
-    {"serve", "hmac_key", "secret"},
-    {"serve", "max_runs", "int"},
-    {"serve", "rules", "path"},
-    {NULL, NULL, NULL},
+const rb_config_section *const rb_config_sections[] = {
+    &rb_config_core,   &rb_config_sandbox, &rb_config_approvals, &rb_config_cmd,
+    &rb_config_ssh,    &rb_config_http,    &rb_config_prom,      &rb_config_flags,
+    &rb_config_deploy, &rb_config_notify,  &rb_config_serve,     NULL,
 };
+
+static const rb_config_key core_keys[] = {
+    {"state_dir", RB_CFG_PATH, NULL,
+     "`$XDG_STATE_HOME/runbook` (`~/.local/state/runbook`)", 0, 0,
+     "where timelines/journals and run state are kept"},
+    {"runbook_path", RB_CFG_STRING, NULL, "(the shipped runbooks)", 0, 0,
+     "where runbooks are looked up by name"},
+    {"step_timeout", RB_CFG_DURATION, "5m", NULL, 0, 0,
+     "timeout of a step that does not set its own"},
+    {"run_timeout", RB_CFG_DURATION, "1h", NULL, 0, 0,
+     "wall-clock budget of a whole run"},
+    {"actor", RB_CFG_STRING, NULL, "the login name (`$USER`)", 0, 0,
+     "who is recorded as `actor` on the timeline for runs started by hand"},
+    {NULL, 0, NULL, NULL, 0, 0, NULL},
+};
+const rb_config_section rb_config_core = {"core", "where things live and default budgets",
+                                          core_keys};
+
+/* Read by the executor when it builds the sandbox (sb_limits). */
+static const rb_config_key sandbox_keys[] = {
+    {"memory_mb", RB_CFG_INT, "64", NULL, 4, LONG_MAX,
+     "memory cap of a runbook's Lua state, in MiB"},
+    {"instructions", RB_CFG_INT, "1000000000", NULL, 0, LONG_MAX,
+     "Lua VM instruction budget for a whole run"},
+    {"output_kb", RB_CFG_INT, "1024", NULL, 1, LONG_MAX,
+     "cap on what a runbook may `print`/`warn` per run, in KiB"},
+    {NULL, 0, NULL, NULL, 0, 0, NULL},
+};
+const rb_config_section rb_config_sandbox = {"sandbox", "limits applied to every runbook",
+                                             sandbox_keys};
+
+static const rb_config_key approvals_keys[] = {
+    {"timeout", RB_CFG_DURATION, "15m", NULL, 0, 0,
+     "how long an approval gate waits; no answer by then is a deny"},
+    {NULL, 0, NULL, NULL, 0, 0, NULL},
+};
+const rb_config_section rb_config_approvals = {"approvals", "", approvals_keys};

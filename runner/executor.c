@@ -220,12 +220,11 @@ static int read_budgets(rb_exec *ex, int64_t *run_timeout)
   const rb_config *cfg = ex->o->config;
   char err[2048];
   *run_timeout = 3600000;
-  if (rb_config_get_duration(cfg, "core", "step_timeout", 300000, &ex->step_timeout_ms,
-                             err, sizeof err) ||
-      rb_config_get_duration(cfg, "approvals", "timeout", 900000,
-                             &ex->approval_timeout_ms, err, sizeof err) ||
-      rb_config_get_duration(cfg, "core", "run_timeout", 3600000, run_timeout, err,
-                             sizeof err)) {
+  if (rb_config_get_duration(cfg, "core", "step_timeout", &ex->step_timeout_ms, err,
+                             sizeof err) ||
+      rb_config_get_duration(cfg, "approvals", "timeout", &ex->approval_timeout_ms, err,
+                             sizeof err) ||
+      rb_config_get_duration(cfg, "core", "run_timeout", run_timeout, err, sizeof err)) {
     fprintf(stderr, "runbook: %s\n", err);
     return RB_EXIT_INVALID;
   }

@@ -177,7 +177,7 @@ static void search_dirs(const globals *g, char dirs[][4096], int *n)
   *n = 0;
   snprintf(dirs[(*n)++], 4096, "./runbooks");
   const char *env = getenv("RUNBOOK_PATH");
-  const char *conf = rb_config_get(g->cfg, "core", "runbook_path");
+  const char *conf = rb_config_get_string(g->cfg, "core", "runbook_path");
   const char *lists[2] = {env, conf};
   for (int l = 0; l < 2; l++) {
     if (lists[l] == NULL)
@@ -366,7 +366,7 @@ static int cmd_run(globals *g, int argc, char **argv, rb_mode mode)
     incident = inc;
   }
   if (actor == NULL)
-    actor = rb_config_get(g->cfg, "core", "actor");
+    actor = rb_config_get_string(g->cfg, "core", "actor");
   if (actor == NULL) {
     snprintf(actor_buf, sizeof actor_buf, "user:%s", login_name());
     actor = actor_buf;
@@ -725,7 +725,7 @@ static void xdg_state_dir(char *out, size_t len)
 
 static void default_state_dir(globals *g)
 {
-  const char *conf = rb_config_get(g->cfg, "core", "state_dir");
+  const char *conf = rb_config_get_string(g->cfg, "core", "state_dir");
   if (conf)
     snprintf(g->state_dir, sizeof g->state_dir, "%s", conf);
   else

@@ -706,17 +706,13 @@ static int setup(server *s, const rb_config *cfg, const serve_opts *o)
     fprintf(stderr,
             "runbook serve: WARNING: --insecure-no-auth: anyone who can reach the "
             "listener can start runs and answer approvals\n");
-  if (rb_config_get_int(cfg, "serve", "max_runs", 4, &max_runs, err, sizeof err) != 0) {
+  /* the table's bound (serve_keys.c) is MAX_RUNS_CAP */
+  if (rb_config_get_int(cfg, "serve", "max_runs", &max_runs, err, sizeof err) != 0) {
     fprintf(stderr, "runbook: %s\n", err);
     return -1;
   }
-  if (max_runs < 1 || max_runs > MAX_RUNS_CAP) {
-    fprintf(stderr, "runbook: [serve] max_runs must be 1..%d, not %ld\n", MAX_RUNS_CAP,
-            max_runs);
-    return -1;
-  }
   s->max_runs = (int)max_runs;
-  const char *rules = o->rules ? o->rules : rb_config_get(cfg, "serve", "rules");
+  const char *rules = o->rules ? o->rules : rb_config_get_string(cfg, "serve", "rules");
   if (rules == NULL) {
     fprintf(stderr,
             "runbook: serve: no rules file: pass --rules FILE or set [serve] rules\n");
@@ -791,7 +787,7 @@ int rb_cli_serve(const rb_config *cfg, const char *state_dir, int argc, char **a
     fprintf(stderr, "(see runbook serve --help)\n");
     return RB_EXIT_USAGE;
   }
-  const char *listen = o.listen ? o.listen : rb_config_get(cfg, "serve", "listen");
+  const char *listen = o.listen ? o.listen : rb_config_get_string(cfg, "serve", "listen");
   if (listen == NULL)
     listen = "127.0.0.1:9095";
   struct sockaddr_storage ss;

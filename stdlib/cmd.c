@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <lauxlib.h>
+#include <limits.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -17,6 +18,15 @@
 #include "stdlib/modules.h"
 
 #define CMD_MAX_ARGS 256
+
+/* The [cmd] config section this module owns (registered in config_keys.c). */
+static const rb_config_key cmd_keys[] = {
+    {"timeout", RB_CFG_DURATION, "60s", NULL, 0, 0, "default timeout of a local command"},
+    {"output_kb", RB_CFG_INT, "256", NULL, 0, LONG_MAX,
+     "stdout/stderr kept per command, in KiB (the rest is cut)"},
+    {NULL, 0, NULL, NULL, 0, 0, NULL},
+};
+const rb_config_section rb_config_cmd = {"cmd", "local commands", cmd_keys};
 #define CMD_TAIL 2048 /* bytes of output kept on the timeline */
 
 typedef struct {
@@ -232,13 +242,12 @@ static void cmd_parse(lua_State *L, cmd_spec *s)
   }
   s->argc = (int)n;
   s->argv[n] = NULL;
-  int64_t def_timeout = 60000;
-  long out_kb = 256;
+  int64_t def_timeout;
+  long out_kb;
   char err[256];
-  if (rb_config_get_duration(h->config, "cmd", "timeout", 60000, &def_timeout, err,
+  if (rb_config_get_duration(h->config, "cmd", "timeout", &def_timeout, err,
                              sizeof err) != 0 ||
-      rb_config_get_int(h->config, "cmd", "output_kb", 256, &out_kb, err, sizeof err) !=
-          0)
+      rb_config_get_int(h->config, "cmd", "output_kb", &out_kb, err, sizeof err) != 0)
     luaL_error(L, "%s", err);
   s->timeout_ms = def_timeout;
   s->output_limit = (size_t)out_kb * 1024;

@@ -14,7 +14,7 @@ static int config_get(lua_State *L)
   if ((n > 4 && strcmp(key + n - 4, "_env") == 0) ||
       (n > 5 && strcmp(key + n - 5, "_file") == 0))
     return luaL_argerror(L, 2, "secret references are not readable from runbooks");
-  const char *v = rb_config_get(rb_host_get(L)->config, section, key);
+  const char *v = rb_config_get_string(rb_host_get(L)->config, section, key);
   if (v == NULL)
     lua_pushnil(L);
   else

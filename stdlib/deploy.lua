@@ -88,7 +88,7 @@ local function k8s(section, service)
   return {
     section = section,
     api = api:gsub("/+$", ""),
-    ns = config.get(section, "namespace") or "default",
+    ns = config.get(section, "namespace"),
     name = config.get(section, "deployment") or service,
     ca = config.get(section, "ca_bundle"),
   }

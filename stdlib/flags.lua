@@ -153,7 +153,7 @@ providers.generic = {
   get = function(p, name)
     local tmpl = need(p.section, "get_url")
     local r = req(p, { method = "GET", url = fill(tmpl, p.vars(name), true) })
-    local path = config.get(p.section, "state_path") or "enabled"
+    local path = config.get(p.section, "state_path")
     local v = truthy(at_path(r.json, path))
     if v == nil then fail("flags generic: %s of the answer is not a flag state", path) end
     return v
@@ -161,7 +161,7 @@ providers.generic = {
   set = function(p, name, on)
     local vars = p.vars(name, on)
     local body = config.get(p.section, "set_body")
-    local t = { method = (config.get(p.section, "set_method") or "POST"):upper(),
+    local t = { method = config.get(p.section, "set_method"):upper(),
       url = fill(need(p.section, "set_url"), vars, true) }
     if body ~= nil then
       t.body = fill(body, vars, false)
@@ -185,7 +185,7 @@ local function provider(opts)
   p.url = base(section, kind == "launchdarkly" and "https://app.launchdarkly.com"
     or kind == "flagsmith" and "https://api.flagsmith.com" or nil)
   p.env = opts.environment or config.get(section, "environment")
-  p.project = opts.project or config.get(section, "project") or "default"
+  p.project = opts.project or config.get(section, "project")
   if p.env == nil and kind ~= "generic" then fail("flags: [%s] needs environment", section) end
   p.what = section
   p.vars = function(name, on)

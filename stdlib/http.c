@@ -17,10 +17,7 @@
 #include "stdlib/modules.h"
 
 #define REQ_META "runbook.http.request"
-#define DEF_TIMEOUT_MS 10000
-#define DEF_RETRIES 2
 #define MAX_RETRIES 10
-#define DEF_MAX_BODY_KB 4096
 /* Bound on one call when the step has no deadline of its own. */
 #define DEF_TOTAL_MS (10 * 60 * 1000)
 #define ERRLEN 1024
@@ -398,15 +395,14 @@ static void parse_limits(lua_State *L, rb_http_req *q)
 {
   const rb_config *c = host_of(L)->config;
   char err[ERRLEN];
-  int64_t timeout = DEF_TIMEOUT_MS;
-  long retries = DEF_RETRIES, kb = DEF_MAX_BODY_KB;
-  int insecure = 0;
-  if (rb_config_get_duration(c, "http", "timeout", DEF_TIMEOUT_MS, &timeout, err,
-                             sizeof err) ||
-      rb_config_get_int(c, "http", "retries", DEF_RETRIES, &retries, err, sizeof err) ||
-      rb_config_get_int(c, "http", "max_body_kb", DEF_MAX_BODY_KB, &kb, err,
-                        sizeof err) ||
-      rb_config_get_bool(c, "http", "insecure", 0, &insecure, err, sizeof err))
+  int64_t timeout;
+  long retries, kb;
+  int insecure;
+  /* defaults and bounds: the [http] table in http/keys.c */
+  if (rb_config_get_duration(c, "http", "timeout", &timeout, err, sizeof err) ||
+      rb_config_get_int(c, "http", "retries", &retries, err, sizeof err) ||
+      rb_config_get_int(c, "http", "max_body_kb", &kb, err, sizeof err) ||
+      rb_config_get_bool(c, "http", "insecure", &insecure, err, sizeof err))
     luaL_error(L, "http: %s", err);
   int t = lua_getfield(L, 1, "timeout");
   if (t == LUA_TNUMBER) {
@@ -438,7 +434,7 @@ static void parse_limits(lua_State *L, rb_http_req *q)
   q->retries = (int)retries;
   q->max_body = (size_t)kb * 1024;
   q->insecure = opt_bool(L, "insecure", insecure);
-  q->ca_bundle = rb_config_get(c, "http", "ca_bundle");
+  q->ca_bundle = rb_config_get_string(c, "http", "ca_bundle");
   if (opt_field(L, "ca_bundle", LUA_TSTRING)) {
     q->ca_bundle = lua_tostring(L, -1);
     lua_replace(L, 2); /* keep it alive in the shortcut-free slot */

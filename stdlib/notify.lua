@@ -63,7 +63,7 @@ function M.post(u)
     actions = list(u.actions), next_update = u.next_update }
   local res = { sent = {}, simulated = false }
   for _, section in ipairs(channels(u.channel)) do
-    local kind = config.get(section, "type") or "webhook"
+    local kind = config.get(section, "type")
     local body
     if kind == "slack" then
       body = { text = slack_text(update) }

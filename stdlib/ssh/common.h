@@ -11,7 +11,6 @@
 #include "stdlib/ssh/fanout.h"
 #include "stdlib/ssh/inventory.h"
 
-#define RB_SSH_DEF_COMMAND_MS (10 * 60 * 1000)
 #define RB_SSH_TAIL 2048 /* bytes of each stream kept on the timeline */
 
 /* The [ssh] section, read once. Strings point into the config. */

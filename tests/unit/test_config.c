@@ -112,22 +112,20 @@ static void test_typed_getters_return_values_and_defaults(void **state)
   long l = 0;
   int b = -1;
   int64_t ms = 0;
-  assert_int_equal(rb_config_get_int(c, "ssh", "port", 22, &l, err, sizeof err), 0);
+  assert_int_equal(rb_config_get_int(c, "ssh", "port", &l, err, sizeof err), 0);
   assert_int_equal(l, 2222);
-  assert_int_equal(rb_config_get_int(c, "ssh", "parallel", 20, &l, err, sizeof err), 0);
+  assert_int_equal(rb_config_get_int(c, "ssh", "parallel", &l, err, sizeof err), 0);
   assert_int_equal(l, 20);
-  assert_int_equal(rb_config_get_bool(c, "ssh", "use_agent", 1, &b, err, sizeof err), 0);
+  assert_int_equal(rb_config_get_bool(c, "ssh", "use_agent", &b, err, sizeof err), 0);
   assert_int_equal(b, 0);
   assert_int_equal(
-      rb_config_get_bool(c, "ssh", "trust_on_first_use", 0, &b, err, sizeof err), 0);
+      rb_config_get_bool(c, "ssh", "trust_on_first_use", &b, err, sizeof err), 0);
   assert_int_equal(b, 0);
   assert_int_equal(
-      rb_config_get_duration(c, "ssh", "command_timeout", 300000, &ms, err, sizeof err),
-      0);
+      rb_config_get_duration(c, "ssh", "command_timeout", &ms, err, sizeof err), 0);
   assert_int_equal(ms, 90000);
   assert_int_equal(
-      rb_config_get_duration(c, "ssh", "connect_timeout", 10000, &ms, err, sizeof err),
-      0);
+      rb_config_get_duration(c, "ssh", "connect_timeout", &ms, err, sizeof err), 0);
   assert_int_equal(ms, 10000);
   rb_config_free(c);
 }
@@ -144,7 +142,7 @@ static void test_set_overrides_and_bad_override_is_reported_on_read(void **state
   assert_int_equal(rb_config_set(c, "ssh", "port", "twenty"), 0);
   long l = 0;
   char err[256] = "";
-  assert_int_equal(rb_config_get_int(c, "ssh", "port", 22, &l, err, sizeof err), -1);
+  assert_int_equal(rb_config_get_int(c, "ssh", "port", &l, err, sizeof err), -1);
   assert_non_null(strstr(err, "'port' must be a whole number"));
   rb_config_free(c);
   rb_config_free(NULL);
@@ -449,6 +447,109 @@ static void test_no_config_anywhere_gives_an_empty_config(void **state)
   rb_config_free(c);
 }
 
+static void test_getters_take_bounds_from_the_table(void **state)
+{
+  (void)state;
+  rb_config *c = rb_config_new_empty();
+  long l = 0;
+  char err[256] = "";
+  assert_int_equal(rb_config_set(c, "ssh", "port", "70000"), 0);
+  assert_int_equal(rb_config_get_int(c, "ssh", "port", &l, err, sizeof err), -1);
+  assert_non_null(strstr(err, "'port' must be 1..65535, not 70000"));
+  assert_int_equal(rb_config_set(c, "sandbox", "memory_mb", "2"), 0);
+  assert_int_equal(rb_config_get_int(c, "sandbox", "memory_mb", &l, err, sizeof err), -1);
+  assert_non_null(strstr(err, "'memory_mb' must be at least 4, not 2"));
+  /* a key that is not in the table, or asked as the wrong type, is refused */
+  assert_int_equal(rb_config_get_int(c, "ssh", "nosuch", &l, err, sizeof err), -1);
+  assert_non_null(strstr(err, "not a key of that type"));
+  assert_int_equal(rb_config_get_int(c, "ssh", "user", &l, err, sizeof err), -1);
+  rb_config_free(c);
+}
+
+static void test_every_default_parses_and_is_in_bounds(void **state)
+{
+  (void)state;
+  rb_config *c = rb_config_new_empty();
+  char err[256] = "";
+  for (size_t i = 0; rb_config_sections[i]; i++) {
+    const rb_config_section *sec = rb_config_sections[i];
+    char name[160];
+    snprintf(name, sizeof name, "%s", sec->name);
+    char *star = strchr(name, '*');
+    if (star != NULL)
+      snprintf(star, sizeof name - (size_t)(star - name), "x");
+    for (const rb_config_key *k = sec->keys; k->key; k++) {
+      long l;
+      int b;
+      int64_t ms;
+      int rc = 0;
+      assert_non_null(k->doc);
+      if (k->type == RB_CFG_INT)
+        rc = rb_config_get_int(c, name, k->key, &l, err, sizeof err);
+      else if (k->type == RB_CFG_BOOL)
+        rc = rb_config_get_bool(c, name, k->key, &b, err, sizeof err);
+      else if (k->type == RB_CFG_DURATION)
+        rc = rb_config_get_duration(c, name, k->key, &ms, err, sizeof err);
+      if (rc != 0)
+        fail_msg("[%s] %s: %s", name, k->key, err);
+    }
+  }
+  rb_config_free(c);
+}
+
+/* The text of docs/config.md between the two generated-section markers. */
+static char *docs_reference(void)
+{
+  const char *src = getenv("RB_SOURCE_DIR");
+  char path[4200];
+  snprintf(path, sizeof path, "%s/docs/config.md", src ? src : ".");
+  FILE *f = fopen(path, "re");
+  if (f == NULL)
+    return NULL;
+  static char text[65536];
+  size_t n = fread(text, 1, sizeof text - 1, f);
+  fclose(f);
+  text[n] = '\0';
+  char *a = strstr(text, "<!-- BEGIN config reference");
+  char *b = a ? strstr(a, "<!-- END config reference") : NULL;
+  if (a == NULL || b == NULL || (a = strstr(a, "-->\n")) == NULL)
+    return NULL;
+  a += 4;
+  *b = '\0';
+  return a;
+}
+
+/* docs/config.md holds the reference generated from the table; to refresh
+ * it run this test with RB_WRITE_REFERENCE=FILE and paste FILE in. */
+static void test_docs_reference_matches_the_table(void **state)
+{
+  (void)state;
+  char *gen = NULL;
+  size_t len = 0;
+  FILE *m = open_memstream(&gen, &len);
+  assert_non_null(m);
+  rb_config_reference(m);
+  fclose(m);
+  const char *out = getenv("RB_WRITE_REFERENCE");
+  if (out != NULL) {
+    FILE *w = fopen(out, "we");
+    assert_non_null(w);
+    fputs(gen, w);
+    fclose(w);
+  }
+  char *doc = docs_reference();
+  assert_non_null(doc);
+  if (strcmp(doc, gen) != 0) {
+    size_t i = 0;
+    while (doc[i] && doc[i] == gen[i])
+      i++;
+    fail_msg("docs/config.md differs from the key table at byte %zu of the reference:\n"
+             "docs: %.120s\ntable: %.120s",
+             i, doc + i, gen + i);
+  }
+  free(gen);
+}
+
 int main(void)
 {
   const struct CMUnitTest tests[] = {
@@ -472,6 +573,9 @@ int main(void)
       cmocka_unit_test(test_empty_or_missing_secret_file_is_an_error),
       cmocka_unit_test(test_each_section_visits_matching_sections_once),
       cmocka_unit_test(test_explicit_missing_path_is_an_error),
+      cmocka_unit_test(test_getters_take_bounds_from_the_table),
+      cmocka_unit_test(test_every_default_parses_and_is_in_bounds),
+      cmocka_unit_test(test_docs_reference_matches_the_table),
       cmocka_unit_test_teardown(test_search_order_is_cwd_then_xdg_then_home, teardown),
       cmocka_unit_test_teardown(test_no_config_anywhere_gives_an_empty_config, teardown),
   };
