@@ -6,10 +6,12 @@
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 #include <regex.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "runner/buf.h"
 #include "runner/util.h"
 
 /* -- payload -------------------------------------------------------------- */
@@ -446,10 +448,8 @@ static int known_key(const char *key, size_t n)
 
 char *rb_alerts_template(const char *tmpl, const rb_alert *a, char *err, size_t errlen)
 {
-  size_t cap = strlen(tmpl) + 64, len = 0;
-  char *out = malloc(cap);
-  if (out == NULL)
-    return NULL;
+  rb_buf out;
+  rb_buf_init(&out, SIZE_MAX);
   for (const char *p = tmpl; *p;) {
     const char *piece = p;
     size_t n = 1;
@@ -482,20 +482,14 @@ char *rb_alerts_template(const char *tmpl, const rb_alert *a, char *err, size_t 
     } else {
       p++;
     }
-    if (len + n + 1 > cap) {
-      cap = (len + n + 1) * 2;
-      char *g = realloc(out, cap);
-      if (g == NULL)
-        goto fail;
-      out = g;
+    if (rb_buf_add(&out, piece, n) != RB_BUF_OK) {
+      rb_err(err, errlen, "out of memory");
+      goto fail;
     }
-    memcpy(out + len, piece, n);
-    len += n;
   }
-  out[len] = '\0';
-  return out;
+  return rb_buf_take(&out);
 fail:
-  free(out);
+  rb_buf_free(&out);
   return NULL;
 }
 

@@ -2,8 +2,11 @@
  * keep them, URL credentials and credential-named JSON members out of output. */
 #include "runner/redact.h"
 
+#include "runner/buf.h"
+
 #include <ctype.h>
 #include <pthread.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -48,44 +51,33 @@ static const char *const cred_keys[] = {
     NULL,
 };
 
-/* A growable string; on allocation failure oom is set and appends stop. */
+/* The output being built; on the first failed append oom is set and the
+ * rest is skipped, so callers check once at the end. */
 typedef struct {
-  char *p;
-  size_t len, cap;
+  rb_buf buf;
   int oom;
 } sbuf;
 
+static void sb_init(sbuf *b)
+{
+  rb_buf_init(&b->buf, SIZE_MAX);
+  b->oom = 0;
+}
+
 static void sb_add(sbuf *b, const char *s, size_t n)
 {
-  if (b->oom)
-    return;
-  if (b->len + n + 1 > b->cap) {
-    size_t cap = b->cap ? b->cap : 64;
-    while (cap < b->len + n + 1)
-      cap *= 2;
-    char *p = realloc(b->p, cap);
-    if (p == NULL) {
-      b->oom = 1;
-      return;
-    }
-    b->p = p;
-    b->cap = cap;
-  }
-  memcpy(b->p + b->len, s, n);
-  b->len += n;
-  b->p[b->len] = '\0';
+  if (!b->oom && rb_buf_add(&b->buf, s, n) != RB_BUF_OK)
+    b->oom = 1;
 }
 
 /* Returns the finished string (caller frees), or NULL on allocation failure. */
 static char *sb_done(sbuf *b)
 {
   if (b->oom) {
-    free(b->p);
+    rb_buf_free(&b->buf);
     return NULL;
   }
-  if (b->p == NULL)
-    return strdup("");
-  return b->p;
+  return rb_buf_take(&b->buf);
 }
 
 static int in_list(const char *const *list, const char *s, size_t n)
@@ -157,7 +149,8 @@ void rb_redact_clear(void)
 /* Replaces registered secrets; at each position the longest match wins. */
 static char *replace_secrets(const char *s)
 {
-  sbuf b = {0};
+  sbuf b;
+  sb_init(&b);
   pthread_mutex_lock(&reg.mu);
   const char *p = s;
   while (*p) {
@@ -240,7 +233,8 @@ static const char *mask_url(sbuf *b, const char *u)
 
 static char *mask_urls(const char *s)
 {
-  sbuf b = {0};
+  sbuf b;
+  sb_init(&b);
   const char *p = s;
   while (*p) {
     const char *sep = strstr(p, "://");

@@ -21,6 +21,7 @@
 
 #include "runner/alerts.h"
 #include "runner/approval.h"
+#include "runner/buf.h"
 #include "runner/redact.h"
 #include "runner/run.h"
 #include "runner/util.h"
@@ -73,8 +74,7 @@ typedef struct {
 } server;
 
 typedef struct {
-  char *body;
-  size_t len, cap;
+  rb_buf body; /* capped at BODY_LIMIT */
   int too_big;
   int responded; /* a response is queued: ignore the rest */
 } request;
@@ -259,7 +259,7 @@ static int authorized(server *s, struct MHD_Connection *c, const request *rq)
   const char *sig =
       MHD_lookup_connection_value(c, MHD_HEADER_KIND, "X-Runbook-Signature");
   if (s->hmac_key && sig &&
-      rb_alerts_hmac_ok(s->hmac_key, rq->body ? rq->body : "", rq->len, sig))
+      rb_alerts_hmac_ok(s->hmac_key, rb_buf_str(&rq->body), rq->body.len, sig))
     return 1;
   pthread_mutex_lock(&s->mu);
   s->auth_failures++;
@@ -361,7 +361,7 @@ static enum MHD_Result on_alerts(server *s, struct MHD_Connection *c, const char
                          "missing or wrong credentials");
   rb_alert_batch b;
   char err[512];
-  if (rb_alerts_parse_am(rq->body ? rq->body : "", rq->len, &b, err, sizeof err) != 0)
+  if (rb_alerts_parse_am(rb_buf_str(&rq->body), rq->body.len, &b, err, sizeof err) != 0)
     return respond_error(s, c, method, url, MHD_HTTP_BAD_REQUEST, err);
   json_t *out = json_array();
   int overflow = 0;
@@ -401,7 +401,7 @@ static enum MHD_Result on_decide(server *s, struct MHD_Connection *c, const char
   snprintf(run, sizeof run, "%.*s", (int)(slash - p), p);
   snprintf(step, sizeof step, "%s", slash + 1);
   json_error_t je;
-  json_t *j = json_loadb(rq->body ? rq->body : "", rq->len, 0, &je);
+  json_t *j = json_loadb(rb_buf_str(&rq->body), rq->body.len, 0, &je);
   json_t *ap = json_object_get(j, "approve"), *by = json_object_get(j, "by");
   json_t *cm = json_object_get(j, "comment");
   const char *bad = NULL;
@@ -517,6 +517,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     rq = calloc(1, sizeof *rq);
     if (rq == NULL)
       return MHD_NO;
+    rb_buf_init(&rq->body, BODY_LIMIT);
     *con_cls = rq;
     const char *cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Content-Length");
     if (cl && strtoull(cl, NULL, 10) > BODY_LIMIT) {
@@ -533,24 +534,14 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
   }
   rq->responded = *upload_size == 0;
   if (*upload_size > 0) {
-    if (!rq->too_big && rq->len + *upload_size > BODY_LIMIT) {
-      rq->too_big = 1;
-      free(rq->body);
-      rq->body = NULL;
-      rq->len = 0;
-    }
     if (!rq->too_big) {
-      if (rq->len + *upload_size + 1 > rq->cap) {
-        size_t cap = (rq->len + *upload_size + 1) * 2;
-        char *g = realloc(rq->body, cap);
-        if (g == NULL)
-          return MHD_NO;
-        rq->body = g;
-        rq->cap = cap;
+      int rc = rb_buf_add(&rq->body, upload, *upload_size);
+      if (rc == RB_BUF_ENOMEM)
+        return MHD_NO;
+      if (rc == RB_BUF_ETOOBIG) {
+        rq->too_big = 1; /* the rest is read and dropped, then refused */
+        rb_buf_free(&rq->body);
       }
-      memcpy(rq->body + rq->len, upload, *upload_size);
-      rq->len += *upload_size;
-      rq->body[rq->len] = '\0';
     }
     *upload_size = 0;
     return MHD_YES;
@@ -586,7 +577,7 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
   (void)toe;
   request *rq = *con_cls;
   if (rq) {
-    free(rq->body);
+    rb_buf_free(&rq->body);
     free(rq);
   }
   *con_cls = NULL;

@@ -11,6 +11,7 @@
 #include <sys/random.h>
 #include <time.h>
 
+#include "runner/buf.h"
 #include "runner/util.h"
 
 #define BACKOFF_BASE_MS 200
@@ -36,8 +37,7 @@ int rb_http_global_init(void)
 typedef struct {
   rb_http_kv *headers;
   size_t nheaders;
-  char *body;
-  size_t len, cap, max;
+  rb_buf body; /* capped at the request's max_body */
   int too_big;
 } sink;
 
@@ -55,32 +55,18 @@ static void sink_clear_headers(sink *s)
 static void sink_free(sink *s)
 {
   sink_clear_headers(s);
-  free(s->body);
-  memset(s, 0, sizeof *s);
+  rb_buf_free(&s->body);
+  s->too_big = 0;
 }
 
 static size_t on_body(char *data, size_t size, size_t n, void *arg)
 {
   sink *s = arg;
   size_t len = size * n;
-  if (s->len + len > s->max) {
+  int rc = rb_buf_add(&s->body, data, len);
+  if (rc == RB_BUF_ETOOBIG)
     s->too_big = 1;
-    return 0;
-  }
-  if (s->len + len + 1 > s->cap) {
-    size_t cap = s->cap ? s->cap : 4096;
-    while (cap < s->len + len + 1)
-      cap *= 2;
-    char *b = realloc(s->body, cap);
-    if (b == NULL)
-      return 0;
-    s->body = b;
-    s->cap = cap;
-  }
-  memcpy(s->body + s->len, data, len);
-  s->len += len;
-  s->body[s->len] = '\0';
-  return len;
+  return rc == RB_BUF_OK ? len : 0;
 }
 
 static char *trimmed_dup(const char *p, size_t n)
@@ -230,11 +216,10 @@ static void move_to_resp(sink *s, rb_http_resp *resp, long status)
   resp->status = status;
   resp->headers = s->headers;
   resp->nheaders = s->nheaders;
-  if (s->body == NULL)
-    s->body = calloc(1, 1);
-  resp->body = s->body;
-  resp->body_len = s->len;
-  memset(s, 0, sizeof *s);
+  resp->body_len = s->body.len;
+  resp->body = rb_buf_take(&s->body);
+  s->headers = NULL;
+  s->nheaders = 0;
 }
 
 /* Why the last attempt failed, for the message and the retry decision. */
@@ -249,7 +234,8 @@ static int attempt(CURL *c, const rb_http_req *req, struct curl_slist *hdrs,
                    int64_t budget, rb_http_resp *resp, outcome *o)
 {
   char errbuf[CURL_ERROR_SIZE] = "";
-  sink s = {.max = req->max_body};
+  sink s = {0};
+  rb_buf_init(&s.body, req->max_body);
   curl_easy_reset(c);
   if (setup(c, req, hdrs, &s, budget, errbuf) != 0) {
     o->rc = CURLE_FAILED_INIT;

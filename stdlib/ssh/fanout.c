@@ -25,6 +25,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "runner/buf.h"
 #include "runner/util.h"
 #include "stdlib/ssh/knownhosts.h"
 
@@ -65,9 +66,10 @@ enum phase {
   P_DONE
 };
 
+/* One output stream, capped at output_max; what does not fit is counted. */
 typedef struct {
-  char *buf;
-  size_t len, cap, dropped;
+  rb_buf b;
+  size_t dropped;
 } capbuf;
 
 typedef struct {
@@ -382,28 +384,14 @@ static void pool_drop(rb_ssh_pool *p, conn *dead)
 
 /* ---- capped output ---- */
 
-static void cap_append(capbuf *b, const char *data, size_t n, size_t max)
+static void cap_append(capbuf *b, const char *data, size_t n)
 {
-  size_t room = b->len < max ? max - b->len : 0;
-  size_t take = n < room ? n : room;
-  if (take > 0 && b->len + take + 1 > b->cap) {
-    size_t nc = b->cap ? b->cap * 2 : 4096;
-    while (nc < b->len + take + 1)
-      nc *= 2;
-    char *nb = realloc(b->buf, nc);
-    if (nb == NULL) {
-      b->dropped += n;
-      return;
-    }
-    b->buf = nb;
-    b->cap = nc;
-  }
-  if (take > 0) {
-    memcpy(b->buf + b->len, data, take);
-    b->len += take;
-    b->buf[b->len] = '\0';
-  }
-  b->dropped += n - take;
+  size_t before = b->b.len;
+  int rc = rb_buf_add_upto(&b->b, data, n);
+  if (rc == RB_BUF_ENOMEM)
+    b->dropped += n; /* as before: a failed grow drops the whole chunk */
+  else
+    b->dropped += n - (b->b.len - before);
 }
 
 /* ---- the job state machine ---- */
@@ -414,11 +402,10 @@ static void job_finish(job *j)
   rb_ssh_result *r = j->r;
   r->duration_ms = (rb_now_mono_us() - j->t0_us) / 1000;
   r->truncated = j->out.dropped > 0 || j->err.dropped > 0;
-  r->out = j->out.buf ? j->out.buf : strdup("");
-  r->errout = j->err.buf ? j->err.buf : strdup("");
-  r->out_len = j->out.len;
-  r->err_len = j->err.len;
-  j->out.buf = j->err.buf = NULL;
+  r->out_len = j->out.b.len;
+  r->err_len = j->err.b.len;
+  r->out = rb_buf_take(&j->out.b);
+  r->errout = rb_buf_take(&j->err.b);
   r->ok = r->error == NULL && r->exit_code == 0 && r->signal == NULL;
   if (j->ai != NULL)
     freeaddrinfo(j->ai);
@@ -861,7 +848,7 @@ static void step_read(job *j, rb_ssh_pool *p)
     for (int stream = 0; stream < 2; stream++) {
       ssize_t n = libssh2_channel_read_ex(j->ch, stream, buf, sizeof buf);
       if (n > 0) {
-        cap_append(stream ? &j->err : &j->out, buf, (size_t)n, j->output_max);
+        cap_append(stream ? &j->err : &j->out, buf, (size_t)n);
         progressed = 1;
       } else if (n < 0 && n != LIBSSH2_ERROR_EAGAIN) {
         lost(j, p,
@@ -903,14 +890,14 @@ static void collect_exit(job *j)
   "for p in $(pgrep -P \"$PPID\" 2>/dev/null || ps -o pid= --ppid \"$PPID\"); do "       \
   "[ \"$p\" = \"$$\" ] || kill -TERM -- \"-$p\" 2>/dev/null || kill -TERM \"$p\"; done"
 
-static void drain(LIBSSH2_CHANNEL *ch, capbuf *out, capbuf *err, size_t max)
+static void drain(LIBSSH2_CHANNEL *ch, capbuf *out, capbuf *err)
 {
   char buf[4096];
   for (int stream = 0; stream < 2; stream++) {
     ssize_t n;
     while ((n = libssh2_channel_read_ex(ch, stream, buf, sizeof buf)) > 0)
       if (out != NULL)
-        cap_append(stream ? err : out, buf, (size_t)n, max);
+        cap_append(stream ? err : out, buf, (size_t)n);
   }
 }
 
@@ -918,7 +905,7 @@ static void drain(LIBSSH2_CHANNEL *ch, capbuf *out, capbuf *err, size_t max)
 static int step_kill(job *j)
 {
   int rc = 0;
-  drain(j->ch, &j->out, &j->err, j->output_max);
+  drain(j->ch, &j->out, &j->err);
   switch (j->killstate) {
   case 0:
     j->killch = libssh2_channel_open_session(j->s);
@@ -934,7 +921,7 @@ static int step_kill(job *j)
     /* fall through */
   case 2:
     if (j->killstate == 2) {
-      drain(j->killch, NULL, NULL, 0);
+      drain(j->killch, NULL, NULL);
       if (!libssh2_channel_eof(j->killch))
         return 0;
       j->killstate = 3;
@@ -962,7 +949,7 @@ static void step_close(job *j, rb_ssh_pool *p)
     }
     j->ph = P_CLOSE;
   }
-  drain(j->ch, &j->out, &j->err, j->output_max);
+  drain(j->ch, &j->out, &j->err);
   int rc = libssh2_channel_close(j->ch);
   if (rc == 0)
     rc = libssh2_channel_wait_closed(j->ch);
@@ -1143,6 +1130,8 @@ static int init_job(job *j, const rb_ssh_host *h, rb_ssh_result *r, rb_ssh_pool 
   j->fd = -1;
   j->ph = P_WAIT;
   j->output_max = output_max;
+  rb_buf_init(&j->out.b, output_max);
+  rb_buf_init(&j->err.b, output_max);
   j->user = h->user ? h->user : p->user ? p->user : "root";
   j->port = h->port > 0 ? h->port : p->port;
   if (strcmp(h->name, h->address) == 0)
@@ -1268,8 +1257,8 @@ out:
   for (size_t i = 0; jobs != NULL && i < n; i++) {
     if (jobs[i].ph != P_DONE && jobs[i].ph != P_WAIT)
       job_finish(&jobs[i]);
-    free(jobs[i].out.buf);
-    free(jobs[i].err.buf);
+    rb_buf_free(&jobs[i].out.b);
+    rb_buf_free(&jobs[i].err.b);
   }
   rb_ssh_results_free(res, n);
   free(jobs);

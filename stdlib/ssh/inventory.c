@@ -4,10 +4,12 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "runner/buf.h"
 #include "runner/util.h"
 
 #define INV_MAX_RANGE 100000
@@ -491,38 +493,28 @@ rb_ssh_inventory *rb_ssh_inventory_load(const char *path, char *err, size_t errl
     rb_err(err, errlen, "inventory %s: %s", path, strerror(errno));
     return NULL;
   }
-  char *buf = NULL;
-  size_t len = 0, cap = 0;
+  rb_buf text;
+  rb_buf_init(&text, SIZE_MAX);
   char chunk[4096];
   size_t got;
   while ((got = fread(chunk, 1, sizeof chunk, f)) > 0) {
-    if (len + got + 1 > cap) {
-      size_t nc = cap ? cap * 2 : 8192;
-      while (nc < len + got + 1)
-        nc *= 2;
-      char *nb = realloc(buf, nc);
-      if (nb == NULL) {
-        free(buf);
-        fclose(f);
-        rb_err(err, errlen, "inventory %s: out of memory", path);
-        return NULL;
-      }
-      buf = nb;
-      cap = nc;
+    if (rb_buf_add(&text, chunk, got) != RB_BUF_OK) {
+      rb_buf_free(&text);
+      fclose(f);
+      rb_err(err, errlen, "inventory %s: out of memory", path);
+      return NULL;
     }
-    memcpy(buf + len, chunk, got);
-    len += got;
   }
   int rerr = ferror(f);
   fclose(f);
   if (rerr) {
-    free(buf);
+    rb_buf_free(&text);
     rb_err(err, errlen, "inventory %s: read error", path);
     return NULL;
   }
-  if (buf == NULL && (buf = strdup("")) == NULL)
+  char *buf = rb_buf_take(&text);
+  if (buf == NULL)
     return NULL;
-  buf[len] = '\0';
   rb_ssh_inventory *inv = rb_ssh_inventory_parse(buf, path, err, errlen);
   free(buf);
   return inv;
