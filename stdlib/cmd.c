@@ -13,7 +13,9 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "runner/buf.h"
 #include "runner/util.h"
+#include "stdlib/box.h"
 #include "stdlib/host.h"
 #include "stdlib/modules.h"
 
@@ -29,9 +31,9 @@ static const rb_config_key cmd_keys[] = {
 const rb_config_section rb_config_cmd = {"cmd", "local commands", cmd_keys};
 #define CMD_TAIL 2048 /* bytes of output kept on the timeline */
 
+/* One output stream, capped at [cmd] output_kb; the rest is counted as cut. */
 typedef struct {
-  char *data;
-  size_t len, cap, limit;
+  rb_buf b;
   int truncated;
 } cmd_buf;
 
@@ -57,26 +59,8 @@ typedef struct {
 
 static void buf_add(cmd_buf *b, const char *p, size_t n)
 {
-  if (b->len + n > b->limit) {
+  if (rb_buf_add_upto(&b->b, p, n) != RB_BUF_OK)
     b->truncated = 1;
-    n = b->limit > b->len ? b->limit - b->len : 0;
-  }
-  if (n == 0)
-    return;
-  if (b->len + n > b->cap) {
-    size_t cap = b->cap ? b->cap * 2 : 4096;
-    while (cap < b->len + n)
-      cap *= 2;
-    char *d = realloc(b->data, cap);
-    if (d == NULL) {
-      b->truncated = 1;
-      return;
-    }
-    b->data = d;
-    b->cap = cap;
-  }
-  memcpy(b->data + b->len, p, n);
-  b->len += n;
 }
 
 static void cmd_child(const cmd_spec *s, int in_fd, int out_fd, int err_fd, int status_fd)
@@ -121,7 +105,8 @@ static int cmd_execute(const cmd_spec *s, cmd_result *r)
   int in[2] = {-1, -1}, out[2] = {-1, -1}, err[2] = {-1, -1}, st[2] = {-1, -1};
   int rc = -1;
   r->exit_code = -1;
-  r->out.limit = r->err.limit = s->output_limit;
+  rb_buf_init(&r->out.b, s->output_limit);
+  rb_buf_init(&r->err.b, s->output_limit);
   if (pipe2(in, O_CLOEXEC) || pipe2(out, O_CLOEXEC) || pipe2(err, O_CLOEXEC) ||
       pipe2(st, O_CLOEXEC)) {
     snprintf(r->error, sizeof r->error, "pipe: %s", strerror(errno));
@@ -286,11 +271,11 @@ static json_t *cmd_argv_json(const cmd_spec *s)
 
 static json_t *cmd_tail(const cmd_buf *b)
 {
-  size_t off = b->len > CMD_TAIL ? b->len - CMD_TAIL : 0;
+  size_t off = b->b.len > CMD_TAIL ? b->b.len - CMD_TAIL : 0;
   /* Do not start inside a UTF-8 sequence. */
-  while (off < b->len && ((unsigned char)b->data[off] & 0xC0) == 0x80)
+  while (off < b->b.len && ((unsigned char)b->b.data[off] & 0xC0) == 0x80)
     off++;
-  json_t *j = json_stringn(b->data ? b->data + off : "", b->len - off);
+  json_t *j = json_stringn(rb_buf_str(&b->b) + off, b->b.len - off);
   return j ? j : json_string("(output is not UTF-8)");
 }
 
@@ -303,9 +288,9 @@ static void cmd_push_result(lua_State *L, const cmd_result *r, int simulated)
   lua_setfield(L, -2, "code");
   lua_pushinteger(L, r->signal);
   lua_setfield(L, -2, "signal");
-  lua_pushlstring(L, r->out.data ? r->out.data : "", r->out.len);
+  lua_pushlstring(L, rb_buf_str(&r->out.b), r->out.b.len);
   lua_setfield(L, -2, "stdout");
-  lua_pushlstring(L, r->err.data ? r->err.data : "", r->err.len);
+  lua_pushlstring(L, rb_buf_str(&r->err.b), r->err.b.len);
   lua_setfield(L, -2, "stderr");
   lua_pushinteger(L, r->duration_ms);
   lua_setfield(L, -2, "duration_ms");
@@ -317,6 +302,15 @@ static void cmd_push_result(lua_State *L, const cmd_result *r, int simulated)
   lua_setfield(L, -2, "simulated");
 }
 
+static void result_free(void *p, size_t n)
+{
+  (void)n;
+  cmd_result *r = p;
+  rb_buf_free(&r->out.b);
+  rb_buf_free(&r->err.b);
+  free(r);
+}
+
 static int cmd_do(lua_State *L, int is_write)
 {
   cmd_spec s;
@@ -324,15 +318,21 @@ static int cmd_do(lua_State *L, int is_write)
   cmd_parse(L, &s);
   rb_host *h = rb_host_get(L);
   const char *what = is_write ? "cmd.run" : "cmd.read";
-  cmd_result r;
-  memset(&r, 0, sizeof r);
+  lua_settop(L, 2); /* the box goes above the arguments */
+  /* The output buffers outlive Lua calls that may raise (the memory budget
+   * while pushing stdout), so a box owns them: see stdlib/box.h. */
+  rb_box *box = rb_box_push(L, result_free);
+  cmd_result *r = calloc(1, sizeof *r);
+  if (r == NULL)
+    return luaL_error(L, "cmd: out of memory");
+  rb_box_hold(box, r, 1);
   if (is_write) {
     if (!rb_host_may_write(L, what)) {
       h->emit(h, "would_run",
               json_pack("{s:s, s:o, s:b}", "op", "cmd", "command", cmd_argv_json(&s),
                         "write", 1));
-      r.exit_code = 0;
-      cmd_push_result(L, &r, 1);
+      r->exit_code = 0;
+      cmd_push_result(L, r, 1);
       return rb_host_result(L, what, NULL);
     }
     h->emit(h, "started",
@@ -340,44 +340,40 @@ static int cmd_do(lua_State *L, int is_write)
   } else {
     rb_host_check_read(L, what);
   }
-  int rc = cmd_execute(&s, &r);
+  int rc = cmd_execute(&s, r);
   json_t *d =
       json_pack("{s:s, s:o, s:i, s:I}", "op", "cmd", "command", cmd_argv_json(&s),
-                "exit_code", r.exit_code, "duration_ms", (json_int_t)r.duration_ms);
-  if (r.signal)
-    json_object_set_new(d, "signal", json_integer(r.signal));
-  if (r.timed_out)
+                "exit_code", r->exit_code, "duration_ms", (json_int_t)r->duration_ms);
+  if (r->signal)
+    json_object_set_new(d, "signal", json_integer(r->signal));
+  if (r->timed_out)
     json_object_set_new(d, "timed_out", json_true());
-  if (r.out.truncated || r.err.truncated)
+  if (r->out.truncated || r->err.truncated)
     json_object_set_new(d, "truncated", json_true());
-  json_object_set_new(d, "stdout_tail", cmd_tail(&r.out));
-  json_object_set_new(d, "stderr_tail", cmd_tail(&r.err));
+  json_object_set_new(d, "stdout_tail", cmd_tail(&r->out));
+  json_object_set_new(d, "stderr_tail", cmd_tail(&r->err));
   char msg[512] = "";
   if (rc != 0)
-    snprintf(msg, sizeof msg, "%s", r.error);
-  else if (r.timed_out)
+    snprintf(msg, sizeof msg, "%s", r->error);
+  else if (r->timed_out)
     snprintf(msg, sizeof msg, "command '%s' timed out after %lld ms and was killed",
-             s.argv[0], (long long)r.duration_ms);
-  else if (r.signal)
+             s.argv[0], (long long)r->duration_ms);
+  else if (r->signal)
     snprintf(msg, sizeof msg, "command '%s' was killed by signal %d", s.argv[0],
-             r.signal);
-  else if (r.exit_code != 0)
+             r->signal);
+  else if (r->exit_code != 0)
     snprintf(msg, sizeof msg, "command '%s' exited with code %d%s%.*s", s.argv[0],
-             r.exit_code, r.err.len ? ": " : "", (int)(r.err.len > 300 ? 300 : r.err.len),
-             r.err.data ? r.err.data : "");
+             r->exit_code, r->err.b.len ? ": " : "",
+             (int)(r->err.b.len > 300 ? 300 : r->err.b.len), rb_buf_str(&r->err.b));
   if (msg[0])
     json_object_set_new(d, "error", json_string(msg));
   int failed = msg[0] != '\0';
   h->emit(h, failed ? "failed" : "finished", d);
-  if (failed && (rc != 0 || !s.allow_fail || r.timed_out)) {
-    free(r.out.data);
-    free(r.err.data);
+  if (failed && (rc != 0 || !s.allow_fail || r->timed_out)) {
     lua_pushstring(L, msg);
     return lua_error(L);
   }
-  cmd_push_result(L, &r, 0);
-  free(r.out.data);
-  free(r.err.data);
+  cmd_push_result(L, r, 0);
   return rb_host_result(L, what, NULL);
 }
 

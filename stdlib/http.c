@@ -38,6 +38,8 @@ typedef struct {
   char *secret;      /* auth token or secret URL; wiped on free */
   int has_ctype;
   rb_http_resp resp;
+  char *snippet;   /* redacted start of an error body, for the message */
+  json_t *decoded; /* the JSON response body while it becomes Lua values */
 } req_state;
 
 static void wipe_free(char *s)
@@ -65,6 +67,8 @@ static int req_gc(lua_State *L)
   json_decref(r->body_json);
   wipe_free(r->secret);
   rb_http_resp_clear(&r->resp);
+  free(r->snippet);
+  json_decref(r->decoded);
   memset(r, 0, sizeof *r);
   return 0;
 }
@@ -499,8 +503,11 @@ static void on_retry(void *arg, int attempt, const char *why, int64_t wait_ms)
 }
 
 /* The first bytes of a body, for error messages, scrubbed of secrets. */
-static void push_snippet(lua_State *L, const rb_http_resp *resp)
+/* The redacted start of the body; the copy is owned by r (a userdata), as
+ * pushing the message may raise under the memory budget. */
+static void push_snippet(lua_State *L, req_state *r)
 {
+  const rb_http_resp *resp = &r->resp;
   size_t n = resp->body_len < 300 ? resp->body_len : 300;
   char buf[304];
   memcpy(buf, resp->body ? resp->body : "", n);
@@ -508,16 +515,17 @@ static void push_snippet(lua_State *L, const rb_http_resp *resp)
   for (size_t i = 0; i < n; i++)
     if (buf[i] == '\n' || buf[i] == '\r')
       buf[i] = ' ';
-  char *safe = rb_redact_str(buf);
-  lua_pushfstring(L, "%s%s", safe ? safe : "", resp->body_len > n ? "..." : "");
-  free(safe);
+  free(r->snippet);
+  r->snippet = rb_redact_str(buf);
+  lua_pushfstring(L, "%s%s", r->snippet ? r->snippet : "",
+                  resp->body_len > n ? "..." : "");
 }
 
 static int push_response(lua_State *L, req_state *r, int check, const char *engine_msg)
 {
   const rb_http_resp *resp = &r->resp;
   if (check && resp->status >= 400) {
-    push_snippet(L, resp);
+    push_snippet(L, r);
     return luaL_error(L, "http %s %s: %s%s%s", r->method, r->shown, engine_msg,
                       resp->body_len ? ": " : "", lua_tostring(L, -1));
   }
@@ -533,12 +541,12 @@ static int push_response(lua_State *L, req_state *r, int check, const char *engi
   const char *ct = rb_http_resp_header(resp, "content-type");
   if (resp->body_len > 0 && rb_http_is_json_type(ct)) {
     json_error_t je;
-    json_t *v = json_loadb(resp->body, resp->body_len, JSON_DECODE_ANY, &je);
-    if (v == NULL)
+    /* owned by r: converting it may raise under the memory budget */
+    r->decoded = json_loadb(resp->body, resp->body_len, JSON_DECODE_ANY, &je);
+    if (r->decoded == NULL)
       return luaL_error(L, "http %s %s: invalid JSON in the response (status %d, %s): %s",
                         r->method, r->shown, (int)resp->status, ct, je.text);
-    rb_json_to_lua(L, v);
-    json_decref(v);
+    rb_json_to_lua(L, r->decoded);
     lua_setfield(L, -2, "json");
   }
   return rb_host_result(L, "http", "json simulated");

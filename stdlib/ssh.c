@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "runner/util.h"
+#include "stdlib/box.h"
 #include "stdlib/host.h"
 #include "stdlib/modules.h"
 #include "stdlib/ssh/common.h"
@@ -377,6 +378,26 @@ static rb_ssh_host *ssh_resolve(lua_State *L, ssh_state *st, const char *target,
   return hosts;
 }
 
+static void hosts_free(void *p, size_t n)
+{
+  rb_ssh_hosts_free(p, n);
+}
+
+static void results_free(void *p, size_t n)
+{
+  rb_ssh_results_free(p, n);
+}
+
+/* The resolved hosts, owned by a box on the stack (see stdlib/box.h). */
+static rb_ssh_host *ssh_resolve_boxed(lua_State *L, ssh_state *st, const char *target,
+                                      size_t *n)
+{
+  rb_box *box = rb_box_push(L, hosts_free);
+  rb_ssh_host *hosts = ssh_resolve(L, st, target, n);
+  rb_box_hold(box, hosts, *n);
+  return hosts;
+}
+
 static int ssh_do(lua_State *L, int is_write)
 {
   const char *target = ssh_check_target(L, 1);
@@ -401,12 +422,12 @@ static int ssh_do(lua_State *L, int is_write)
   }
   ssh_call c;
   ssh_check_opts(L, 3, st, is_write, &c);
+  lua_settop(L, 3); /* the boxes go above the arguments */
   size_t n = 0;
-  rb_ssh_host *hosts = ssh_resolve(L, st, target, &n);
+  rb_ssh_host *hosts = ssh_resolve_boxed(L, st, target, &n); /* 4 */
   int port = st->cfg.settings.port;
   if (!real) {
     ssh_simulate(L, h, hosts, n, command, port);
-    rb_ssh_hosts_free(hosts, n);
     return rb_host_result(L, what, "simulated");
   }
   if (is_write) {
@@ -424,8 +445,9 @@ static int ssh_do(lua_State *L, int is_write)
   c.o.arg = &cb;
   rb_ssh_result *res = NULL;
   char err[1024];
+  rb_box *rbox = rb_box_push(L, results_free); /* 5 */
   int rc = rb_ssh_run(st->pool, hosts, n, command, &c.o, &res, err, sizeof err);
-  rb_ssh_hosts_free(hosts, n);
+  rb_box_hold(rbox, res, rc < 0 ? 0 : n);
   if (rc < 0)
     return luaL_error(L, "%s", err);
   size_t failed = ssh_push_summary(L, res, n);
@@ -435,10 +457,8 @@ static int ssh_do(lua_State *L, int is_write)
   size_t limit = rb_ssh_fail_limit(c.o.max_fail, n);
   if (failed > limit && !c.allow_fail) {
     ssh_push_failure(L, res, n, failed, limit, skipped);
-    rb_ssh_results_free(res, n);
     return lua_error(L);
   }
-  rb_ssh_results_free(res, n);
   return rb_host_result(L, what, "simulated");
 }
 
@@ -450,13 +470,13 @@ static int ssh_hosts(lua_State *L)
   if (rb_host_get(L)->mode != RB_MODE_DRILL)
     st = ssh_get_state(L);
   size_t n = 0;
-  rb_ssh_host *hosts = ssh_resolve(L, st, target, &n);
+  lua_settop(L, 1);
+  rb_ssh_host *hosts = ssh_resolve_boxed(L, st, target, &n);
   lua_createtable(L, (int)n, 0);
   for (size_t i = 0; i < n; i++) {
     ssh_push_host(L, &hosts[i], st->cfg.settings.port);
     lua_rawseti(L, -2, (lua_Integer)i + 1);
   }
-  rb_ssh_hosts_free(hosts, n);
   return 1;
 }
 
