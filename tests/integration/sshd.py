@@ -70,11 +70,11 @@ PermitRootLogin prohibit-password
 MaxStartups 200:30:300
 MaxSessions 100
 LogLevel INFO
-{self.extra_config}
 # bash sources ~/.bashrc for commands sshd starts unless it is a nested
 # shell; root's .bashrc on the build machines runs `pyenv rehash`, whose lock
 # file a killed session leaves behind, stalling every later command by 60 s.
 SetEnv SHLVL=1
+{self.extra_config}
 """)
 
     def start(self):
