@@ -318,7 +318,8 @@ return runbook {
         events = [json.loads(line) for line in f]
     assert events[-1]["event"] == "failed" and "signal 9" in events[-1]["detail"]["error"]
     assert [e["step"] for e in events if e["event"] == "finished"] == ["a"]
-    subprocess.run(["pkill", "-f", "sleep 30"], check=False)
+    # exactly this run's `sleep 30`: a looser pattern kills other tests' commands
+    subprocess.run(["pkill", "-x", "-f", "sleep 30"], check=False)
 
 
 def test_interrupt_aborts_the_run_and_records_it(tmp_path):

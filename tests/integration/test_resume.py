@@ -65,7 +65,9 @@ def crash_during(book, log, state, marker):
     os.kill(int(kids[0]), signal.SIGKILL)
     p.communicate(timeout=20)
     assert p.returncode == 1
-    subprocess.run(["pkill", "-f", "sleep 30"], check=False)
+    # only this test's shells (they name its log): a looser pattern kills
+    # the commands of tests running beside it
+    subprocess.run(["pkill", "-f", log + "."], check=False)
     with open(tl) as f:
         return json.loads(f.readline())["run"]
 
