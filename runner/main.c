@@ -52,6 +52,7 @@ static const char usage_text[] =
     "  list                 list the runbooks that can be found\n"
     "  timeline INCIDENT [--format text|json|markdown]\n"
     "                       print an incident's timeline (markdown: postmortem table)\n"
+    "  verify INCIDENT      check the timeline's hash chain (edits, deletions, moves)\n"
     "  approve RUN STEP [--deny] [--as NAME] [--comment TEXT]\n"
     "                       answer a pending approval gate\n"
     "  approvals            list pending approval gates\n"
@@ -98,7 +99,14 @@ static const char *const cmd_help[][2] = {
     {"list", "usage: runbook list\n\nLists runbooks in ./runbooks, $RUNBOOK_PATH and the "
              "installed data dir.\n"},
     {"timeline", "usage: runbook timeline INCIDENT [--format text|json|markdown]\n\n"
-                 "Prints an incident's timeline; markdown gives the postmortem table.\n"},
+                 "Prints an incident's timeline; markdown gives the postmortem table.\n"
+                 "Exits 1 when a line other than a torn last one cannot be parsed.\n"},
+    {"verify",
+     "usage: runbook verify INCIDENT\n\n"
+     "Checks that every event of the incident's timeline carries the SHA-256 of\n"
+     "the line before it, from the header on: prints \"N events verify\" and the\n"
+     "last line's hash, or the first line that does not chain and why, and exits\n"
+     "1. A timeline written before hash chaining is reported as unchained.\n"},
     {"approve",
      "usage: runbook approve RUN STEP [--deny] [--as NAME] [--comment TEXT]\n\n"
      "Approves (or denies) a pending approval gate of a waiting run.\n"},
@@ -579,6 +587,18 @@ static int cmd_list(globals *g, int argc)
 
 /* -- timeline and approvals ------------------------------------------------ */
 
+/* The incident's timeline path for a command given one incident id. */
+static int incident_file(globals *g, const char *incident, char *path, size_t len)
+{
+  if (rb_incident_path(g->state_dir, incident, path, len) != 0)
+    return usage_error("invalid incident id '%s'", incident);
+  if (access(path, R_OK) != 0) {
+    fprintf(stderr, "runbook: no timeline for incident '%s' (%s)\n", incident, path);
+    return RB_EXIT_FAILED;
+  }
+  return RB_EXIT_OK;
+}
+
 static int cmd_timeline(globals *g, int argc, char **argv)
 {
   static const struct option opts[] = {{"format", required_argument, NULL, 'f'},
@@ -601,17 +621,46 @@ static int cmd_timeline(globals *g, int argc, char **argv)
   if (optind != argc - 1)
     return usage_error("timeline needs one incident id");
   char path[4300], err[512];
-  if (rb_incident_path(g->state_dir, argv[optind], path, sizeof path) != 0)
-    return usage_error("invalid incident id '%s'", argv[optind]);
-  if (access(path, R_OK) != 0) {
-    fprintf(stderr, "runbook: no timeline for incident '%s' (%s)\n", argv[optind], path);
-    return RB_EXIT_FAILED;
-  }
+  int code = incident_file(g, argv[optind], path, sizeof path);
+  if (code != RB_EXIT_OK)
+    return code;
   if (rb_timeline_export(path, fmt, stdout, err, sizeof err) != 0) {
     fprintf(stderr, "runbook: %s\n", err);
     return RB_EXIT_FAILED;
   }
   return RB_EXIT_OK;
+}
+
+static int cmd_verify(globals *g, int argc, char **argv)
+{
+  if (argc != 2 || argv[1][0] == '-')
+    return usage_error("verify needs one incident id");
+  char path[4300], err[512];
+  int code = incident_file(g, argv[1], path, sizeof path);
+  if (code != RB_EXIT_OK)
+    return code;
+  rb_tl_verdict v;
+  int rc = rb_timeline_verify(path, &v, err, sizeof err);
+  if (rc < 0) {
+    fprintf(stderr, "runbook: %s\n", err);
+    return RB_EXIT_FAILED;
+  }
+  if (v.torn_line)
+    fprintf(stderr, "warning: %s:%ld: torn last line (a crash mid-write), not verified\n",
+            path, v.torn_line);
+  if (v.bad_line) {
+    printf("%s:%ld: does not chain: %s\n", path, v.bad_line, v.why);
+  } else if (v.unchained) {
+    printf("lines 1-%ld unchained (written before hash chaining)", v.unchained);
+    if (v.events)
+      printf("; %ld events after them verify", v.events);
+    putchar('\n');
+  } else if (rc != 0) {
+    printf("%s: no events to verify\n", path);
+  } else {
+    printf("%ld events verify\nhead sha256 %s\n", v.events, v.head);
+  }
+  return rc == 0 ? RB_EXIT_OK : RB_EXIT_FAILED;
 }
 
 static int cmd_approve(globals *g, int argc, char **argv)
@@ -892,6 +941,8 @@ int main(int argc, char **argv)
     code = cmd_list(&g, argc - 1);
   else if (strcmp(cmd, "timeline") == 0)
     code = cmd_timeline(&g, argc - 1, argv + 1);
+  else if (strcmp(cmd, "verify") == 0)
+    code = cmd_verify(&g, argc - 1, argv + 1);
   else if (strcmp(cmd, "approve") == 0)
     code = cmd_approve(&g, argc - 1, argv + 1);
   else if (strcmp(cmd, "approvals") == 0)

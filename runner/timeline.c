@@ -1,5 +1,6 @@
 /* timeline.c: the append-only JSON Lines incident timeline (also the run
- * journal): crash-safe appends, torn-line repair, reading and exports. */
+ * journal): crash-safe hash-chained appends, torn-line repair, reading,
+ * chain verification and exports. */
 #include "runner/timeline.h"
 
 #include "runner/redact.h"
@@ -7,6 +8,8 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <openssl/evp.h>
+#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
@@ -17,10 +20,45 @@ struct rb_timeline {
   int fd;
   int do_fsync;
   char *path;
+  /* The chain's tail as of the file length known_end (-1: unknown, read it
+   * again). Only appends, which hold the lock, grow the file, and the repair
+   * only cuts an unfinished line, so an unchanged length means no other
+   * process appended since. */
+  off_t known_end;
+  long long last_seq; /* "seq" of the last line; -1 when it has none */
+  char last_hash[65]; /* hex SHA-256 of the last line */
 };
+
+#define RB_TL_HEADER "timeline_header"
 
 /* Longest rendering of a detail value or command in a sentence. */
 #define RB_TL_MAXVAL 300
+
+/* Sets *start to the offset just after the last '\n' in bytes [0, end) of
+ * the file (0 when there is none). */
+static int find_line_start(int fd, const char *path, off_t end, off_t *start, char *err,
+                           size_t errlen)
+{
+  char buf[4096];
+  off_t pos = end;
+  while (pos > 0) {
+    size_t n = pos >= (off_t)sizeof buf ? sizeof buf : (size_t)pos;
+    ssize_t got = pread(fd, buf, n, pos - (off_t)n);
+    if (got != (ssize_t)n)
+      return rb_err(err, errlen, "%s: read: %s", path,
+                    got < 0 ? strerror(errno) : "short");
+    size_t i = n;
+    while (i > 0 && buf[i - 1] != '\n')
+      i--;
+    if (i > 0) {
+      *start = pos - (off_t)n + (off_t)i;
+      return 0;
+    }
+    pos -= (off_t)n;
+  }
+  *start = 0;
+  return 0;
+}
 
 /* Cuts the file back to just after its last '\n' when its last byte is not
  * one. Called with the file locked so no append is mid-write. */
@@ -29,30 +67,16 @@ static int repair_tail(int fd, const char *path, int *repaired, char *err, size_
   struct stat st;
   if (fstat(fd, &st) != 0)
     return rb_err(err, errlen, "%s: %s", path, strerror(errno));
-  off_t end = st.st_size;
-  if (end == 0)
+  if (st.st_size == 0)
     return 0;
-  char buf[4096];
-  off_t pos = end;
-  int first = 1;
-  while (pos > 0) {
-    size_t n = pos >= (off_t)sizeof buf ? sizeof buf : (size_t)pos;
-    ssize_t got = pread(fd, buf, n, pos - (off_t)n);
-    if (got != (ssize_t)n)
-      return rb_err(err, errlen, "%s: read: %s", path,
-                    got < 0 ? strerror(errno) : "short");
-    if (first && buf[n - 1] == '\n')
-      return 0;
-    first = 0;
-    size_t i = n;
-    while (i > 0 && buf[i - 1] != '\n')
-      i--;
-    if (i > 0) {
-      pos = pos - (off_t)n + (off_t)i;
-      break;
-    }
-    pos -= (off_t)n;
-  }
+  char last;
+  if (pread(fd, &last, 1, st.st_size - 1) != 1)
+    return rb_err(err, errlen, "%s: read: %s", path, strerror(errno));
+  if (last == '\n')
+    return 0;
+  off_t pos;
+  if (find_line_start(fd, path, st.st_size, &pos, err, errlen) != 0)
+    return -1;
   if (ftruncate(fd, pos) != 0)
     return rb_err(err, errlen, "%s: cutting torn last line: %s", path, strerror(errno));
   if (repaired != NULL)
@@ -72,6 +96,7 @@ rb_timeline *rb_timeline_open(const char *path, int do_fsync, int *repaired, cha
     return NULL;
   }
   tl->do_fsync = do_fsync;
+  tl->known_end = -1;
   tl->fd = open(path, O_RDWR | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
   if (tl->fd < 0) {
     rb_err(err, errlen, "%s: %s", path, strerror(errno));
@@ -163,25 +188,179 @@ static int write_all(int fd, const char *buf, size_t len)
   return 0;
 }
 
-/* Appends one line under the file lock (so a concurrent open cannot take a
- * half-written line for a torn one), cutting it back off if the write fails
- * part way, then makes it durable. */
-static int write_line(rb_timeline *tl, const char *line, size_t len, char *err,
-                      size_t errlen)
+/* The canonical form of a line for the chain: its exact bytes, without the
+ * newline. out gets 64 lowercase hex digits. */
+static void hash_line(const char *line, size_t len, char out[65])
+{
+  unsigned char md[EVP_MAX_MD_SIZE];
+  unsigned int mdlen = 0;
+  if (EVP_Digest(line, len, md, &mdlen, EVP_sha256(), NULL) != 1 || mdlen != 32) {
+    out[0] = '\0'; /* never matches a recorded hash: verify fails, closed */
+    return;
+  }
+  for (unsigned int i = 0; i < mdlen; i++)
+    snprintf(out + 2 * i, 3, "%02x", md[i]);
+}
+
+/* Reads the last line of the file (which ends in '\n' at end - 1) into the
+ * chain's tail: its hash, and its "seq" if it is a chained event. */
+static int load_tail(rb_timeline *tl, off_t end, char *err, size_t errlen)
+{
+  off_t start;
+  if (find_line_start(tl->fd, tl->path, end - 1, &start, err, errlen) != 0)
+    return -1;
+  size_t len = (size_t)(end - 1 - start);
+  char *line = malloc(len + 1);
+  if (line == NULL)
+    return rb_err(err, errlen, "%s: out of memory", tl->path);
+  ssize_t got = len ? pread(tl->fd, line, len, start) : 0;
+  if (got != (ssize_t)len) {
+    free(line);
+    return rb_err(err, errlen, "%s: read: %s", tl->path,
+                  got < 0 ? strerror(errno) : "short");
+  }
+  hash_line(line, len, tl->last_hash);
+  json_t *ev = json_loadb(line, len, 0, NULL);
+  json_t *seq = json_object_get(ev, "seq");
+  tl->last_seq = json_is_integer(seq) && json_integer_value(seq) >= 0
+                     ? (long long)json_integer_value(seq)
+                     : -1;
+  json_decref(ev);
+  free(line);
+  return 0;
+}
+
+/* Brings the chain's tail up to date with the file, under the lock: cuts a
+ * torn line a crashed writer left, then rereads the last line unless this
+ * handle wrote it. st->st_size is kept current. */
+static int sync_tail(rb_timeline *tl, struct stat *st, char *err, size_t errlen)
+{
+  if (tl->known_end >= 0 && tl->known_end == st->st_size)
+    return 0;
+  int rep = 0;
+  if (repair_tail(tl->fd, tl->path, &rep, err, errlen) != 0)
+    return -1;
+  if (rep && fstat(tl->fd, st) != 0)
+    return rb_err(err, errlen, "%s: %s", tl->path, strerror(errno));
+  tl->last_seq = -1;
+  tl->last_hash[0] = '\0';
+  if (st->st_size > 0 && load_tail(tl, st->st_size, err, errlen) != 0)
+    return -1;
+  tl->known_end = st->st_size;
+  return 0;
+}
+
+/* Appends to m the line body ("{...}", no newline) with the chain fields
+ * after its last member, and the newline; then hashes what it added. */
+static void put_chained(FILE *m, const char *body, long long seq, const char *prev,
+                        char hash[65], char **buf, size_t *len)
+{
+  fflush(m);
+  size_t from = *len;
+  size_t blen = strlen(body);
+  fprintf(m, "%.*s%sseq\":%lld", (int)(blen - 1), body, blen > 2 ? ",\"" : "\"", seq);
+  if (prev != NULL && prev[0] != '\0')
+    fprintf(m, ",\"prev\":\"%s\"", prev);
+  fputc('}', m);
+  fflush(m);
+  hash_line(*buf + from, *len - from, hash);
+  fputc('\n', m);
+}
+
+/* The header that opens a chain: in an empty file, or after lines written
+ * before chaining (then it chains to the last of them). It takes the time of
+ * the event it comes with, so times never go backwards. */
+static char *header_body(const char *ts)
+{
+  json_t *h =
+      json_pack("{s:s, s:s, s:s}", "ts", ts, "event", RB_TL_HEADER, "chain", "sha256");
+  char *s = h ? json_dumps(h, JSON_COMPACT) : NULL;
+  json_decref(h);
+  return s;
+}
+
+/* Builds, under the lock, the bytes to append for body: a header first when
+ * the last line is not a chained event, then body chained to it. *seq and
+ * hash get the appended event's. Caller frees *out. */
+static int chain_lines(rb_timeline *tl, const char *body, const char *ts, char **out,
+                       size_t *outlen, long long *seq, char hash[65])
+{
+  char *buf = NULL;
+  size_t len = 0;
+  FILE *m = open_memstream(&buf, &len);
+  if (m == NULL)
+    return -1;
+  long long last = tl->last_seq;
+  char prev[65];
+  snprintf(prev, sizeof prev, "%s", tl->last_hash);
+  if (last < 0) {
+    char *h = header_body(ts);
+    if (h == NULL) {
+      fclose(m);
+      free(buf);
+      return -1;
+    }
+    char hh[65];
+    put_chained(m, h, 0, prev, hh, &buf, &len);
+    free(h);
+    memcpy(prev, hh, sizeof prev);
+    last = 0;
+  }
+  *seq = last + 1;
+  put_chained(m, body, *seq, prev, hash, &buf, &len);
+  if (fclose(m) != 0) {
+    free(buf);
+    return -1;
+  }
+  *out = buf;
+  *outlen = len;
+  return 0;
+}
+
+/* Appends body as the next link of the chain, all under the file lock: the
+ * tail is read, the line (with a header first when needed) written in one
+ * write(), cut back off if the write fails part way, then made durable. So
+ * concurrent appenders from other processes chain one after the other, and
+ * a concurrent open cannot take a half-written line for a torn one. */
+static int write_chained(rb_timeline *tl, const char *body, const char *ts, char *err,
+                         size_t errlen)
 {
   if (flock(tl->fd, LOCK_EX) != 0)
     return rb_err(err, errlen, "%s: lock: %s", tl->path, strerror(errno));
-  int rc = 0;
+  int rc = -1;
+  char *lines = NULL;
+  size_t len = 0;
+  long long seq = 0;
+  char hash[65];
   struct stat st;
-  int have_size = fstat(tl->fd, &st) == 0;
-  if (write_all(tl->fd, line, len) != 0) {
-    rc = rb_err(err, errlen, "%s: write: %s", tl->path, strerror(errno));
-    if (have_size && ftruncate(tl->fd, st.st_size) != 0) {
-      /* the torn line is cut on the next open */
-    }
-  } else if (tl->do_fsync && fdatasync(tl->fd) != 0) {
-    rc = rb_err(err, errlen, "%s: fsync: %s", tl->path, strerror(errno));
+  if (fstat(tl->fd, &st) != 0) {
+    rb_err(err, errlen, "%s: %s", tl->path, strerror(errno));
+    goto out;
   }
+  if (sync_tail(tl, &st, err, errlen) != 0)
+    goto out;
+  if (chain_lines(tl, body, ts, &lines, &len, &seq, hash) != 0) {
+    rb_err(err, errlen, "%s: out of memory", tl->path);
+    goto out;
+  }
+  tl->known_end = -1;
+  if (write_all(tl->fd, lines, len) != 0) {
+    rb_err(err, errlen, "%s: write: %s", tl->path, strerror(errno));
+    if (ftruncate(tl->fd, st.st_size) != 0) {
+      /* the torn line is cut by the next open or append */
+    }
+    goto out;
+  }
+  tl->known_end = st.st_size + (off_t)len;
+  tl->last_seq = seq;
+  memcpy(tl->last_hash, hash, sizeof hash);
+  if (tl->do_fsync && fdatasync(tl->fd) != 0) {
+    rb_err(err, errlen, "%s: fsync: %s", tl->path, strerror(errno));
+    goto out;
+  }
+  rc = 0;
+out:
+  free(lines);
   flock(tl->fd, LOCK_UN);
   return rc;
 }
@@ -191,29 +370,24 @@ int rb_timeline_append(rb_timeline *tl, json_t *ev, char *err, size_t errlen)
   if (tl == NULL || !json_is_object(ev))
     return rb_err(err, errlen, "timeline: event is not a JSON object");
   int rc = -1;
-  char *line = NULL;
+  char *body = NULL;
   json_t *copy = prepare_event(ev);
   if (copy == NULL) {
     rb_err(err, errlen, "%s: out of memory", tl->path);
     goto out;
   }
-  char *s = json_dumps(copy, JSON_COMPACT);
-  if (s == NULL) {
+  /* the chain's fields are the writer's, never the caller's */
+  json_object_del(copy, "seq");
+  json_object_del(copy, "prev");
+  body = json_dumps(copy, JSON_COMPACT);
+  if (body == NULL) {
     rb_err(err, errlen, "%s: event cannot be serialised", tl->path);
     goto out;
   }
-  size_t len = strlen(s);
-  line = realloc(s, len + 2);
-  if (line == NULL) {
-    free(s);
-    rb_err(err, errlen, "%s: out of memory", tl->path);
-    goto out;
-  }
-  line[len] = '\n';
-  line[len + 1] = '\0';
-  rc = write_line(tl, line, len + 1, err, errlen);
+  const char *ts = json_string_value(json_object_get(copy, "ts"));
+  rc = write_chained(tl, body, ts ? ts : "", err, errlen);
 out:
-  free(line);
+  free(body);
   json_decref(copy);
   return rc;
 }
@@ -226,11 +400,133 @@ static int blank(const char *s)
   return 1;
 }
 
-int rb_timeline_read(const char *path, rb_timeline_cb cb, void *arg, int *skipped,
-                     char *err, size_t errlen)
+int rb_timeline_is_header(const json_t *ev)
+{
+  const char *e = json_string_value(json_object_get(ev, "event"));
+  return e != NULL && strcmp(e, RB_TL_HEADER) == 0;
+}
+
+/* Called with each event and its line exactly as stored (len bytes, no
+ * newline). */
+typedef int (*line_cb)(json_t *ev, const char *raw, size_t len, void *arg);
+
+/* The walk behind rb_timeline_read, also handing out the raw line. */
+static int read_lines(const char *path, line_cb cb, void *arg, int *skipped, char *err,
+                      size_t errlen)
 {
   if (skipped != NULL)
     *skipped = 0;
+  FILE *f = fopen(path, "re");
+  if (f == NULL)
+    return rb_err(err, errlen, "%s: %s", path, strerror(errno));
+  char *line = NULL;
+  size_t cap = 0;
+  ssize_t n;
+  long lineno = 0, first_bad = 0;
+  int rc = 0;
+  while (rc == 0 && (n = getline(&line, &cap, f)) >= 0) {
+    lineno++;
+    if (blank(line))
+      continue;
+    int ended = line[n - 1] == '\n';
+    json_t *ev = json_loadb(line, (size_t)n, 0, NULL);
+    if (!json_is_object(ev)) {
+      json_decref(ev);
+      if (!ended) {
+        /* only the last line can lack its newline: a crash mid-write */
+        fprintf(stderr, "warning: %s:%ld: ignoring torn last timeline line\n", path,
+                lineno);
+        if (skipped != NULL)
+          (*skipped)++;
+      } else {
+        fprintf(stderr,
+                "error: %s:%ld: unparseable timeline line (complete, so not torn)\n",
+                path, lineno);
+        first_bad = first_bad ? first_bad : lineno;
+      }
+      continue;
+    }
+    if (cb != NULL)
+      rc = cb(ev, line, (size_t)n - (size_t)ended, arg);
+    json_decref(ev);
+  }
+  if (rc == 0 && ferror(f))
+    rc = rb_err(err, errlen, "%s: read: %s", path, strerror(errno));
+  if (rc == 0 && first_bad)
+    rc = rb_err(err, errlen,
+                "%s:%ld: unparseable line in the timeline (not a torn last line: edited "
+                "or damaged)",
+                path, first_bad);
+  free(line);
+  fclose(f);
+  return rc;
+}
+
+typedef struct {
+  rb_timeline_cb cb;
+  void *arg;
+} read_ctx;
+
+static int forward_event(json_t *ev, const char *raw, size_t len, void *arg)
+{
+  (void)raw;
+  (void)len;
+  read_ctx *r = arg;
+  return r->cb ? r->cb(ev, r->arg) : 0;
+}
+
+int rb_timeline_read(const char *path, rb_timeline_cb cb, void *arg, int *skipped,
+                     char *err, size_t errlen)
+{
+  read_ctx r = {cb, arg};
+  return read_lines(path, forward_event, &r, skipped, err, errlen);
+}
+
+/* ---- verify ---- */
+
+enum { VL_EVENT, VL_HEADER, VL_PLAIN, VL_BAD, VL_TORN };
+
+/* One non-blank line as verify sees it. */
+typedef struct {
+  int kind;
+  long lineno;
+  long long seq; /* -1 when absent or not a non-negative integer */
+  char hash[65];
+  char prev[65]; /* "" when absent */
+} vline;
+
+typedef struct {
+  vline *v;
+  size_t n, cap;
+} vlines;
+
+static int classify_line(vline *l, const char *line, size_t n)
+{
+  int ended = n > 0 && line[n - 1] == '\n';
+  size_t len = n - (size_t)ended;
+  hash_line(line, len, l->hash);
+  l->seq = -1;
+  l->prev[0] = '\0';
+  json_t *ev = json_loadb(line, len, 0, NULL);
+  if (!json_is_object(ev)) {
+    json_decref(ev);
+    return ended ? VL_BAD : VL_TORN;
+  }
+  json_t *seq = json_object_get(ev, "seq");
+  const char *prev = json_string_value(json_object_get(ev, "prev"));
+  if (json_is_integer(seq) && json_integer_value(seq) >= 0)
+    l->seq = (long long)json_integer_value(seq);
+  if (prev != NULL)
+    snprintf(l->prev, sizeof l->prev, "%s", prev);
+  int kind = rb_timeline_is_header(ev)     ? VL_HEADER
+             : seq != NULL || prev != NULL ? VL_EVENT
+                                           : VL_PLAIN;
+  json_decref(ev);
+  return kind;
+}
+
+static int load_vlines(const char *path, vlines *out, char *err, size_t errlen)
+{
   FILE *f = fopen(path, "re");
   if (f == NULL)
     return rb_err(err, errlen, "%s: %s", path, strerror(errno));
@@ -243,23 +539,116 @@ int rb_timeline_read(const char *path, rb_timeline_cb cb, void *arg, int *skippe
     lineno++;
     if (blank(line))
       continue;
-    json_t *ev = json_loadb(line, (size_t)n, 0, NULL);
-    if (!json_is_object(ev)) {
-      json_decref(ev);
-      fprintf(stderr, "warning: %s:%ld: ignoring torn or invalid timeline line\n", path,
-              lineno);
-      if (skipped != NULL)
-        (*skipped)++;
-      continue;
+    if (out->n == out->cap) {
+      size_t nc = out->cap ? out->cap * 2 : 64;
+      vline *nv = realloc(out->v, nc * sizeof *nv);
+      if (nv == NULL) {
+        rc = rb_err(err, errlen, "%s: out of memory", path);
+        break;
+      }
+      out->v = nv;
+      out->cap = nc;
     }
-    if (cb != NULL)
-      rc = cb(ev, arg);
-    json_decref(ev);
+    vline *l = &out->v[out->n++];
+    l->lineno = lineno;
+    l->kind = classify_line(l, line, (size_t)n);
   }
   if (rc == 0 && ferror(f))
     rc = rb_err(err, errlen, "%s: read: %s", path, strerror(errno));
   free(line);
   fclose(f);
+  return rc;
+}
+
+static int bad(rb_tl_verdict *v, long lineno, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static int bad(rb_tl_verdict *v, long lineno, const char *fmt, ...)
+{
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(v->why, sizeof v->why, fmt, ap);
+  va_end(ap);
+  v->bad_line = lineno;
+  return 1;
+}
+
+/* Says why line k does not chain to line k - 1 (both chained events or the
+ * header). Another line's hash in its "prev" means lines were moved; a gap in
+ * "seq" that lines were deleted; else the previous line's bytes changed. */
+static int diagnose(const vlines *ls, size_t k, rb_tl_verdict *v)
+{
+  const vline *e = &ls->v[k], *p = &ls->v[k - 1];
+  for (size_t j = 0; e->prev[0] && j < ls->n; j++) {
+    if (j == k - 1 || strcmp(ls->v[j].hash, e->prev) != 0)
+      continue;
+    if (j > k)
+      return bad(v, e->lineno, "reordered: it chains to line %ld, which comes after it",
+                 ls->v[j].lineno);
+    return bad(v, e->lineno, "reordered or duplicated: it chains to line %ld, not %ld",
+               ls->v[j].lineno, p->lineno);
+  }
+  if (e->seq >= 0 && e->seq <= p->seq)
+    return bad(v, e->lineno, "reordered: seq %lld after seq %lld", e->seq, p->seq);
+  if (e->seq > p->seq + 1)
+    return bad(v, e->lineno,
+               "deleted: %lld event(s) missing before it (seq %lld after %lld)",
+               e->seq - p->seq - 1, e->seq, p->seq);
+  if (e->seq < 0 || e->prev[0] == '\0')
+    return bad(v, e->lineno, "edited: its seq or prev field is missing or malformed");
+  return bad(v, p->lineno, "edited: its SHA-256 is not the one line %ld records",
+             e->lineno);
+}
+
+/* Checks line k given the lines before it; 1 stops the walk at a bad line. */
+static int verify_one(const vlines *ls, size_t k, int *chained, rb_tl_verdict *v)
+{
+  const vline *e = &ls->v[k], *p = k ? &ls->v[k - 1] : NULL;
+  switch (e->kind) {
+  case VL_TORN:
+    v->torn_line = e->lineno;
+    return 0;
+  case VL_BAD:
+    return bad(v, e->lineno, "unparseable: not a JSON object (and not a torn last line)");
+  case VL_PLAIN:
+    if (*chained)
+      return bad(v, e->lineno, "no hash: added or rewritten outside the chain");
+    v->unchained++;
+    return 0;
+  case VL_HEADER:
+    if (*chained)
+      return bad(v, e->lineno, "a second header: the chain restarts here");
+    if (p == NULL && e->prev[0])
+      return bad(v, e->lineno,
+                 "the header names a previous line: lines before it deleted");
+    if (p != NULL && strcmp(e->prev, p->hash) != 0)
+      return bad(v, e->lineno, "the header does not chain to line %ld", p->lineno);
+    *chained = 1;
+    break;
+  default:
+    if (!*chained)
+      return bad(v, e->lineno, "no header before it: the chain's start was deleted");
+    if (e->seq != p->seq + 1 || strcmp(e->prev, p->hash) != 0)
+      return diagnose(ls, k, v);
+    v->events++;
+  }
+  memcpy(v->head, e->hash, sizeof v->head);
+  return 0;
+}
+
+int rb_timeline_verify(const char *path, rb_tl_verdict *v, char *err, size_t errlen)
+{
+  memset(v, 0, sizeof *v);
+  vlines ls = {0};
+  if (load_vlines(path, &ls, err, errlen) != 0) {
+    free(ls.v);
+    return -1;
+  }
+  int chained = 0, rc = 0;
+  for (size_t k = 0; rc == 0 && k < ls.n; k++)
+    rc = verify_one(&ls, k, &chained, v);
+  free(ls.v);
+  if (rc == 0 && (v->unchained > 0 || !chained))
+    rc = 1;
   return rc;
 }
 
@@ -584,17 +973,17 @@ static void markdown_head(export_ctx *x, const json_t *ev)
   fputs("\n\n| Time (UTC) | Event |\n|------|-------|\n", x->out);
 }
 
-static int export_one(json_t *ev, void *arg)
+static int export_one(json_t *ev, const char *raw, size_t len, void *arg)
 {
   export_ctx *x = arg;
   if (x->fmt == RB_TL_JSON) {
-    char *s = json_dumps(ev, JSON_COMPACT);
-    if (s == NULL)
-      return rb_err(x->err, x->errlen, "%s: out of memory while exporting", x->path);
-    fprintf(x->out, "%s\n", s);
-    free(s);
+    /* the exact bytes, so the export can be verified like the file */
+    fwrite(raw, 1, len, x->out);
+    fputc('\n', x->out);
     return 0;
   }
+  if (rb_timeline_is_header(ev))
+    return 0;
   if (x->fmt == RB_TL_MARKDOWN && x->rows == 0)
     markdown_head(x, ev);
   x->rows++;
@@ -632,7 +1021,7 @@ int rb_timeline_export(const char *path, rb_tl_format fmt, FILE *out, char *err,
                        size_t errlen)
 {
   export_ctx x = {.fmt = fmt, .out = out, .err = err, .errlen = errlen, .path = path};
-  int rc = rb_timeline_read(path, export_one, &x, NULL, err, errlen);
+  int rc = read_lines(path, export_one, &x, NULL, err, errlen);
   if (rc == 0 && fmt == RB_TL_MARKDOWN && x.rows == 0)
     fputs("## Timeline (All times UTC)\n\n_No events._\n", out);
   if (rc == 0 && ferror(out))
