@@ -21,7 +21,8 @@ class Result:
         self.state_dir = state_dir
 
     def timeline(self, incident=None):
-        """Events of the incident's timeline (the only one when not named)."""
+        """Events of the incident's timeline (the only one when not named),
+        without the hash chain's header line (docs/timeline.md)."""
         d = self.state_dir
         if incident is None:
             files = [f for f in os.listdir(os.path.join(d, "incidents")) if f.endswith(".jsonl")]
@@ -29,7 +30,8 @@ class Result:
             incident = files[0][:-len(".jsonl")]
         path = os.path.join(d, "incidents", incident + ".jsonl")
         with open(path) as f:
-            return [json.loads(line) for line in f if line.strip()]
+            events = [json.loads(line) for line in f if line.strip()]
+        return [e for e in events if e.get("event") != "timeline_header"]
 
     def __repr__(self):
         return "exit %d\n--stdout--\n%s\n--stderr--\n%s" % (self.code, self.stdout, self.stderr)

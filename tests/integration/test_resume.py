@@ -69,12 +69,13 @@ def crash_during(book, log, state, marker):
     # the commands of tests running beside it
     subprocess.run(["pkill", "-f", log + "."], check=False)
     with open(tl) as f:
-        return json.loads(f.readline())["run"]
+        return [json.loads(line) for line in f if '"run"' in line][0]["run"]
 
 
 def events(state):
     with open(os.path.join(state, "incidents", "inc.jsonl")) as f:
-        return [json.loads(line) for line in f]
+        evs = [json.loads(line) for line in f]
+    return [e for e in evs if e.get("event") != "timeline_header"]
 
 
 def lines(log):

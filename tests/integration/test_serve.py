@@ -126,7 +126,8 @@ class Serve:
         if not os.path.exists(path):
             return []
         with open(path) as f:
-            return [json.loads(line) for line in f if line.strip()]
+            evs = [json.loads(line) for line in f if line.strip()]
+        return [e for e in evs if e.get("event") != "timeline_header"]
 
     def wait_finished(self, n, timeout=60):
         deadline = time.time() + timeout
