@@ -595,6 +595,8 @@ static int diagnose(const vlines *ls, size_t k, rb_tl_verdict *v)
                e->seq - p->seq - 1, e->seq, p->seq);
   if (e->seq < 0 || e->prev[0] == '\0')
     return bad(v, e->lineno, "edited: its seq or prev field is missing or malformed");
+  if (p->kind == VL_EVENT)
+    v->events--; /* it chained to its own predecessor, yet is the bad one */
   return bad(v, p->lineno, "edited: its SHA-256 is not the one line %ld records",
              e->lineno);
 }

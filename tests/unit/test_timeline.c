@@ -1,5 +1,6 @@
 /* test_timeline.c: unit tests of the incident timeline (runner/timeline.c):
- * appends, torn-line repair and skipping, secret scrubbing, describe, exports. */
+ * appends, the hash chain and its verification, torn-line repair and skipping,
+ * secret scrubbing, describe, exports. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -7,10 +8,12 @@
 #include <cmocka.h>
 
 #include <fcntl.h>
+#include <openssl/evp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "runner/redact.h"
@@ -80,6 +83,18 @@ static char *slurp(const char *path)
   return buf;
 }
 
+/* Hex SHA-256 of s, computed here independently of the writer; static. */
+static const char *sha256_hex(const char *s)
+{
+  static char out[65];
+  unsigned char md[32];
+  unsigned int len = 0;
+  assert_int_equal(EVP_Digest(s, strlen(s), md, &len, EVP_sha256(), NULL), 1);
+  for (unsigned i = 0; i < 32; i++)
+    snprintf(out + 2 * i, 3, "%02x", md[i]);
+  return out;
+}
+
 typedef struct {
   int n;
   char steps[8][32];
@@ -89,6 +104,8 @@ typedef struct {
 static int collect(json_t *ev, void *arg)
 {
   collected *c = arg;
+  if (rb_timeline_is_header(ev))
+    return 0;
   const char *s = json_string_value(json_object_get(ev, "step"));
   if (c->n < 8)
     snprintf(c->steps[c->n], sizeof c->steps[0], "%s", s ? s : "-");
@@ -171,7 +188,15 @@ static void test_existing_ts_is_kept(void **state)
   json_decref(ev);
   rb_timeline_free(tl);
   char *raw = slurp(path);
-  assert_string_equal(raw, "{\"ts\":\"2026-11-22T09:36:08.312Z\",\"event\":\"note\"}\n");
+  /* the header takes the time of the first event; prev is its SHA-256 */
+  const char *head = "{\"ts\":\"2026-11-22T09:36:08.312Z\",\"event\":\"timeline_header\","
+                     "\"chain\":\"sha256\",\"seq\":0}";
+  char want[512];
+  snprintf(want, sizeof want,
+           "%s\n{\"ts\":\"2026-11-22T09:36:08.312Z\",\"event\":\"note\",\"seq\":1,"
+           "\"prev\":\"%s\"}\n",
+           head, sha256_hex(head));
+  assert_string_equal(raw, want);
   free(raw);
 }
 
@@ -296,28 +321,33 @@ static void test_torn_last_line_is_skipped_with_warning(void **state)
   assert_int_equal(c.n, 2);
   assert_int_equal(skipped, 1);
   char want[4300];
-  snprintf(want, sizeof want, "warning: %s:3: ignoring torn or invalid timeline line\n",
-           path);
+  snprintf(want, sizeof want, "warning: %s:3: ignoring torn last timeline line\n", path);
   assert_string_equal(warn, want);
   free(warn);
 }
 
-static void test_invalid_middle_line_is_skipped_and_blank_lines_are_silent(void **state)
+static void test_unparseable_complete_line_is_an_error_naming_it(void **state)
 {
   (void)state;
   const char *path = fresh_path();
   write_file(path, "{\"step\":\"a\"}\n\n   \nnot json\n[1,2]\n{\"step\":\"b\"}\r\n");
   collected c = {0};
-  int skipped = -1, rc = -1;
+  int skipped = -1, rc = 0;
   char *warn = capture_stderr(read_all, path, &c, &skipped, &rc);
-  assert_int_equal(rc, 0);
+  /* the walk goes on (exports show the rest) but fails, naming each line */
+  assert_int_equal(rc, -1);
   assert_int_equal(c.n, 2);
-  assert_int_equal(skipped, 2);
+  assert_int_equal(skipped, 0);
   assert_string_equal(c.steps[1], "b");
-  assert_non_null(strstr(warn, ":4: ignoring"));
-  assert_non_null(strstr(warn, ":5: ignoring"));
+  assert_non_null(strstr(warn, ":4: unparseable"));
+  assert_non_null(strstr(warn, ":5: unparseable"));
   assert_null(strstr(warn, ":2:"));
   free(warn);
+  char err[512] = "";
+  assert_int_equal(rb_timeline_read(path, NULL, NULL, NULL, err, sizeof err), -1);
+  char want[4300];
+  snprintf(want, sizeof want, "%s:4: unparseable line", path);
+  assert_non_null(strstr(err, want));
 }
 
 static void test_very_long_line_is_read_whole(void **state)
@@ -595,6 +625,238 @@ static void test_markdown_export_of_empty_timeline_says_so(void **state)
   free(md);
 }
 
+/* ---- the hash chain ---- */
+
+/* Appends n events (steps s1..sn) to path through a fresh handle. */
+static void append_events(const char *path, int from, int n)
+{
+  char err[256] = "";
+  rb_timeline *tl = rb_timeline_open(path, 0, NULL, err, sizeof err);
+  assert_non_null(tl);
+  for (int i = from; i < from + n; i++) {
+    char step[16];
+    snprintf(step, sizeof step, "s%d", i);
+    json_t *ev = event(step, "action", "started");
+    json_object_set_new(ev, "seq", json_integer(999)); /* the writer's field */
+    assert_int_equal(rb_timeline_append(tl, ev, err, sizeof err), 0);
+    json_decref(ev);
+  }
+  rb_timeline_free(tl);
+}
+
+/* Splits the file into its lines (without newlines); returns the count. */
+static int file_lines(const char *path, char *lines[], int max)
+{
+  char *raw = slurp(path);
+  int n = 0;
+  for (char *save = NULL, *l = strtok_r(raw, "\n", &save); l && n < max;
+       l = strtok_r(NULL, "\n", &save))
+    lines[n++] = strdup(l);
+  free(raw);
+  return n;
+}
+
+static void put_lines(const char *path, char *lines[], int n)
+{
+  FILE *f = fopen(path, "w");
+  assert_non_null(f);
+  for (int i = 0; i < n; i++)
+    fprintf(f, "%s\n", lines[i]);
+  fclose(f);
+}
+
+static void free_lines(char *lines[], int n)
+{
+  for (int i = 0; i < n; i++)
+    free(lines[i]);
+}
+
+static rb_tl_verdict verdict(const char *path, int want_rc)
+{
+  rb_tl_verdict v;
+  char err[256] = "";
+  assert_int_equal(rb_timeline_verify(path, &v, err, sizeof err), want_rc);
+  return v;
+}
+
+static void test_each_line_carries_the_hash_of_the_one_before(void **state)
+{
+  (void)state;
+  const char *path = fresh_path();
+  append_events(path, 1, 2);
+  append_events(path, 3, 2); /* a second handle, as a resume would */
+  char *lines[8];
+  int n = file_lines(path, lines, 8);
+  assert_int_equal(n, 5);
+  assert_non_null(strstr(lines[0], "\"event\":\"timeline_header\""));
+  assert_null(strstr(lines[0], "\"prev\""));
+  for (int i = 1; i < n; i++) {
+    char want[128];
+    snprintf(want, sizeof want, "\"seq\":%d,\"prev\":\"%s\"}", i,
+             sha256_hex(lines[i - 1]));
+    assert_non_null(strstr(lines[i], want));
+  }
+  rb_tl_verdict v = verdict(path, 0);
+  assert_int_equal(v.events, 4);
+  assert_int_equal(v.bad_line, 0);
+  assert_string_equal(v.head, sha256_hex(lines[4]));
+  free_lines(lines, n);
+}
+
+/* Writes a 6-line chain (header + 5 events), lets change() alter its lines,
+ * and returns the verdict, which must be a failure. */
+static rb_tl_verdict tampered(int (*change)(char *lines[], int n))
+{
+  const char *path = fresh_path();
+  append_events(path, 1, 5);
+  char *lines[8];
+  int n = file_lines(path, lines, 8);
+  assert_int_equal(n, 6);
+  int m = change(lines, n);
+  put_lines(path, lines, m);
+  free_lines(lines, n);
+  return verdict(path, 1);
+}
+
+static int edit_line_3(char *lines[], int n)
+{
+  char *p = strstr(lines[2], "\"s2\"");
+  assert_non_null(p);
+  p[2] = '9';
+  return n;
+}
+
+static int delete_line_3(char *lines[], int n)
+{
+  char *gone = lines[2];
+  memmove(&lines[2], &lines[3], (size_t)(n - 3) * sizeof *lines);
+  lines[n - 1] = gone; /* still freed */
+  return n - 1;
+}
+
+static int swap_lines_3_and_4(char *lines[], int n)
+{
+  char *t = lines[2];
+  lines[2] = lines[3];
+  lines[3] = t;
+  return n;
+}
+
+static int delete_header(char *lines[], int n)
+{
+  char *gone = lines[0];
+  memmove(&lines[0], &lines[1], (size_t)(n - 1) * sizeof *lines);
+  lines[n - 1] = gone;
+  return n - 1;
+}
+
+static int garble_line_4(char *lines[], int n)
+{
+  lines[3][5] = '\0';
+  return n;
+}
+
+static void test_verify_names_the_first_line_that_does_not_chain(void **state)
+{
+  (void)state;
+  rb_tl_verdict v = tampered(edit_line_3);
+  assert_int_equal(v.bad_line, 3);
+  assert_non_null(strstr(v.why, "edited"));
+  assert_int_equal(v.events, 1);
+
+  v = tampered(delete_line_3);
+  assert_int_equal(v.bad_line, 3);
+  assert_non_null(strstr(v.why, "deleted: 1 event(s)"));
+
+  v = tampered(swap_lines_3_and_4);
+  assert_int_equal(v.bad_line, 3);
+  assert_non_null(strstr(v.why, "reordered"));
+
+  v = tampered(delete_header);
+  assert_int_equal(v.bad_line, 1);
+  assert_non_null(strstr(v.why, "no header"));
+
+  v = tampered(garble_line_4);
+  assert_int_equal(v.bad_line, 4);
+  assert_non_null(strstr(v.why, "unparseable"));
+}
+
+static void test_verify_allows_a_torn_last_line_and_reports_it(void **state)
+{
+  (void)state;
+  const char *path = fresh_path();
+  append_events(path, 1, 3);
+  FILE *f = fopen(path, "a");
+  fputs("{\"ts\":\"2026-11-22T10:00:00.000Z\",\"ev", f);
+  fclose(f);
+  rb_tl_verdict v = verdict(path, 0);
+  assert_int_equal(v.events, 3);
+  assert_int_equal(v.torn_line, 5);
+  /* the next append cuts it and chains on */
+  append_events(path, 4, 1);
+  v = verdict(path, 0);
+  assert_int_equal(v.events, 4);
+  assert_int_equal(v.torn_line, 0);
+}
+
+static void test_timeline_written_before_chaining_is_unchained(void **state)
+{
+  (void)state;
+  const char *path = fresh_path();
+  write_file(path, "{\"step\":\"a\"}\n{\"step\":\"b\"}\n");
+  rb_tl_verdict v = verdict(path, 1);
+  assert_int_equal(v.unchained, 2);
+  assert_int_equal(v.events, 0);
+  assert_int_equal(v.bad_line, 0);
+  /* appending starts a chain with a header linked to the old last line */
+  append_events(path, 1, 2);
+  char *lines[8];
+  int n = file_lines(path, lines, 8);
+  assert_int_equal(n, 5);
+  assert_non_null(strstr(lines[2], "\"event\":\"timeline_header\""));
+  assert_non_null(strstr(lines[2], sha256_hex(lines[1])));
+  free_lines(lines, n);
+  v = verdict(path, 1);
+  assert_int_equal(v.unchained, 2);
+  assert_int_equal(v.events, 2);
+  assert_int_equal(v.bad_line, 0);
+  /* an empty file proves nothing */
+  const char *empty = fresh_path();
+  write_file(empty, "");
+  v = verdict(empty, 1);
+  assert_int_equal(v.events, 0);
+}
+
+static void test_concurrent_appenders_chain_one_after_the_other(void **state)
+{
+  (void)state;
+  const char *path = fresh_path();
+  pid_t kids[4];
+  for (int k = 0; k < 4; k++) {
+    kids[k] = fork();
+    assert_true(kids[k] >= 0);
+    if (kids[k] == 0) {
+      char err[256] = "";
+      rb_timeline *tl = rb_timeline_open(path, 0, NULL, err, sizeof err);
+      for (int i = 0; tl && i < 50; i++) {
+        json_t *ev = event("x", "action", "started");
+        if (rb_timeline_append(tl, ev, err, sizeof err) != 0)
+          _exit(1);
+        json_decref(ev);
+      }
+      rb_timeline_free(tl);
+      _exit(tl ? 0 : 1);
+    }
+  }
+  for (int k = 0; k < 4; k++) {
+    int st = -1;
+    assert_int_equal(waitpid(kids[k], &st, 0), kids[k]);
+    assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+  }
+  rb_tl_verdict v = verdict(path, 0);
+  assert_int_equal(v.events, 200);
+}
+
 int main(void)
 {
   const struct CMUnitTest tests[] = {
@@ -607,7 +869,7 @@ int main(void)
       cmocka_unit_test(test_intact_file_is_not_repaired),
       cmocka_unit_test(test_open_in_missing_directory_fails_naming_path),
       cmocka_unit_test(test_torn_last_line_is_skipped_with_warning),
-      cmocka_unit_test(test_invalid_middle_line_is_skipped_and_blank_lines_are_silent),
+      cmocka_unit_test(test_unparseable_complete_line_is_an_error_naming_it),
       cmocka_unit_test(test_very_long_line_is_read_whole),
       cmocka_unit_test(test_callback_nonzero_stops_the_walk),
       cmocka_unit_test(test_reading_a_missing_file_is_an_error_naming_it),
@@ -623,6 +885,11 @@ int main(void)
       cmocka_unit_test(test_text_export_has_one_line_per_event),
       cmocka_unit_test(test_json_export_reproduces_the_stored_lines),
       cmocka_unit_test(test_markdown_export_of_empty_timeline_says_so),
+      cmocka_unit_test(test_each_line_carries_the_hash_of_the_one_before),
+      cmocka_unit_test(test_verify_names_the_first_line_that_does_not_chain),
+      cmocka_unit_test(test_verify_allows_a_torn_last_line_and_reports_it),
+      cmocka_unit_test(test_timeline_written_before_chaining_is_unchained),
+      cmocka_unit_test(test_concurrent_appenders_chain_one_after_the_other),
   };
   return cmocka_run_group_tests(tests, setup_dir, teardown_dir);
 }
