@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "runner/redact.h"
+#include "runner/sha256.h"
 #include "runner/timeline.h"
 #include "runner/util.h"
 
@@ -857,6 +858,30 @@ static void test_concurrent_appenders_chain_one_after_the_other(void **state)
   assert_int_equal(v.events, 200);
 }
 
+static void test_sha256_matches_the_standard_and_libcrypto(void **state)
+{
+  (void)state;
+  char out[65];
+  rb_sha256_hex("", 0, out);
+  assert_string_equal(out,
+                      "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
+  rb_sha256_hex("abc", 3, out);
+  assert_string_equal(out,
+                      "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+  /* every padding case: tail under, at and over 55 bytes, whole blocks */
+  static char buf[70000];
+  for (size_t i = 0; i < sizeof buf - 1; i++)
+    buf[i] = (char)('a' + (i * 7) % 26);
+  size_t lens[] = {1, 55, 56, 63, 64, 65, 119, 120, 128, 1000, sizeof buf - 1};
+  for (size_t i = 0; i < sizeof lens / sizeof *lens; i++) {
+    char c = buf[lens[i]];
+    buf[lens[i]] = '\0';
+    rb_sha256_hex(buf, lens[i], out);
+    assert_string_equal(out, sha256_hex(buf));
+    buf[lens[i]] = c;
+  }
+}
+
 int main(void)
 {
   const struct CMUnitTest tests[] = {
@@ -885,6 +910,7 @@ int main(void)
       cmocka_unit_test(test_text_export_has_one_line_per_event),
       cmocka_unit_test(test_json_export_reproduces_the_stored_lines),
       cmocka_unit_test(test_markdown_export_of_empty_timeline_says_so),
+      cmocka_unit_test(test_sha256_matches_the_standard_and_libcrypto),
       cmocka_unit_test(test_each_line_carries_the_hash_of_the_one_before),
       cmocka_unit_test(test_verify_names_the_first_line_that_does_not_chain),
       cmocka_unit_test(test_verify_allows_a_torn_last_line_and_reports_it),
