@@ -507,7 +507,7 @@ def test_a_broken_stdout_pipe_ends_the_drill_quietly_with_a_complete_timeline(tm
     assert p.stderr == "", p.stderr
     with open(os.path.join(state, "incidents", "i1.jsonl")) as f:
         events = [json.loads(line) for line in f]
-    fin = [e for e in events if e["kind"] == "run" and e["event"] == "finished"]
+    fin = [e for e in events if e.get("kind") == "run" and e["event"] == "finished"]
     assert fin and fin[0]["detail"]["path"] == BASE_PATH
     assert events[-1]["detail"].get("drill_expectation") == "met"
 
