@@ -455,6 +455,40 @@ static int entry_matches(const kh_entry *e, const char *name)
   return hit;
 }
 
+/* The name entries are looked up by, as OpenSSH does it: "[addr]:port" off
+ * port 22 when any entry names it; otherwise the bare address, so that a
+ * plain, hashed or wildcard entry for the host covers its other ports too.
+ * An entry for "[addr]:port" is authoritative: a bare one cannot override it. */
+static int lookup_name(const rb_ssh_knownhosts *kh, const char *addr, int port,
+                       char *name, size_t len)
+{
+  if (rb_ssh_knownhosts_name(addr, port, name, len) < 0)
+    return -1;
+  if (port == 0 || port == 22)
+    return 0;
+  for (size_t i = 0; i < kh->n; i++)
+    if (entry_matches(&kh->v[i], name))
+      return 0;
+  return rb_fmt(name, len, "%s", addr);
+}
+
+/* Whether an @revoked entry lists blob for the host under either name:
+ * revocation is never escaped by the port. */
+static int is_revoked(const rb_ssh_knownhosts *kh, const char *addr, int port,
+                      const unsigned char *blob, size_t bloblen)
+{
+  char bracketed[300];
+  if (rb_ssh_knownhosts_name(addr, port, bracketed, sizeof bracketed) < 0)
+    return 1;
+  for (size_t i = 0; i < kh->n; i++) {
+    const kh_entry *e = &kh->v[i];
+    if (e->revoked && e->bloblen == bloblen && memcmp(e->blob, blob, bloblen) == 0 &&
+        (entry_matches(e, bracketed) || entry_matches(e, addr)))
+      return 1;
+  }
+  return 0;
+}
+
 static void append_type(char *buf, size_t len, const char *type)
 {
   size_t tl = strlen(type);
@@ -471,7 +505,7 @@ int rb_ssh_knownhosts_methods(const rb_ssh_knownhosts *kh, const char *addr, int
   char name[300];
   int count = 0;
   buf[0] = '\0';
-  if (kh == NULL || rb_ssh_knownhosts_name(addr, port, name, sizeof name) < 0)
+  if (kh == NULL || lookup_name(kh, addr, port, name, sizeof name) < 0)
     return 0;
   /* ed25519 first, as OpenSSH orders them */
   static const char *const order[] = {"ssh-ed25519",
@@ -505,8 +539,9 @@ rb_ssh_kh_status rb_ssh_knownhosts_check(const rb_ssh_knownhosts *kh, const char
   int listed = 0, match = 0, revoked = 0;
   if (known != NULL && knownlen > 0)
     known[0] = '\0';
-  if (kh == NULL || rb_ssh_knownhosts_name(addr, port, name, sizeof name) < 0)
+  if (kh == NULL || lookup_name(kh, addr, port, name, sizeof name) < 0)
     return RB_KH_UNKNOWN;
+  revoked = is_revoked(kh, addr, port, blob, bloblen);
   for (size_t i = 0; i < kh->n; i++) {
     const kh_entry *e = &kh->v[i];
     if (!entry_matches(e, name))
