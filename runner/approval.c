@@ -125,9 +125,32 @@ int rb_approval_post(const char *state_dir, const char *run_id, const char *step
   return rc != 0 ? -1 : 0;
 }
 
+/* The gate was stopped: a denial on record, unless an answer won the race. */
+static void stopped(const char *dec, rb_approval_decision *out)
+{
+  json_t *d = json_pack("{s:b, s:s, s:s, s:s}", "approved", 0, "by", "operator", "comment",
+                        "the run was cancelled", "via", "cancel");
+  char e2[256];
+  (void)write_atomic(dec, d, 1, e2, sizeof e2);
+  json_decref(d);
+  out->approved = 0;
+  out->cancelled = 1;
+  snprintf(out->by, sizeof out->by, "operator");
+  snprintf(out->via, sizeof out->via, "cancel");
+}
+
 int rb_approval_wait(const char *state_dir, const char *run_id, const char *step_id,
                      const json_t *request, int64_t timeout_ms, int interactive,
                      rb_approval_decision *out, char *err, size_t errlen)
+{
+  return rb_approval_wait_stop(state_dir, run_id, step_id, request, timeout_ms,
+                               interactive, NULL, NULL, out, err, errlen);
+}
+
+int rb_approval_wait_stop(const char *state_dir, const char *run_id, const char *step_id,
+                          const json_t *request, int64_t timeout_ms, int interactive,
+                          int (*stop)(void *), void *stop_arg, rb_approval_decision *out,
+                          char *err, size_t errlen)
 {
   char dir[4096], req[4096], dec[4096];
   memset(out, 0, sizeof *out);
@@ -148,6 +171,10 @@ int rb_approval_wait(const char *state_dir, const char *run_id, const char *step
     if (read_decision(dec, out)) {
       decided = 1;
       break;
+    }
+    if (stop != NULL && stop(stop_arg)) {
+      stopped(dec, out);
+      return 0;
     }
     int64_t left = deadline - rb_now_mono_ms();
     if (left <= 0)

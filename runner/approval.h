@@ -11,6 +11,7 @@
 typedef struct {
   int approved;
   int timed_out;
+  int cancelled; /* the wait was stopped (signal, `runbook cancel`) */
   char by[128];
   char comment[512];
   char via[32]; /* "terminal", "command", "api", "timeout" */
@@ -27,6 +28,13 @@ int rb_approval_post(const char *state_dir, const char *run_id, const char *step
 int rb_approval_wait(const char *state_dir, const char *run_id, const char *step_id,
                      const json_t *request, int64_t timeout_ms, int interactive,
                      rb_approval_decision *out, char *err, size_t errlen);
+/* rb_approval_wait that also returns, within a quarter second, once
+ * stop(arg) is non-zero: *out is then a denial with cancelled set, recorded
+ * as the gate's decision (via "cancel") so the gate is no longer pending. */
+int rb_approval_wait_stop(const char *state_dir, const char *run_id, const char *step_id,
+                          const json_t *request, int64_t timeout_ms, int interactive,
+                          int (*stop)(void *), void *stop_arg, rb_approval_decision *out,
+                          char *err, size_t errlen);
 /* Records a decision for a pending request. Errors when there is no such
  * pending request or it was already decided. */
 int rb_approval_decide(const char *state_dir, const char *run_id, const char *step_id,

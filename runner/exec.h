@@ -30,6 +30,7 @@ typedef struct {
   int64_t run_deadline_ms;
   int64_t approval_timeout_ms;
   int journal_broken;
+  rb_lease *exec_lease; /* the (runbook, incident) lock, NULL when forced */
   FILE *log;
   FILE *out; /* progress lines */
 } rb_exec;
@@ -119,6 +120,16 @@ const rb_step *rb_resume_settle(rb_exec *ex, const rb_step *s, char *error, size
                                 int *usage);
 /* Copies what the journaled run's steps had stored into the table on top. */
 void rb_resume_ctx(lua_State *L, const json_t *resume_ctx);
+
+/* -- ownership.c ---------------------------------------------------------- */
+/* exec: takes the lock on (runbook, core.exec_lock's key) into ex->exec_lease.
+ * Returns RB_EXIT_OK, RB_EXIT_BUSY when a live run holds it (printed), or
+ * RB_EXIT_INVALID for a bad core.exec_lock; with --force a held lock is
+ * passed over and *forced (new reference) says whose, for the timeline. */
+int rb_exec_lock(rb_exec *ex, const json_t *params, json_t **forced);
+/* 1 with why when the run must stop at this safe point: SIGINT or SIGTERM
+ * arrived, or `runbook cancel` asked. */
+int rb_exec_stop_requested(rb_exec *ex, char *why, size_t len);
 
 /* -- open.c --------------------------------------------------------------- */
 /* Creates the sandbox, loads the runbook under the load budget and

@@ -119,6 +119,12 @@ static int walk(walk_args *a)
       return walk_fail(a, "more than %d steps: the runbook loops", RB_MAX_TRANSITIONS);
     if (ex->run_deadline_ms > 0 && rb_now_mono_ms() > ex->run_deadline_ms)
       return walk_fail(a, "the run exceeded its time budget (core.run_timeout)");
+    if (rb_exec_stop_requested(ex, a->error, sizeof a->error)) {
+      /* A safe point: the last step ended and the next has not begun. */
+      a->outcome = RB_OUTCOME_ABORTED;
+      rb_console_say(ex, "  %s", a->error);
+      return 0;
+    }
     json_array_append_new(ex->path, json_string(s->id));
     rb_step_out o;
     int rc = rb_step_run(ex, s, &o);
@@ -290,7 +296,7 @@ static int open_journal(rb_exec *ex, char *tlpath, size_t tlen)
 }
 
 /* Builds ctx, starts the clocks and records the run's started event. */
-static int start_run(rb_exec *ex, json_t *params, int64_t run_timeout)
+static int start_run(rb_exec *ex, json_t *params, json_t *forced, int64_t run_timeout)
 {
   const rb_run_opts *o = ex->o;
   ex->path = o->resume_path ? json_deep_copy(o->resume_path) : json_array();
@@ -309,8 +315,11 @@ static int start_run(rb_exec *ex, json_t *params, int64_t run_timeout)
                               ex->m->title, "params", params);
   if (o->scenario_name)
     json_object_set_new(started, "scenario", json_string(o->scenario_name));
-  if (o->resume_at) {
-    json_object_set_new(started, "resumed_at", json_string(o->resume_at));
+  if (forced)
+    json_object_set(started, "forced", forced);
+  if (o->resume_at || o->resumed) {
+    json_object_set_new(started, "resumed_at",
+                        json_string(o->resume_at ? o->resume_at : ex->m->start));
     if (o->resume_note)
       json_object_set_new(started, "resume", json_string(o->resume_note));
   }
@@ -409,6 +418,7 @@ static void exec_free(rb_exec *ex)
   if (ex->log)
     fclose(ex->log);
   rb_timeline_free(ex->tl);
+  rb_store_release(ex->o->store, ex->exec_lease);
   rb_model_free(ex->m);
   sb_free(ex->sb);
 }
@@ -422,20 +432,22 @@ int rb_run_execute(const rb_run_opts *o)
   if (code != RB_EXIT_OK)
     return code;
   rb_supervise_loaded(o->report_fd, ex.m->name);
-  json_t *params = NULL;
+  json_t *params = NULL, *forced = NULL;
   int64_t run_timeout = 0;
   char tlpath[4300];
   if ((code = read_scenario(&ex)) != RB_EXIT_OK ||
       (code = read_budgets(&ex, &run_timeout)) != RB_EXIT_OK ||
       (code = read_params(&ex, &params)) != RB_EXIT_OK ||
+      (code = rb_exec_lock(&ex, params, &forced)) != RB_EXIT_OK ||
       (code = open_journal(&ex, tlpath, sizeof tlpath)) != RB_EXIT_OK ||
-      (code = start_run(&ex, params, run_timeout)) != RB_EXIT_OK)
+      (code = start_run(&ex, params, forced, run_timeout)) != RB_EXIT_OK)
     goto out;
   walk_args wa;
   walk_interruptible(&ex, &wa);
   code = finish_run(&ex, &wa, tlpath);
 out:
   json_decref(params);
+  json_decref(forced);
   exec_free(&ex);
   return code;
 }

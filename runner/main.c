@@ -15,6 +15,7 @@
 #include "runner/approval.h"
 #include "runner/journal.h"
 #include "runner/lint.h"
+#include "runner/cli_runs.h"
 #include "runner/cli_ssh.h"
 #include "runner/netplugin.h"
 #include "runner/config.h"
@@ -22,6 +23,7 @@
 #include "runner/redact.h"
 #include "runner/run.h"
 #include "runner/scenario.h"
+#include "runner/store.h"
 #include "runner/supervise.h"
 #include "runner/timeline.h"
 #include "runner/util.h"
@@ -42,7 +44,7 @@ static const char usage_text[] =
     "usage: runbook [--config FILE] [--state-dir DIR] COMMAND [ARGS]\n"
     "\n"
     "commands:\n"
-    "  exec NAME|FILE [--dry-run] [--incident ID] [--var K=V]... [--json]\n"
+    "  exec NAME|FILE [--dry-run] [--incident ID] [--var K=V]... [--force] [--json]\n"
     "                       run a runbook (actions behind approval gates)\n"
     "  drill NAME|FILE [--scenario S] [--incident ID] [--var K=V]... [--json]\n"
     "                       walk a runbook on a scenario: no system is touched\n"
@@ -58,6 +60,10 @@ static const char usage_text[] =
     "  approvals            list pending approval gates\n"
     "  resume RUN [--in-doubt rerun|skip]\n"
     "                       continue a run after a crash, from its journal\n"
+    "  runs [--incident ID] [--state running|waiting|interrupted|done]\n"
+    "                       list runs: owner, step, mode, since\n"
+    "  cancel RUN [--reason TEXT]\n"
+    "                       stop a run at its next safe point (at once at a gate)\n"
     "  ssh TARGET [--parallel N] [--batch N] [--max-fail N] -- COMMAND...\n"
     "                       run one command on inventory hosts (verified host keys)\n"
     "  serve [--listen HOST:PORT] [--rules FILE] [--insecure-no-auth]\n"
@@ -74,15 +80,20 @@ static const char usage_text[] =
     "  --version, --help\n"
     "\n"
     "exit codes: 0 resolved, 1 failed, 2 usage error, 3 runbook or scenario invalid,\n"
-    "            4 denied or aborted, 5 escalated, 6 drill did not go as expected\n";
+    "            4 denied, aborted or cancelled, 5 escalated, 6 drill did not go as\n"
+    "            expected, 7 refused: another live process owns the run or holds the\n"
+    "            exec lock on (runbook, incident)\n";
 
 static const char *const cmd_help[][2] = {
     {"exec",
      "usage: runbook exec NAME|FILE [--dry-run] [--incident ID] [--var K=V]... "
-     "[--actor WHO] [--json] [--quiet]\n\n"
+     "[--actor WHO] [--force] [--json] [--quiet]\n\n"
      "Runs the runbook for real. Checks and waits read live systems; actions run\n"
      "behind their approval gates. With --dry-run, actions are not run: each\n"
-     "command or request they would send is recorded as would_run.\n"},
+     "command or request they would send is recorded as would_run.\n"
+     "Only one live exec of a runbook per incident (or per the parameter named by\n"
+     "core.exec_lock = param:NAME): a second is refused with exit 7, naming the\n"
+     "holder, unless --force, which the run's started event records.\n"},
     {"drill",
      "usage: runbook drill NAME|FILE [--scenario NAME|FILE] [--incident ID] "
      "[--var K=V]... [--json] [--quiet]\n\n"
@@ -117,7 +128,21 @@ static const char *const cmd_help[][2] = {
      "killed, or a step failed) after its last finished step, with the ctx it had.\n"
      "A finished action is never run again. An action that started and never\n"
      "finished is in doubt: resume refuses until you say --in-doubt rerun or skip,\n"
-     "unless the step is marked idempotent.\n"},
+     "unless the step is marked idempotent; the refusal lists the writes it had\n"
+     "started (command, host, method, URL, body SHA-256). When the journal shows no\n"
+     "write started, nothing was sent and the action runs again. A run that another\n"
+     "live process owns is refused with exit 7, naming it (pid, user, host, since).\n"},
+    {"runs",
+     "usage: runbook runs [--incident ID] [--state running|waiting|interrupted|done]\n\n"
+     "One line per run: run id, state, incident, runbook, mode, last step, since,\n"
+     "and the owner (pid user@host) while a live process holds the run. A run whose\n"
+     "process died without an outcome is interrupted (resume it or cancel it).\n"},
+    {"cancel",
+     "usage: runbook cancel RUN [--reason TEXT]\n\n"
+     "Stops a run at its next safe point: at once when it waits at an approval\n"
+     "gate, else after the running step. The run ends aborted, \"cancelled by the\n"
+     "operator\", recording the account that asked. An interrupted run is ended\n"
+     "on the spot so it can no longer be resumed.\n"},
     {"ssh",
      "usage: runbook ssh TARGET [--parallel N] [--batch N|P%] [--max-fail N|P%] "
      "[--timeout D] -- COMMAND...\n"
@@ -244,6 +269,35 @@ typedef struct {
   rb_run_opts o;
 } run_job;
 
+/* Takes run's lease for this process (and the executor it forks). Returns
+ * RB_EXIT_OK with *st and *l, RB_EXIT_BUSY when a live process owns the
+ * run (printed, naming it), or RB_EXIT_FAILED. */
+static int lease_run(const globals *g, const char *run, const char *what, rb_store **st,
+                     rb_lease **l)
+{
+  char err[1024], key[200], who[768];
+  *l = NULL;
+  *st = rb_store_open_dir(g->state_dir, err, sizeof err);
+  if (*st == NULL || rb_store_run_key(run, key, sizeof key) != 0) {
+    fprintf(stderr, "runbook: run store: %s\n", *st ? "run id too long" : err);
+    return RB_EXIT_FAILED;
+  }
+  rb_owner me, holder;
+  rb_owner_self(&me, run, what);
+  int rc = rb_store_acquire(*st, key, &me, l, &holder, err, sizeof err);
+  if (rc < 0) {
+    fprintf(stderr, "runbook: run store: %s\n", err);
+    return RB_EXIT_FAILED;
+  }
+  if (rc == 1) {
+    rb_owner_describe(&holder, who, sizeof who);
+    fprintf(stderr, "runbook: run %s is owned by a live process: %s; refusing to %s it\n",
+            run, who, what);
+    return RB_EXIT_BUSY;
+  }
+  return RB_EXIT_OK;
+}
+
 static void job_init(run_job *job, const globals *g, const char *path, rb_mode mode,
                      const char *incident, const char *run_id, const char *actor,
                      int json, int quiet)
@@ -295,9 +349,12 @@ static int cmd_run(globals *g, int argc, char **argv, rb_mode mode)
       {"dry-run", no_argument, NULL, 'd'},     {"incident", required_argument, NULL, 'i'},
       {"var", required_argument, NULL, 'v'},   {"scenario", required_argument, NULL, 's'},
       {"actor", required_argument, NULL, 'a'}, {"json", no_argument, NULL, 'j'},
-      {"quiet", no_argument, NULL, 'q'},       {NULL, 0, NULL, 0}};
+      {"quiet", no_argument, NULL, 'q'},       {"force", no_argument, NULL, 'f'},
+      {NULL, 0, NULL, 0}};
   const char *incident = g->incident, *scenario = NULL, *actor = NULL;
-  int json = 0, quiet = 0;
+  int json = 0, quiet = 0, force = 0;
+  rb_store *st = NULL;
+  rb_lease *lease = NULL;
   json_t *vars = json_object();
   int code = RB_EXIT_USAGE;
   optind = 1;
@@ -340,6 +397,9 @@ static int cmd_run(globals *g, int argc, char **argv, rb_mode mode)
       break;
     case 'q':
       quiet = 1;
+      break;
+    case 'f':
+      force = 1;
       break;
     default:
       goto out;
@@ -390,9 +450,15 @@ static int cmd_run(globals *g, int argc, char **argv, rb_mode mode)
   job.o.vars = vars;
   job.o.scenario_path = mode == RB_MODE_DRILL ? scn_path : NULL;
   job.o.scenario_name = scenario ? scenario : (mode == RB_MODE_DRILL ? "default" : NULL);
+  job.o.force = force;
+  if ((code = lease_run(g, run_id, "exec", &st, &lease)) != RB_EXIT_OK)
+    goto out;
+  job.o.store = st;
   rb_watch w = {tlpath, incident, run_id, rb_mode_name(mode), actor, 1000};
   code = rb_supervise(run_child, &job, &w);
 out:
+  rb_store_release(st, lease);
+  rb_store_free(st);
   json_decref(vars);
   return code;
 }
@@ -432,12 +498,19 @@ static int cmd_resume(globals *g, int argc, char **argv)
     return usage_error("%s", err);
   if (rb_incident_path(g->state_dir, incident, tlpath, sizeof tlpath) != 0)
     return usage_error("invalid incident id '%s'", incident);
+  /* The lease first: the journal is read once no one else can add to it. */
+  rb_store *st = NULL;
+  rb_lease *lease = NULL;
+  int code = lease_run(g, run, "resume", &st, &lease);
   rb_journal j;
+  memset(&j, 0, sizeof j);
+  if (code != RB_EXIT_OK)
+    goto out;
+  code = RB_EXIT_USAGE;
   if (rb_journal_load(tlpath, run, &j, err, sizeof err) != 0) {
     fprintf(stderr, "runbook: %s\n", err);
-    return RB_EXIT_USAGE;
+    goto out;
   }
-  int code = RB_EXIT_USAGE;
   const char *at = j.next;
   int doubt = 0;
   if (j.ended) {
@@ -451,24 +524,37 @@ static int cmd_resume(globals *g, int argc, char **argv)
     fprintf(stderr, "runbook: run %s is a drill: run the drill again instead\n", run);
     goto out;
   }
+  int nothing_sent = 0;
   if (j.in_doubt || (j.failed && rb_step_kind_parse(j.last_kind) == RB_STEP_ACTION)) {
     at = j.last;
-    doubt = 1;
+    /* Every write journals its started event before it is sent: with none
+     * on record the action sent nothing and simply runs again. */
+    nothing_sent = json_array_size(j.in_doubt_ops) == 0;
+    doubt = !nothing_sent;
+    if (nothing_sent)
+      fprintf(stderr,
+              "runbook: step '%s' started but nothing was sent (no write had started); "
+              "running it again\n",
+              at);
   } else if (j.failed || at[0] == '\0') {
     at = j.last; /* a read-only step, or one that never finished: run it again */
   }
-  if (at[0] == '\0') {
+  const char *shown = at[0] ? at : "start";
+  if (at[0] == '\0' && json_array_size(j.path) != 0) {
     fprintf(stderr, "runbook: run %s has no step to resume at\n", run);
     goto out;
   }
+  /* Killed between its started event and its first step: begin at start. */
   char actor[160], note[512];
   snprintf(actor, sizeof actor, "user:%s", login_name());
-  snprintf(note, sizeof note, "resumed by %s at step '%s'%s", actor, at,
-           doubt ? " (in doubt)" : "");
+  snprintf(note, sizeof note, "resumed by %s at step '%s'%s", actor, shown,
+           doubt ? " (in doubt)" : nothing_sent ? " (nothing was sent)" : "");
   run_job job;
   job_init(&job, g, j.file, jmode, incident, run, actor, json, quiet);
   job.o.vars = j.params;
-  job.o.resume_at = at;
+  job.o.resume_at = at[0] ? at : NULL;
+  job.o.resumed = 1;
+  job.o.store = st;
   job.o.resume_ctx = j.ctx;
   job.o.resume_path = j.path;
   job.o.resume_note = note;
@@ -479,6 +565,8 @@ static int cmd_resume(globals *g, int argc, char **argv)
   code = rb_supervise(run_child, &job, &w);
 out:
   rb_journal_clear(&j);
+  rb_store_release(st, lease);
+  rb_store_free(st);
   return code;
 }
 
@@ -949,6 +1037,10 @@ int main(int argc, char **argv)
     code = cmd_approvals(&g, argc - 1);
   else if (strcmp(cmd, "resume") == 0)
     code = cmd_resume(&g, argc - 1, argv + 1);
+  else if (strcmp(cmd, "runs") == 0)
+    code = rb_cli_runs(g.state_dir, g.incident, argc - 1, argv + 1);
+  else if (strcmp(cmd, "cancel") == 0)
+    code = rb_cli_cancel(g.state_dir, argc - 1, argv + 1);
   else if (strcmp(cmd, "ssh") == 0)
     code = cmd_ssh(&g, argc - 2, argv + 2);
   else if (strcmp(cmd, "serve") == 0)

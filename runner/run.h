@@ -8,6 +8,7 @@
 #include <stdio.h>
 
 #include "runner/config.h"
+#include "runner/store.h"
 #include "runner/timeline.h"
 #include "stdlib/host.h"
 
@@ -18,7 +19,8 @@ enum {
   RB_EXIT_INVALID = 3,   /* the runbook or scenario is invalid */
   RB_EXIT_ABORTED = 4,   /* an approval was denied or the run was aborted */
   RB_EXIT_ESCALATED = 5, /* the run handed the incident to a human team */
-  RB_EXIT_MISMATCH = 6   /* drill: the path differs from the scenario's expect */
+  RB_EXIT_MISMATCH = 6,  /* drill: the path differs from the scenario's expect */
+  RB_EXIT_BUSY = 7       /* refused: a live process owns the run or its exec lock */
 };
 
 typedef struct {
@@ -46,6 +48,10 @@ typedef struct {
   int resume_in_doubt;        /* resume_at is an action that may have half-run */
   const char *in_doubt;       /* "rerun", "skip" or NULL (refuse unless idempotent) */
   const json_t *in_doubt_ops; /* the writes it had started */
+  int resumed;                /* a resume, also when resume_at is NULL (at start) */
+  /* ownership: the store whose run lease the supervisor holds */
+  rb_store *store;
+  int force; /* --force: run even when another run holds the exec lock */
 } rb_run_opts;
 
 /* Runs one runbook to its end in this process and returns an exit code.

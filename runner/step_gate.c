@@ -53,6 +53,12 @@ static void ask_scenario(rb_exec *ex, const rb_step *s, rb_approval_decision *d)
   json_decref(ans);
 }
 
+static int gate_stop(void *arg)
+{
+  char why[16];
+  return rb_exec_stop_requested(arg, why, sizeof why);
+}
+
 /* exec: a human answers, here or with `runbook approve`. The wait does not
  * count against the step's deadline. Returns 0, or -1 with o->error. */
 static int ask_human(rb_exec *ex, const rb_step *s, const char *question,
@@ -78,8 +84,9 @@ static int ask_human(rb_exec *ex, const rb_step *s, const char *question,
       ex->o->approve_cmd ? ex->o->approve_cmd : "runbook", ex->o->run_id, s->id, tmo,
       tty ? "\n      or type 'yes' / 'no' here: " : "");
   rb_step_leave(ex);
-  int rc = rb_approval_wait(ex->o->state_dir, ex->o->run_id, s->id, req,
-                            ex->approval_timeout_ms, tty, d, err, sizeof err);
+  int rc = rb_approval_wait_stop(ex->o->state_dir, ex->o->run_id, s->id, req,
+                                 ex->approval_timeout_ms, tty, gate_stop, ex, d, err,
+                                 sizeof err);
   rb_step_enter(ex, s, rb_step_deadline(ex, s));
   return rc != 0 ? rb_step_fail(o, "approval: %s", err) : 0;
 }
@@ -109,6 +116,16 @@ int rb_step_gate(rb_exec *ex, const rb_step *s, const char *question, rb_step_ou
   json_decref(req);
   if (rc != 0)
     return -1;
+  if (d.cancelled) {
+    /* Nothing of the gated step ran: the run ends here, and says why. */
+    rb_step_fail(o, "approval not given: the run was cancelled");
+    rb_exec_stop_requested(ex, o->error, sizeof o->error);
+    rb_event_emit(ex, s, "denied", rb_now_mono_ms() - t0,
+                  json_pack("{s:s, s:s, s:s, s:b}", "question", question, "by", d.by,
+                            "via", d.via, "cancelled", 1));
+    o->outcome = RB_OUTCOME_ABORTED;
+    return -1;
+  }
   json_t *detail = json_pack("{s:s, s:s, s:s, s:s}", "question", question, "by", d.by,
                              "via", d.via, "comment", d.comment);
   if (d.timed_out)

@@ -107,6 +107,17 @@ void rb_supervise_ended(int fd)
 
 /* -- the parent's side ----------------------------------------------------- */
 
+static volatile sig_atomic_t g_child; /* for the forwarding handler only */
+
+/* SIGINT and SIGTERM go to the executor, which stops at a safe point (at
+ * once when it waits at a gate). A terminal's Ctrl-C reaches it twice
+ * (directly and forwarded); it stops once. */
+static void forward(int sig)
+{
+  if (g_child > 0)
+    kill((pid_t)g_child, sig);
+}
+
 static void record(const rb_watch *w, const watch_state *ws, const char *step,
                    const char *event, json_t *detail)
 {
@@ -159,11 +170,13 @@ int rb_supervise(int (*fn)(void *arg, int report_fd), void *arg, const rb_watch 
     exit(code); /* not _exit: LeakSanitizer checks the child too */
   }
   close(p[1]);
-  struct sigaction ign, old_int, old_term;
-  memset(&ign, 0, sizeof ign);
-  ign.sa_handler = SIG_IGN;
-  sigaction(SIGINT, &ign, &old_int); /* the child handles Ctrl-C itself */
-  sigaction(SIGTERM, &ign, &old_term);
+  struct sigaction fwd, old_int, old_term;
+  memset(&fwd, 0, sizeof fwd);
+  fwd.sa_handler = forward;
+  fwd.sa_flags = SA_RESTART;
+  g_child = pid;
+  sigaction(SIGINT, &fwd, &old_int);
+  sigaction(SIGTERM, &fwd, &old_term);
   watch_state ws;
   memset(&ws, 0, sizeof ws);
   int open = 1, killed = 0;
@@ -190,6 +203,7 @@ int rb_supervise(int (*fn)(void *arg, int report_fd), void *arg, const rb_watch 
     ;
   sigaction(SIGINT, &old_int, NULL);
   sigaction(SIGTERM, &old_term, NULL);
+  g_child = 0;
   if (killed) {
     char msg[512];
     snprintf(msg, sizeof msg,
