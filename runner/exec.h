@@ -118,6 +118,8 @@ int rb_step_gate(rb_exec *ex, const rb_step *s, const char *question, rb_step_ou
  * continue at, or NULL with the reason (and *usage: the operator chooses). */
 const rb_step *rb_resume_settle(rb_exec *ex, const rb_step *s, char *error, size_t elen,
                                 int *usage);
+/* The journaled writes of an in-doubt action, one readable line each. */
+void rb_resume_intents(const json_t *ops, char *out, size_t len);
 /* Copies what the journaled run's steps had stored into the table on top. */
 void rb_resume_ctx(lua_State *L, const json_t *resume_ctx);
 

@@ -39,7 +39,7 @@ int rb_exec_interrupted(void)
 typedef struct {
   rb_exec *ex;
   rb_outcome outcome;
-  char error[1200];
+  char error[6000]; /* room for an in-doubt action's list of writes */
   int invalid;
   int usage;
   int rc;

@@ -50,13 +50,33 @@ static void on_run_event(rb_journal *j, const json_t *ev, const char *event,
    * leaves the run resumable. */
 }
 
+/* Marks the latest open intent of the same operation as ended: a step's
+ * operations run one after the other, so that is the one that ended. */
+static void op_ended(json_t *ops, const json_t *d, const char *event)
+{
+  const char *op = str(d, "op");
+  for (size_t i = json_array_size(ops); i > 0; i--) {
+    json_t *o = json_array_get(ops, i - 1);
+    if (strcmp(str(o, "op"), op) == 0 && json_object_get(o, "ended") == NULL) {
+      json_object_set_new(o, "ended", json_string(event));
+      if (json_object_get(d, "status"))
+        json_object_set(o, "status", json_object_get(d, "status"));
+      if (json_object_get(d, "exit_code"))
+        json_object_set(o, "exit_code", json_object_get(d, "exit_code"));
+      return;
+    }
+  }
+}
+
 static void on_step_event(rb_journal *j, const char *step, const char *kind,
                           const char *event, const json_t *d)
 {
   int is_op = json_object_get(d, "op") != NULL;
   if (is_op) {
     if (j->in_doubt_ops && strcmp(event, "started") == 0)
-      json_array_append(j->in_doubt_ops, (json_t *)d);
+      json_array_append_new(j->in_doubt_ops, json_deep_copy(d));
+    else if (j->in_doubt_ops && (strcmp(event, "finished") == 0 || strcmp(event, "failed") == 0))
+      op_ended(j->in_doubt_ops, d, event);
     return;
   }
   if (json_is_object(json_object_get(d, "ctx"))) {

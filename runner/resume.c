@@ -18,16 +18,16 @@ const rb_step *rb_resume_settle(rb_exec *ex, const rb_step *s, char *error, size
   if (policy == NULL && s->idempotent)
     policy = "rerun";
   if (policy == NULL) {
-    char *ops = json_dumps(ex->o->in_doubt_ops, JSON_COMPACT);
+    char ops[4096] = "";
+    rb_resume_intents(ex->o->in_doubt_ops, ops, sizeof ops);
     snprintf(
         error, elen,
         "step '%s' (an action) started and never finished, so it may or may not have "
-        "acted%s%s. Check the systems it touches, then resume with --in-doubt rerun (run "
-        "it again) or --in-doubt skip (treat it as done); mark it idempotent = true to "
-        "rerun it without asking",
-        s->id, ops && strcmp(ops, "[]") != 0 ? "; writes it had started: " : "",
-        ops && strcmp(ops, "[]") != 0 ? ops : "");
-    free(ops);
+        "acted. Writes it had started (each journaled before it was sent):\n%s"
+        "Check the systems it touches, then resume with --in-doubt rerun (run it again) "
+        "or --in-doubt skip (treat it as done); mark it idempotent = true to rerun it "
+        "without asking",
+        s->id, ops);
     *usage = 1;
     return NULL;
   }
@@ -41,6 +41,54 @@ const rb_step *rb_resume_settle(rb_exec *ex, const rb_step *s, char *error, size
   if (n == NULL)
     snprintf(error, elen, "step '%s' has no next step to skip to", s->id);
   return n;
+}
+
+/* One line per journaled write: what was to be sent, and whether it is
+ * known to have completed. */
+static void intent_line(const json_t *o, char *line, size_t len)
+{
+  const char *op = json_string_value(json_object_get(o, "op"));
+  const char *ended = json_string_value(json_object_get(o, "ended"));
+  char state[64];
+  snprintf(state, sizeof state, "%s", ended ? ended : "IN DOUBT: no result recorded");
+  if (op && strcmp(op, "http") == 0) {
+    snprintf(line, len, "  http %s %s body sha256 %s (%lld bytes) [%s]\n",
+             json_string_value(json_object_get(o, "method")),
+             json_string_value(json_object_get(o, "url")),
+             json_string_value(json_object_get(o, "body_sha256")),
+             (long long)json_integer_value(json_object_get(o, "body_bytes")), state);
+    return;
+  }
+  if (op && strcmp(op, "ssh") == 0) {
+    char *hosts = json_dumps(json_object_get(o, "hosts"), JSON_COMPACT);
+    snprintf(line, len, "  ssh %s %s: %s [%s]\n",
+             json_string_value(json_object_get(o, "target")), hosts ? hosts : "?",
+             json_string_value(json_object_get(o, "command")), state);
+    free(hosts);
+    return;
+  }
+  json_t *copy = json_deep_copy(o);
+  json_object_del(copy, "ended");
+  char *txt = json_dumps(copy, JSON_COMPACT);
+  json_decref(copy);
+  snprintf(line, len, "  %s [%s]\n", txt ? txt : "?", state);
+  free(txt);
+}
+
+void rb_resume_intents(const json_t *ops, char *out, size_t len)
+{
+  size_t i, used = 0;
+  json_t *o;
+  out[0] = '\0';
+  json_array_foreach((json_t *)ops, i, o)
+  {
+    char line[2048];
+    intent_line(o, line, sizeof line);
+    if (used + strlen(line) + 1 >= len)
+      break;
+    memcpy(out + used, line, strlen(line) + 1);
+    used += strlen(line);
+  }
 }
 
 void rb_resume_ctx(lua_State *L, const json_t *resume_ctx)

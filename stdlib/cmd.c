@@ -335,8 +335,12 @@ static int cmd_do(lua_State *L, int is_write)
       cmd_push_result(L, r, 1);
       return rb_host_result(L, what, NULL);
     }
-    h->emit(h, "started",
-            json_pack("{s:s, s:o}", "op", "cmd", "command", cmd_argv_json(&s)));
+    /* The intent is on disk before the command starts, or it does not. */
+    if (h->emit(h, "started",
+                json_pack("{s:s, s:s, s:o}", "op", "cmd", "host", "local", "command",
+                          cmd_argv_json(&s))) != 0)
+      return luaL_error(L, "cmd.run %s: not run: the timeline could not record it",
+                        s.argv[0]);
   } else {
     rb_host_check_read(L, what);
   }

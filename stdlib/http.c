@@ -2,6 +2,7 @@
  * delete over the engine in stdlib/http/, gated by the run's mode. */
 #include <ctype.h>
 #include <jansson.h>
+#include <openssl/evp.h>
 #include <lauxlib.h>
 #include <lua.h>
 #include <stdio.h>
@@ -552,6 +553,26 @@ static int push_response(lua_State *L, req_state *r, int check, const char *engi
   return rb_host_result(L, "http", "json simulated");
 }
 
+/* A write's intent, on disk (fsync'd) before the request leaves: method,
+ * URL and the SHA-256 of the exact body, so a resume after a crash can name
+ * what may have been sent. Returns 0, or -1 when it could not be recorded
+ * (then the request must not be sent). */
+static int intent(rb_host *h, const req_state *r)
+{
+  unsigned char md[EVP_MAX_MD_SIZE];
+  unsigned int mdlen = 0;
+  char hex[2 * EVP_MAX_MD_SIZE + 1];
+  const char *body = r->body ? r->body : "";
+  if (!EVP_Digest(body, r->body_len, md, &mdlen, EVP_sha256(), NULL))
+    return -1;
+  for (unsigned int i = 0; i < mdlen; i++)
+    snprintf(hex + 2 * i, 3, "%02x", md[i]);
+  json_t *d = base_detail(r);
+  json_object_set_new(d, "body_sha256", json_string(hex));
+  json_object_set_new(d, "body_bytes", json_integer((json_int_t)r->body_len));
+  return h->emit != NULL ? h->emit(h, "started", d) : (json_decref(d), 0);
+}
+
 static int do_request(lua_State *L)
 {
   luaL_checktype(L, 1, LUA_TTABLE);
@@ -590,6 +611,9 @@ static int do_request(lua_State *L)
                         json_string("TLS verification disabled (insecure=true)"));
     emit(h, "note", d);
   }
+  if (!is_read && intent(h, r) != 0)
+    return luaL_error(L, "http %s %s: not sent: the timeline could not record it",
+                      r->method, r->shown);
   q.method = r->method;
   q.url = r->url;
   q.headers = (const char *const *)r->lines;

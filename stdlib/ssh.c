@@ -434,9 +434,13 @@ static int ssh_do(lua_State *L, int is_write)
     json_t *names = json_array();
     for (size_t i = 0; i < n; i++)
       json_array_append_new(names, json_string(hosts[i].name));
-    h->emit(h, "started",
-            json_pack("{s:s, s:s, s:o, s:s}", "op", "ssh", "target", target, "hosts",
-                      names, "command", command));
+    if (h->emit(h, "started",
+                json_pack("{s:s, s:s, s:o, s:s}", "op", "ssh", "target", target, "hosts",
+                          names, "command", command)) != 0) {
+      rb_ssh_hosts_free(hosts, n);
+      return luaL_error(L, "ssh.run %s: not run: the timeline could not record it",
+                        target);
+    }
   }
   ssh_cb cb = {h, command, 0};
   c.o.on_result = ssh_on_result;
