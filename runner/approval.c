@@ -128,8 +128,8 @@ int rb_approval_post(const char *state_dir, const char *run_id, const char *step
 /* The gate was stopped: a denial on record, unless an answer won the race. */
 static void stopped(const char *dec, rb_approval_decision *out)
 {
-  json_t *d = json_pack("{s:b, s:s, s:s, s:s}", "approved", 0, "by", "operator", "comment",
-                        "the run was cancelled", "via", "cancel");
+  json_t *d = json_pack("{s:b, s:s, s:s, s:s}", "approved", 0, "by", "operator",
+                        "comment", "the run was cancelled", "via", "cancel");
   char e2[256];
   (void)write_atomic(dec, d, 1, e2, sizeof e2);
   json_decref(d);

@@ -122,11 +122,11 @@ static int end_interrupted(const char *state_dir, rb_store *st, const char *run,
   rb_timeline *tl = rb_timeline_open(tl_path, 1, NULL, err, sizeof err);
   char actor[160];
   snprintf(actor, sizeof actor, "user:%s", me.user);
-  json_t *ev = json_pack("{s:s, s:s, s:s, s:n, s:s, s:s, s:s, s:s, s:{s:s, s:s, s:b}}",
-                         "incident", incident, "run", run, "runbook", j->runbook, "step",
-                         "kind", "run", "event", "finished", "mode", j->mode, "actor",
-                         actor, "detail", "outcome", "aborted", "error", why,
-                         "cancelled", 1);
+  json_t *ev =
+      json_pack("{s:s, s:s, s:s, s:n, s:s, s:s, s:s, s:s, s:{s:s, s:s, s:b}}", "incident",
+                incident, "run", run, "runbook", j->runbook, "step", "kind", "run",
+                "event", "finished", "mode", j->mode, "actor", actor, "detail", "outcome",
+                "aborted", "error", why, "cancelled", 1);
   rc = tl ? rb_timeline_append(tl, ev, err, sizeof err) : -1;
   json_decref(ev);
   rb_timeline_free(tl);

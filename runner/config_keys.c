@@ -24,8 +24,9 @@ static const rb_config_key core_keys[] = {
     {"actor", RB_CFG_STRING, NULL, "the login name (`$USER`)", 0, 0,
      "who is recorded as `actor` on the timeline for runs started by hand"},
     {"exec_lock", RB_CFG_STRING, "incident", NULL, 0, 0,
-     "what a second `exec` of the same runbook is refused for: `incident` or "
-     "`param:NAME`"},
+     "what a live `exec` locks besides its own run: `incident` (one live run of a "
+     "runbook per incident) or `param:NAME` (one per value of the runbook's parameter "
+     "NAME, e.g. `param:service`); any other value is an error (exit 3)"},
     {NULL, 0, NULL, NULL, 0, 0, NULL},
 };
 const rb_config_section rb_config_core = {"core", "where things live and default budgets",

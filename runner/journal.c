@@ -75,7 +75,8 @@ static void on_step_event(rb_journal *j, const char *step, const char *kind,
   if (is_op) {
     if (j->in_doubt_ops && strcmp(event, "started") == 0)
       json_array_append_new(j->in_doubt_ops, json_deep_copy(d));
-    else if (j->in_doubt_ops && (strcmp(event, "finished") == 0 || strcmp(event, "failed") == 0))
+    else if (j->in_doubt_ops &&
+             (strcmp(event, "finished") == 0 || strcmp(event, "failed") == 0))
       op_ended(j->in_doubt_ops, d, event);
     return;
   }

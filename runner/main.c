@@ -345,12 +345,15 @@ static int run_child(void *arg, int report_fd)
 
 static int cmd_run(globals *g, int argc, char **argv, rb_mode mode)
 {
-  static const struct option opts[] = {
-      {"dry-run", no_argument, NULL, 'd'},     {"incident", required_argument, NULL, 'i'},
-      {"var", required_argument, NULL, 'v'},   {"scenario", required_argument, NULL, 's'},
-      {"actor", required_argument, NULL, 'a'}, {"json", no_argument, NULL, 'j'},
-      {"quiet", no_argument, NULL, 'q'},       {"force", no_argument, NULL, 'f'},
-      {NULL, 0, NULL, 0}};
+  static const struct option opts[] = {{"dry-run", no_argument, NULL, 'd'},
+                                       {"incident", required_argument, NULL, 'i'},
+                                       {"var", required_argument, NULL, 'v'},
+                                       {"scenario", required_argument, NULL, 's'},
+                                       {"actor", required_argument, NULL, 'a'},
+                                       {"json", no_argument, NULL, 'j'},
+                                       {"quiet", no_argument, NULL, 'q'},
+                                       {"force", no_argument, NULL, 'f'},
+                                       {NULL, 0, NULL, 0}};
   const char *incident = g->incident, *scenario = NULL, *actor = NULL;
   int json = 0, quiet = 0, force = 0;
   rb_store *st = NULL;
@@ -548,7 +551,9 @@ static int cmd_resume(globals *g, int argc, char **argv)
   char actor[160], note[512];
   snprintf(actor, sizeof actor, "user:%s", login_name());
   snprintf(note, sizeof note, "resumed by %s at step '%s'%s", actor, shown,
-           doubt ? " (in doubt)" : nothing_sent ? " (nothing was sent)" : "");
+           doubt          ? " (in doubt)"
+           : nothing_sent ? " (nothing was sent)"
+                          : "");
   run_job job;
   job_init(&job, g, j.file, jmode, incident, run, actor, json, quiet);
   job.o.vars = j.params;

@@ -14,7 +14,7 @@
 static int lock_scope(rb_exec *ex, const json_t *params, char *name, size_t nlen,
                       char *value, size_t vlen)
 {
-  const char *conf = rb_config_get(ex->o->config, "core", "exec_lock");
+  const char *conf = rb_config_get_string(ex->o->config, "core", "exec_lock");
   if (conf == NULL || strcmp(conf, "incident") == 0) {
     snprintf(name, nlen, "incident");
     snprintf(value, vlen, "%s", ex->o->incident);
@@ -22,7 +22,8 @@ static int lock_scope(rb_exec *ex, const json_t *params, char *name, size_t nlen
   }
   if (strncmp(conf, "param:", 6) != 0 || conf[6] == '\0') {
     fprintf(stderr,
-            "runbook: core.exec_lock = '%s': expected 'incident' or 'param:NAME'\n", conf);
+            "runbook: core.exec_lock = '%s': expected 'incident' or 'param:NAME'\n",
+            conf);
     return RB_EXIT_INVALID;
   }
   const char *v = json_string_value(json_object_get(params, conf + 6));
@@ -59,8 +60,8 @@ int rb_exec_lock(rb_exec *ex, const json_t *params, json_t **forced)
   }
   rb_owner me, holder;
   rb_owner_self(&me, ex->o->run_id, ex->o->resumed ? "resume" : "exec");
-  int rc = rb_store_acquire(ex->o->store, key, &me, &ex->exec_lease, &holder, err,
-                            sizeof err);
+  int rc =
+      rb_store_acquire(ex->o->store, key, &me, &ex->exec_lease, &holder, err, sizeof err);
   if (rc < 0) {
     fprintf(stderr, "runbook: exec lock: %s\n", err);
     return RB_EXIT_FAILED;
@@ -89,9 +90,8 @@ int rb_exec_stop_requested(rb_exec *ex, char *why, size_t len)
     return 1;
   }
   char by[128] = "", reason[512] = "";
-  if (ex->o->store == NULL ||
-      !rb_store_cancelled(ex->o->store, ex->o->run_id, by, sizeof by, reason,
-                          sizeof reason))
+  if (ex->o->store == NULL || !rb_store_cancelled(ex->o->store, ex->o->run_id, by,
+                                                  sizeof by, reason, sizeof reason))
     return 0;
   snprintf(why, len, "cancelled by the operator (%s%s%s)", by, reason[0] ? ": " : "",
            reason);

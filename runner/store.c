@@ -26,8 +26,8 @@ void rb_store_release(rb_store *s, rb_lease *l)
     s->ops->release(l);
 }
 
-int rb_store_find_run(rb_store *s, const char *run, char *incident, size_t len,
-                      char *err, size_t errlen)
+int rb_store_find_run(rb_store *s, const char *run, char *incident, size_t len, char *err,
+                      size_t errlen)
 {
   return s->ops->find_run(s, run, incident, len, err, errlen);
 }

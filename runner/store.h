@@ -96,8 +96,8 @@ int rb_store_holder(rb_store *s, const char *key, rb_owner *holder, char *err,
 int rb_store_record_owner(rb_store *s, rb_lease *l, const rb_owner *me, char *err,
                           size_t errlen);
 void rb_store_release(rb_store *s, rb_lease *l);
-int rb_store_find_run(rb_store *s, const char *run, char *incident, size_t len,
-                      char *err, size_t errlen);
+int rb_store_find_run(rb_store *s, const char *run, char *incident, size_t len, char *err,
+                      size_t errlen);
 int rb_store_list_runs(rb_store *s, rb_run_cb cb, void *arg, char *err, size_t errlen);
 int rb_store_cancel(rb_store *s, const char *run, const char *by, const char *reason,
                     char *err, size_t errlen);

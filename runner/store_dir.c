@@ -77,8 +77,8 @@ static int key_path(const dir_store *ds, const char *key, const char *suffix, ch
        p++) {
     if (o + 4 >= sizeof esc)
       return -1;
-    if ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
-        *p == '.' || *p == '_' || *p == '-')
+    if ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
+        (*p >= '0' && *p <= '9') || *p == '.' || *p == '_' || *p == '-')
       esc[o++] = (char)*p;
     else
       o += (size_t)snprintf(esc + o, 4, "%%%02X", *p);
@@ -140,7 +140,8 @@ static int owner_write(int fd, const rb_owner *me, char *err, size_t errlen)
   size_t n = strlen(s);
   int rc = ftruncate(fd, 0) == 0 && pwrite(fd, s, n, 0) == (ssize_t)n ? 0 : -1;
   free(s);
-  return rc == 0 ? 0 : rb_err(err, errlen, "cannot record the owner: %s", strerror(errno));
+  return rc == 0 ? 0
+                 : rb_err(err, errlen, "cannot record the owner: %s", strerror(errno));
 }
 
 /* -- leases ---------------------------------------------------------------- */
@@ -256,8 +257,8 @@ static int dir_cancel(rb_store *s, const char *run, const char *by, const char *
     return errno == EEXIST ? 1 : rb_err(err, errlen, "%s: %s", path, strerror(errno));
   char ts[32];
   rb_format_ts(rb_now_wall_ms(), ts, sizeof ts);
-  json_t *j = json_pack("{s:s, s:s, s:s}", "by", by, "reason", reason ? reason : "", "at",
-                        ts);
+  json_t *j =
+      json_pack("{s:s, s:s, s:s}", "by", by, "reason", reason ? reason : "", "at", ts);
   char *txt = json_dumps(j, JSON_COMPACT);
   json_decref(j);
   size_t n = txt ? strlen(txt) : 0;
@@ -267,8 +268,8 @@ static int dir_cancel(rb_store *s, const char *run, const char *by, const char *
   return rc == 0 ? 0 : rb_err(err, errlen, "%s: cannot write the cancel request", path);
 }
 
-static int dir_cancelled(rb_store *s, const char *run, char *by, size_t blen, char *reason,
-                         size_t rlen)
+static int dir_cancelled(rb_store *s, const char *run, char *by, size_t blen,
+                         char *reason, size_t rlen)
 {
   char key[200], path[4600];
   if (rb_store_run_key(run, key, sizeof key) ||
@@ -302,8 +303,8 @@ static void dir_free(rb_store *s)
 }
 
 static const rb_store_ops dir_ops = {
-    "state-dir",  dir_acquire,   dir_holder,    dir_record_owner, dir_release,
-    dir_find_run, dir_list_runs, dir_cancel,    dir_cancelled,    dir_free,
+    "state-dir",  dir_acquire,   dir_holder, dir_record_owner, dir_release,
+    dir_find_run, dir_list_runs, dir_cancel, dir_cancelled,    dir_free,
 };
 
 rb_store *rb_store_open_dir(const char *state_dir, char *err, size_t errlen)
