@@ -737,7 +737,7 @@ def test_notify_step_posts_its_update_to_the_webhook(tmp_path):
         assert got[0][1]["title"] == "cause found in nt"
         assert got[0][1]["impact"] == "Checkout slow"
         ev = r.timeline("nt")
-        post = [e for e in ev if e["detail"].get("op") == "http"]
+        post = [e for e in ev if e["detail"].get("op") == "http" and e["event"] != "started"]
         assert post and post[0]["detail"]["status"] == 200
         fin = [e for e in ev if e["step"] == "update" and e["event"] == "finished"
                and "op" not in e["detail"]]
