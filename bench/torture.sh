@@ -115,7 +115,7 @@ def resume_until_done(inc, tag, rid):
             stats["nothing_sent"] += 1
         if p.returncode == 0:
             return True
-        if p.returncode == 7:
+        if p.returncode == 8:
             stats["refused_busy"] += 1
             time.sleep(0.1)
             continue

@@ -81,7 +81,7 @@ static const char usage_text[] =
     "\n"
     "exit codes: 0 resolved, 1 failed, 2 usage error, 3 runbook or scenario invalid,\n"
     "            4 denied, aborted or cancelled, 5 escalated, 6 drill did not go as\n"
-    "            expected, 7 refused: another live process owns the run or holds the\n"
+    "            expected, 8 refused: another live process owns the run or holds the\n"
     "            exec lock on (runbook, incident)\n";
 
 static const char *const cmd_help[][2] = {
@@ -92,7 +92,7 @@ static const char *const cmd_help[][2] = {
      "behind their approval gates. With --dry-run, actions are not run: each\n"
      "command or request they would send is recorded as would_run.\n"
      "Only one live exec of a runbook per incident (or per the parameter named by\n"
-     "core.exec_lock = param:NAME): a second is refused with exit 7, naming the\n"
+     "core.exec_lock = param:NAME): a second is refused with exit 8, naming the\n"
      "holder, unless --force, which the run's started event records.\n"},
     {"drill",
      "usage: runbook drill NAME|FILE [--scenario NAME|FILE] [--incident ID] "
@@ -131,7 +131,7 @@ static const char *const cmd_help[][2] = {
      "unless the step is marked idempotent; the refusal lists the writes it had\n"
      "started (command, host, method, URL, body SHA-256). When the journal shows no\n"
      "write started, nothing was sent and the action runs again. A run that another\n"
-     "live process owns is refused with exit 7, naming it (pid, user, host, since).\n"},
+     "live process owns is refused with exit 8, naming it (pid, user, host, since).\n"},
     {"runs",
      "usage: runbook runs [--incident ID] [--state running|waiting|interrupted|done]\n\n"
      "One line per run: run id, state, incident, runbook, mode, last step, since,\n"

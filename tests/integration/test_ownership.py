@@ -84,7 +84,7 @@ def test_second_resume_of_a_live_run_is_refused_naming_the_holder(tmp_path):
     book, state, log, p, run = gated_run(tmp_path)
     try:
         r = rbtest.run(["resume", run], state_dir=state)
-        assert r.code == 7, r
+        assert r.code == 8, r
         assert "owned by a live process: pid %d" % p.pid in r.stderr, r
         assert "@" in r.stderr and "since" in r.stderr
     finally:
@@ -102,7 +102,7 @@ def test_parallel_resumes_of_an_interrupted_run_one_acts(tmp_path):
         wait_for(state, "inc",
                  lambda e: len([x for x in events(state, "inc") if at_gate(x)]) >= 2)
         second = rbtest.run(["resume", run], state_dir=state)
-        assert second.code == 7, second
+        assert second.code == 8, second
         assert "pid %d" % first.pid in second.stderr, second
         rbtest.run(["approve", run, "act"], state_dir=state)
         out, err = first.communicate(timeout=30)
@@ -120,7 +120,7 @@ def test_second_exec_for_one_incident_is_refused_and_force_is_recorded(tmp_path)
     try:
         r = rbtest.run(["exec", book, "--incident", "inc", "--var", "log=" + log],
                        state_dir=state)
-        assert r.code == 7, r
+        assert r.code == 8, r
         assert "already being run by pid" in r.stderr and run in r.stderr, r
         other = rbtest.run(["exec", book, "--incident", "other", "--var", "log=" + log,
                             "--dry-run"], state_dir=state)
