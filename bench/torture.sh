@@ -96,9 +96,11 @@ def run_id(inc):
     with open(tl) as f:
         for line in f:
             try:
-                return json.loads(line)["run"]
+                ev = json.loads(line)
             except ValueError:
                 return None
+            if "run" in ev:  # the chain's header line belongs to no run
+                return ev["run"]
     return None
 
 def resume_until_done(inc, tag, rid):

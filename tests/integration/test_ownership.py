@@ -45,7 +45,9 @@ def start(state, args):
 
 def events(state, inc):
     with open(os.path.join(state, "incidents", inc + ".jsonl")) as f:
-        return [json.loads(line) for line in f if line.strip()]
+        # the chain's header line belongs to no run
+        return [e for e in (json.loads(line) for line in f if line.strip())
+                if e.get("event") != "timeline_header"]
 
 
 def wait_for(state, inc, pred, timeout=15):
