@@ -447,6 +447,22 @@ static void fail(job *j, const char *fmt, ...)
   job_finish(j);
 }
 
+/* A peer that vanishes without a FIN or RST (power loss, a partition) would
+ * otherwise look like a quiet command until the command timeout: TCP
+ * keepalive probes an idle connection, and the user timeout bounds how long
+ * sent data may stay unacknowledged; either way recv fails and the host ends
+ * as "connection lost". */
+static void set_liveness(int fd)
+{
+  int one = 1, idle = 10, intvl = 5, cnt = 3;
+  unsigned user_ms = 30000;
+  setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof one);
+  setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle, sizeof idle);
+  setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &intvl, sizeof intvl);
+  setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &cnt, sizeof cnt);
+  setsockopt(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &user_ms, sizeof user_ms);
+}
+
 static int try_connect(job *j)
 {
   for (; j->cur != NULL; j->cur = j->cur->ai_next) {
@@ -456,6 +472,7 @@ static int try_connect(job *j)
       continue;
     int one = 1;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    set_liveness(fd);
     if (connect(fd, j->cur->ai_addr, j->cur->ai_addrlen) == 0 || errno == EINPROGRESS) {
       j->fd = fd;
       return 0;

@@ -116,11 +116,26 @@ SetEnv SHLVL=1
         return kids
 
     def kill(self):
-        """Kills the listener and every connection it serves: the host is gone."""
+        """Kills the listener and every connection it serves: the host is gone.
+
+        Freezes before it kills: a connection accepted (or a session forked)
+        while the tree is walked would otherwise survive as an orphan and keep
+        its socket open, so the host would not really be gone."""
         if self.proc is None:
             return
-        pids = self.descendants()
-        for pid in [self.proc.pid] + pids:
+        frozen = [self.proc.pid]
+        os.kill(self.proc.pid, signal.SIGSTOP)
+        while True:
+            new = [p for p in self.descendants() if p not in frozen]
+            if not new:
+                break
+            for pid in new:
+                try:
+                    os.kill(pid, signal.SIGSTOP)
+                except ProcessLookupError:
+                    pass
+            frozen += new
+        for pid in frozen:
             try:
                 os.kill(pid, signal.SIGKILL)
             except ProcessLookupError:

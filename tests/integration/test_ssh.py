@@ -206,20 +206,30 @@ def test_command_timeout_terminates_the_remote_command(cluster):
 
 def test_connection_killed_mid_command(cluster):
     victim = cluster.servers[1]
+    marks = os.path.join(cluster.base, "started-%d" % os.getpid())
+    os.makedirs(marks, exist_ok=True)
+    # each host marks that its command really runs (named by the server's
+    # port); the victim's command would outlive the test, app-1's is short
+    cmd = ('port=$(echo "$SSH_CONNECTION" | cut -d" " -f4); touch %s/$port; '
+           'echo started; if [ "$port" = %d ]; then sleep 30; else sleep 1; fi'
+           % (marks, victim.port))
     proc = subprocess.Popen(
         [rbtest.RUNBOOK_BIN, "--state-dir", "/tmp/rb-kill-%d" % os.getpid(), "--config",
-         cluster.config(), "ssh", "app-1,app-2", "--", "echo started; sleep 30"],
+         cluster.config(), "ssh", "app-1,app-2", "--", cmd],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    deadline = time.time() + 10
-    while time.time() < deadline and victim.accepted() == 0:
-        time.sleep(0.1)
-    time.sleep(0.5)
+    deadline = time.time() + 20
+    mark = os.path.join(marks, str(victim.port))
+    while time.time() < deadline and not os.path.exists(mark):
+        time.sleep(0.05)
+    assert os.path.exists(mark), "the command never started on the victim"
+    t0 = time.time()
     victim.kill()
-    # app-1 still runs its sleep; give the run a bounded time to notice app-2
     try:
-        out, err = proc.communicate(timeout=60)
+        out, err = proc.communicate(timeout=20)
     finally:
         proc.kill()
+    # the loss is noticed at once, not when the victim's sleep would end
+    assert time.time() - t0 < 10, out + err
     assert "app-2: FAILED" in out, out + err
     assert re.search(r"app-2 \(127\.0\.0\.1:\d+\): connection lost while the command ran", out)
     assert "app-1: ok" in out
