@@ -150,6 +150,21 @@ static void format_path(const json_t *path, char *buf, size_t len)
   }
 }
 
+/* A dry-run's plan: which writes would fail, or that all were checked. */
+static void console_preflight(rb_exec *ex)
+{
+  size_t i;
+  json_t *v;
+  json_array_foreach(ex->would_fail, i, v)
+  {
+    rb_console_say(ex, "%swould fail on %s%s", rb_console_col(ex, C_RED),
+                   json_string_value(v), rb_console_col(ex, C_RESET));
+  }
+  if (ex->would_fail == NULL && ex->preflights > 0)
+    rb_console_say(ex, "preflight: all %d write(s) would reach their targets",
+                   ex->preflights);
+}
+
 void rb_console_summary(rb_exec *ex, rb_outcome outcome, const char *error,
                         const char *tlpath)
 {
@@ -165,5 +180,6 @@ void rb_console_summary(rb_exec *ex, rb_outcome outcome, const char *error,
                  rb_console_col(ex, C_RESET), el, pathbuf);
   if (error[0])
     fprintf(stderr, "runbook: %s: %s\n", ex->o->runbook_path, error);
+  console_preflight(ex);
   rb_console_say(ex, "timeline: %s", tlpath);
 }

@@ -60,8 +60,36 @@ int rb_event_host_emit(rb_host *h, const char *event, json_t *detail)
     json_decref(detail);
     return 0;
   }
+  if (strcmp(event, "would_run") == 0)
+    rb_event_preflight(ex, detail);
   rb_console_op(ex, event, detail);
   return rb_event_emit(ex, ex->cur, event, -1, detail);
+}
+
+/* Keeps each failed preflight of a dry-run once, for the plan summary and
+ * exit code 7. */
+void rb_event_preflight(rb_exec *ex, const json_t *detail)
+{
+  const json_t *pf = json_object_get(detail, "preflight");
+  if (pf == NULL)
+    return;
+  ex->preflights++;
+  if (json_is_true(json_object_get(pf, "ok")))
+    return;
+  const char *t = json_string_value(json_object_get(pf, "target"));
+  const char *r = json_string_value(json_object_get(pf, "reason"));
+  char line[1200];
+  snprintf(line, sizeof line, "%s: %s", t ? t : "?", r ? r : "preflight failed");
+  if (ex->would_fail == NULL)
+    ex->would_fail = json_array();
+  size_t i;
+  json_t *v;
+  json_array_foreach(ex->would_fail, i, v)
+  {
+    if (strcmp(json_string_value(v), line) == 0)
+      return;
+  }
+  json_array_append_new(ex->would_fail, json_string(line));
 }
 
 /* Adds "ctx" to detail when the runbook's ctx changed during the step; the

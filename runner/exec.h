@@ -22,9 +22,11 @@ typedef struct {
   rb_timeline *tl;
   rb_host host;
   const rb_step *cur;
-  json_t *path;     /* step ids in the order walked */
-  json_t *collect;  /* approval preview: would_run details land here */
-  json_t *last_ctx; /* ctx as JSON after the previous step */
+  json_t *path;       /* step ids in the order walked */
+  json_t *collect;    /* approval preview: would_run details land here */
+  json_t *last_ctx;   /* ctx as JSON after the previous step */
+  json_t *would_fail; /* dry-run: "target: reason" of each failed preflight */
+  int preflights;     /* dry-run: would_run events that carried a preflight */
   int64_t run_start_us;
   int64_t step_timeout_ms;
   int64_t run_deadline_ms;
@@ -81,6 +83,8 @@ int rb_event_emit(rb_exec *ex, const rb_step *s, const char *event, int64_t dur_
                   json_t *detail);
 /* rb_host.emit: operations inside a step (commands, requests). */
 int rb_event_host_emit(rb_host *h, const char *event, json_t *detail);
+/* Notes a would_run's preflight result (a dry-run's, outside a preview). */
+void rb_event_preflight(rb_exec *ex, const json_t *detail);
 /* Adds "ctx" to detail when the runbook's ctx changed during the step. */
 void rb_event_ctx(rb_exec *ex, json_t *detail);
 

@@ -383,6 +383,8 @@ static int finish_run(rb_exec *ex, const walk_args *wa, const char *tlpath)
       json_pack("{s:s, s:O}", "outcome", rb_outcome_name(wa->outcome), "path", ex->path);
   if (wa->error[0])
     json_object_set_new(fin, "error", json_string(wa->error));
+  if (ex->would_fail != NULL)
+    json_object_set(fin, "would_fail", ex->would_fail);
   ex->cur = NULL;
   rb_event_emit(ex, NULL, wa->rc == 0 ? "finished" : "failed", total_ms, fin);
   int code = wa->usage     ? RB_EXIT_USAGE
@@ -392,6 +394,11 @@ static int finish_run(rb_exec *ex, const walk_args *wa, const char *tlpath)
   if (ex->o->mode == RB_MODE_DRILL && code != RB_EXIT_INVALID &&
       json_object_get(ex->scenario, "expect"))
     code = check_expect(ex, wa->outcome) ? RB_EXIT_OK : RB_EXIT_MISMATCH;
+  /* A write that would fail outranks how the walk ended: automation gates
+   * a real run on the dry-run's 0. Usage and invalid mean no plan at all. */
+  if (ex->o->mode == RB_MODE_DRY_RUN && ex->would_fail != NULL && code != RB_EXIT_USAGE &&
+      code != RB_EXIT_INVALID)
+    code = RB_EXIT_WOULD_FAIL;
   rb_console_summary(ex, wa->outcome, wa->error, tlpath);
   return code;
 }
@@ -415,6 +422,7 @@ static void exec_free(rb_exec *ex)
   json_decref(ex->scenario);
   json_decref(ex->path);
   json_decref(ex->last_ctx);
+  json_decref(ex->would_fail);
   if (ex->log)
     fclose(ex->log);
   rb_timeline_free(ex->tl);

@@ -81,7 +81,8 @@ static const char usage_text[] =
     "\n"
     "exit codes: 0 resolved, 1 failed, 2 usage error, 3 runbook or scenario invalid,\n"
     "            4 denied, aborted or cancelled, 5 escalated, 6 drill did not go as\n"
-    "            expected, 8 refused: another live process owns the run or holds the\n"
+    "            expected, 7 dry-run found a write that would fail (its preflight\n"
+    "            failed), 8 refused: another live process owns the run or holds the\n"
     "            exec lock on (runbook, incident)\n";
 
 static const char *const cmd_help[][2] = {
@@ -90,7 +91,11 @@ static const char *const cmd_help[][2] = {
      "[--actor WHO] [--force] [--json] [--quiet]\n\n"
      "Runs the runbook for real. Checks and waits read live systems; actions run\n"
      "behind their approval gates. With --dry-run, actions are not run: each\n"
-     "command or request they would send is recorded as would_run.\n"
+     "command or request they would send is recorded as would_run, after a\n"
+     "preflight of its target: SSH hosts are connected, their keys verified and\n"
+     "authentication tried (no command sent); HTTP targets are connected and\n"
+     "TLS-verified (no request sent); local commands are looked up on PATH.\n"
+     "A dry-run exits 7 when any preflight failed, naming each target.\n"
      "Only one live exec of a runbook per incident (or per the parameter named by\n"
      "core.exec_lock = param:NAME): a second is refused with exit 8, naming the\n"
      "holder, unless --force, which the run's started event records.\n"},

@@ -20,7 +20,8 @@ enum {
   RB_EXIT_ABORTED = 4,   /* an approval was denied or the run was aborted */
   RB_EXIT_ESCALATED = 5, /* the run handed the incident to a human team */
   RB_EXIT_MISMATCH = 6,  /* drill: the path differs from the scenario's expect */
-  RB_EXIT_BUSY = 8       /* refused: a live process owns the run or its exec lock */
+  RB_EXIT_WOULD_FAIL = 7, /* dry-run: a write's preflight failed */
+  RB_EXIT_BUSY = 8        /* refused: a live process owns the run or its exec lock */
 };
 
 typedef struct {

@@ -778,6 +778,17 @@ static void describe_run(FILE *m, const json_t *ev, const char *event, const jso
   }
 }
 
+/* A dry-run's check of the target: " [preflight ok]" or the reason. */
+static void put_preflight(FILE *m, const json_t *pf)
+{
+  if (pf == NULL)
+    return;
+  if (json_is_true(json_object_get(pf, "ok")))
+    fputs(" [preflight ok]", m);
+  else
+    fprintf(m, " [would fail: %s]", str_of(pf, "reason") ? str_of(pf, "reason") : "?");
+}
+
 static void describe_step(FILE *m, const json_t *ev, const char *event, const json_t *d)
 {
   const char *title = str_of(d, "title");
@@ -794,6 +805,7 @@ static void describe_step(FILE *m, const json_t *ev, const char *event, const js
       put_action(m, d);
     else if (title)
       fprintf(m, " (%s)", title);
+    put_preflight(m, json_object_get(d, "preflight"));
   } else if (eq(event, "started")) {
     fputs("started", m);
     if (title)

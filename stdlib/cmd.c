@@ -17,6 +17,7 @@
 #include "runner/util.h"
 #include "stdlib/box.h"
 #include "stdlib/host.h"
+#include "stdlib/preflight.h"
 #include "stdlib/modules.h"
 
 #define CMD_MAX_ARGS 256
@@ -311,6 +312,21 @@ static void result_free(void *p, size_t n)
   free(r);
 }
 
+/* The would_run detail; a dry-run adds whether argv[0] can be found. */
+static json_t *cmd_would_run(const rb_host *h, const cmd_spec *s)
+{
+  json_t *d =
+      json_pack("{s:s, s:o, s:b}", "op", "cmd", "command", cmd_argv_json(s), "write", 1);
+  if (h->mode == RB_MODE_DRY_RUN) {
+    char why[600];
+    json_object_set_new(
+        d, "preflight",
+        rb_preflight_json("local",
+                          rb_preflight_command(s->argv[0], s->cwd, why, sizeof why)));
+  }
+  return d;
+}
+
 static int cmd_do(lua_State *L, int is_write)
 {
   cmd_spec s;
@@ -328,9 +344,7 @@ static int cmd_do(lua_State *L, int is_write)
   rb_box_hold(box, r, 1);
   if (is_write) {
     if (!rb_host_may_write(L, what)) {
-      h->emit(h, "would_run",
-              json_pack("{s:s, s:o, s:b}", "op", "cmd", "command", cmd_argv_json(&s),
-                        "write", 1));
+      h->emit(h, "would_run", cmd_would_run(h, &s));
       r->exit_code = 0;
       cmd_push_result(L, r, 1);
       return rb_host_result(L, what, NULL);

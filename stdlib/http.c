@@ -15,6 +15,7 @@
 #include "runner/util.h"
 #include "stdlib/host.h"
 #include "stdlib/http/engine.h"
+#include "stdlib/http/preflight.h"
 #include "stdlib/modules.h"
 
 #define REQ_META "runbook.http.request"
@@ -466,9 +467,14 @@ static void push_headers(lua_State *L, const rb_http_resp *resp)
   }
 }
 
-static int push_simulated(lua_State *L, rb_host *h, req_state *r)
+static int push_simulated(lua_State *L, rb_host *h, req_state *r, const rb_http_req *q)
 {
   json_t *d = base_detail(r);
+  if (h->mode == RB_MODE_DRY_RUN) /* a drill touches no network */
+    json_object_set_new(d, "preflight",
+                        rb_http_preflight(L, r->url, q->ca_bundle, q->insecure,
+                                          rb_host_time_left(L, q->timeout_ms),
+                                          r->url_from != NULL));
   json_object_set(d, "headers", r->shown_headers);
   if (r->body_json != NULL)
     json_object_set(d, "body", r->body_json);
@@ -603,7 +609,7 @@ static int do_request(lua_State *L)
   if (is_read) {
     rb_host_check_read(L, what);
   } else if (!rb_host_may_write(L, what)) {
-    return push_simulated(L, h, r);
+    return push_simulated(L, h, r, &q);
   }
   if (q.insecure) {
     json_t *d = base_detail(r);

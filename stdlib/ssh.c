@@ -10,7 +10,9 @@
 #include "stdlib/box.h"
 #include "stdlib/host.h"
 #include "stdlib/modules.h"
+#include "stdlib/preflight.h"
 #include "stdlib/ssh/common.h"
+#include "stdlib/ssh/preflight.h"
 
 #define SSH_POOL_KEY "rb.ssh.pool.instance"
 #define SSH_POOL_MT "rb.ssh.pool"
@@ -22,6 +24,7 @@ typedef struct {
   rb_ssh_config cfg;
   rb_ssh_pool *pool;
   rb_ssh_inventory *inv;
+  rb_ssh_pf_cache *pf; /* dry-run: each host preflighted once */
   int no_inventory;
 } ssh_state;
 
@@ -34,8 +37,10 @@ static int ssh_state_gc(lua_State *L)
     return 0;
   rb_ssh_pool_free(st->pool);
   rb_ssh_inventory_free(st->inv);
+  rb_ssh_pf_cache_free(st->pf);
   st->pool = NULL;
   st->inv = NULL;
+  st->pf = NULL;
   return 0;
 }
 
@@ -323,15 +328,19 @@ static void ssh_push_failure(lua_State *L, const rb_ssh_result *r, size_t n,
   luaL_pushresult(&b);
 }
 
+/* reasons: one preflight result per host (NULL = ok), or NULL in a drill. */
 static int ssh_simulate(lua_State *L, rb_host *h, const rb_ssh_host *hosts, size_t n,
-                        const char *command, int port)
+                        const char *command, int port, const char **reasons)
 {
-  for (size_t i = 0; i < n; i++)
-    h->emit(h, "would_run",
-            json_pack("{s:s, s:s, s:s, s:i, s:s, s:b}", "op", "ssh", "host",
-                      hosts[i].name, "address", hosts[i].address, "port",
-                      hosts[i].port > 0 ? hosts[i].port : port, "command", command,
-                      "write", 1));
+  for (size_t i = 0; i < n; i++) {
+    json_t *d = json_pack("{s:s, s:s, s:s, s:i, s:s, s:b}", "op", "ssh", "host",
+                          hosts[i].name, "address", hosts[i].address, "port",
+                          hosts[i].port > 0 ? hosts[i].port : port, "command", command,
+                          "write", 1);
+    if (reasons != NULL)
+      json_object_set_new(d, "preflight", rb_preflight_json(hosts[i].name, reasons[i]));
+    h->emit(h, "would_run", d);
+  }
   lua_createtable(L, 0, 6);
   lua_createtable(L, (int)n, 0);
   for (size_t i = 0; i < n; i++) {
@@ -398,6 +407,38 @@ static rb_ssh_host *ssh_resolve_boxed(lua_State *L, ssh_state *st, const char *t
   return hosts;
 }
 
+static void reasons_free(void *p, size_t n)
+{
+  (void)n;
+  free(p);
+}
+
+/* A write not performed: a dry-run preflights its hosts first (a drill
+ * touches nothing). hosts stay owned by the caller's box. */
+static int ssh_dry(lua_State *L, rb_host *h, ssh_state *st, rb_ssh_host *hosts, size_t n,
+                   const char *command)
+{
+  int port = st->cfg.settings.port;
+  const char **reasons = NULL;
+  char err[1024] = "";
+  if (h->mode == RB_MODE_DRY_RUN) {
+    int64_t cms = st->cfg.settings.connect_timeout_ms;
+    rb_box *box = rb_box_push(L, reasons_free);
+    reasons = calloc(n, sizeof *reasons);
+    rb_box_hold(box, reasons, n);
+    if (reasons == NULL)
+      snprintf(err, sizeof err, "ssh: out of memory");
+    else
+      rb_ssh_preflight(st->pool, &st->pf, hosts, n, port,
+                       rb_host_time_left(L, cms > 0 ? cms : 10000), reasons, err,
+                       sizeof err);
+  }
+  if (err[0] != '\0')
+    return luaL_error(L, "%s", err);
+  ssh_simulate(L, h, hosts, n, command, port, reasons);
+  return rb_host_result(L, "ssh.run", "simulated");
+}
+
 static int ssh_do(lua_State *L, int is_write)
 {
   const char *target = ssh_check_target(L, 1);
@@ -425,11 +466,8 @@ static int ssh_do(lua_State *L, int is_write)
   lua_settop(L, 3); /* the boxes go above the arguments */
   size_t n = 0;
   rb_ssh_host *hosts = ssh_resolve_boxed(L, st, target, &n); /* 4 */
-  int port = st->cfg.settings.port;
-  if (!real) {
-    ssh_simulate(L, h, hosts, n, command, port);
-    return rb_host_result(L, what, "simulated");
-  }
+  if (!real)
+    return ssh_dry(L, h, st, hosts, n, command);
   if (is_write) {
     json_t *names = json_array();
     for (size_t i = 0; i < n; i++)

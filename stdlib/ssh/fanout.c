@@ -95,7 +95,9 @@ typedef struct {
   int nkeys, keyi;
   char autherr[600];
   int retried;
-  int tofu_added; /* the key was unknown and trust_on_first_use recorded it */
+  int tofu_added;         /* the key was unknown and trust_on_first_use recorded it */
+  int preflight;          /* stop once authenticated (rb_ssh_opts.preflight) */
+  int64_t connect_cap_ms; /* preflight: the caller's bound, 0 = none */
   capbuf out, err;
   size_t output_max;
 } job;
@@ -490,7 +492,10 @@ static void start_connect(job *j, rb_ssh_pool *p)
   hints.ai_flags = AI_NUMERICSERV;
   char port[16];
   snprintf(port, sizeof port, "%d", j->port);
-  j->deadline_ms = rb_now_mono_ms() + p->connect_ms;
+  int64_t cms = p->connect_ms;
+  if (j->connect_cap_ms > 0 && j->connect_cap_ms < cms)
+    cms = j->connect_cap_ms;
+  j->deadline_ms = rb_now_mono_ms() + cms;
   int rc = getaddrinfo(j->h->address, port, &hints, &j->ai);
   if (rc != 0) {
     fail(j, "cannot resolve %s: %s", j->h->address, gai_strerror(rc));
@@ -613,6 +618,10 @@ static int verify_hostkey(job *j, rb_ssh_pool *p)
   }
   char *line =
       rb_ssh_knownhosts_line(j->h->address, j->port, (const unsigned char *)blob, len);
+  if (p->tofu && j->preflight) {
+    free(line); /* the real run would trust it; a dry-run records nothing */
+    return 0;
+  }
   if (p->tofu) {
     char err[512];
     if (rb_ssh_knownhosts_add(p->kh, j->h->address, j->port, (const unsigned char *)blob,
@@ -1086,6 +1095,11 @@ static void step_job(runctx *rc, job *j)
       if (j->ph == P_OPEN) {
         if (j->c == NULL && adopt_session(j, p) < 0)
           return;
+        if (j->preflight) {
+          j->r->exit_code = 0;
+          job_finish(j);
+          return;
+        }
         j->deadline_ms = rc->timeout_ms > 0 ? rb_now_mono_ms() + rc->timeout_ms : 0;
       }
       break;
@@ -1118,6 +1132,11 @@ static void start_job(runctx *rc, job *j)
     j->fd = c->fd;
     j->r->reused = 1;
     j->ph = P_OPEN;
+    if (j->preflight) { /* authenticated earlier in this run */
+      j->r->exit_code = 0;
+      job_finish(j);
+      return;
+    }
     j->deadline_ms = rc->timeout_ms > 0 ? rb_now_mono_ms() + rc->timeout_ms : 0;
   } else {
     start_connect(j, p);
@@ -1195,6 +1214,9 @@ int rb_ssh_run(rb_ssh_pool *p, const rb_ssh_host *hosts, size_t n, const char *c
     if (init_job(&jobs[i], &hosts[i], &res[i], p, output_max) < 0) {
       rb_err(err, errlen, "ssh: out of memory");
       goto out;
+    } else if (o->preflight) {
+      jobs[i].preflight = 1;
+      jobs[i].connect_cap_ms = o->timeout_ms;
     }
   runctx rc = {p, o, command, o->timeout_ms};
   size_t parallel = o->parallel > 0 ? (size_t)o->parallel : DEF_PARALLEL;

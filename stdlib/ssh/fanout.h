@@ -71,6 +71,11 @@ typedef struct {
   rb_ssh_count max_fail; /* stop starting hosts once failures exceed it */
   int64_t timeout_ms;    /* per command; 0 = none */
   size_t output_max;     /* bytes kept per stream; 0 = 64 KiB */
+  /* Preflight: connect, verify the host key and authenticate, then stop: no
+   * channel is opened, the command is not sent, an unknown key is not
+   * recorded by trust_on_first_use. A host that got that far is ok (exit 0)
+   * and its session stays pooled; timeout_ms then bounds the connection. */
+  int preflight;
   /* Called as each host finishes (r is borrowed), as progress changes, and
    * for notes worth the timeline (a key trusted on first use). May be NULL. */
   void (*on_result)(void *arg, const rb_ssh_result *r);

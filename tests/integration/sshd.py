@@ -38,7 +38,7 @@ def fingerprint(pub_path):
 
 
 class Server:
-    def __init__(self, base, name, authorized_keys, extra_config=""):
+    def __init__(self, base, name, authorized_keys, extra_config="", log_level="INFO"):
         self.name = name
         self.dir = os.path.join(base, name)
         os.makedirs(self.dir, exist_ok=True)
@@ -50,6 +50,7 @@ class Server:
         self.config = os.path.join(self.dir, "sshd_config")
         self.authorized_keys = authorized_keys
         self.extra_config = extra_config
+        self.log_level = log_level  # VERBOSE logs each session's command
         self.proc = None
         self.write_config()
 
@@ -69,7 +70,7 @@ PubkeyAuthentication yes
 PermitRootLogin prohibit-password
 MaxStartups 200:30:300
 MaxSessions 100
-LogLevel INFO
+LogLevel {self.log_level}
 # bash sources ~/.bashrc for commands sshd starts unless it is a nested
 # shell; root's .bashrc on the build machines runs `pyenv rehash`, whose lock
 # file a killed session leaves behind, stalling every later command by 60 s.
@@ -179,7 +180,7 @@ SetEnv SHLVL=1
 class Cluster:
     """N sshd instances, a client key authorized on all, and a known_hosts."""
 
-    def __init__(self, n, extra_config=""):
+    def __init__(self, n, extra_config="", log_level="INFO"):
         self.base = tempfile.mkdtemp(prefix="rb-sshd-")
         os.chmod(self.base, 0o755)
         self.client_key = keygen(os.path.join(self.base, "id_ed25519"), "ed25519")
@@ -187,7 +188,7 @@ class Cluster:
         with open(self.client_key + ".pub") as f, open(self.authorized_keys, "w") as out:
             out.write(f.read())
         self.servers = [Server(self.base, "app-%d" % (i + 1), self.authorized_keys,
-                               extra_config) for i in range(n)]
+                               extra_config, log_level) for i in range(n)]
         self.known_hosts = os.path.join(self.base, "known_hosts")
         self.write_known_hosts()
         for s in self.servers:
