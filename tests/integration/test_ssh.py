@@ -315,7 +315,7 @@ def test_runbook_reuses_one_connection_per_host(cluster, tmp_path):
     assert any(e["detail"].get("reused_connection") for e in finished)
 
 
-def test_dry_run_records_would_run_and_connects_nowhere(cluster, tmp_path):
+def test_dry_run_records_would_run_and_only_preflights_the_write(cluster, tmp_path):
     rb = rbtest.write(str(tmp_path / "ssh-demo.lua"), RUNBOOK)
     before = [s.accepted() for s in cluster.servers]
     r = rbtest.run(["--config", cluster.config(), "exec", "--dry-run", "--incident",
@@ -324,9 +324,10 @@ def test_dry_run_records_would_run_and_connects_nowhere(cluster, tmp_path):
         pytest.skip("executor not wired yet")
     assert r.code == 0, r
     after = [s.accepted() for s in cluster.servers]
-    # the check's reads ran for real (one connection to app-1); the write did not
-    assert after[0] - before[0] == 1
-    assert after[1:] == before[1:]
+    # the check's reads ran for real (one connection to app-1); the write
+    # only preflighted each host (authenticated, no command), reusing app-1's
+    assert [a - b for a, b in zip(after, before)] == [1] * len(cluster.servers)
     would = [e for e in r.timeline("INC-DRY") if e["event"] == "would_run"]
     assert sorted(e["detail"]["host"] for e in would) == [s.name for s in cluster.servers]
+    assert all(e["detail"]["preflight"]["ok"] for e in would)
     assert all(e["detail"]["command"] == "echo rolled" for e in would)
