@@ -6,9 +6,10 @@
 #include <stddef.h>
 
 const rb_config_section *const rb_config_sections[] = {
-    &rb_config_core,   &rb_config_sandbox, &rb_config_approvals, &rb_config_cmd,
-    &rb_config_ssh,    &rb_config_http,    &rb_config_prom,      &rb_config_flags,
-    &rb_config_deploy, &rb_config_notify,  &rb_config_serve,     NULL,
+    &rb_config_core,   &rb_config_sandbox, &rb_config_approvals, &rb_config_approval_sev,
+    &rb_config_group,  &rb_config_approver, &rb_config_cmd,      &rb_config_ssh,
+    &rb_config_http,   &rb_config_prom,    &rb_config_flags,     &rb_config_deploy,
+    &rb_config_notify, &rb_config_serve,   NULL,
 };
 
 static const rb_config_key core_keys[] = {
@@ -51,3 +52,36 @@ static const rb_config_key approvals_keys[] = {
     {NULL, 0, NULL, NULL, 0, 0, NULL},
 };
 const rb_config_section rb_config_approvals = {"approvals", "", approvals_keys};
+
+/* A policy every gate of a runbook with `severity = "NAME"` must meet, on
+ * top of the runbook's own (approval_policy.c takes the stricter of each). */
+static const rb_config_key approval_sev_keys[] = {
+    {"min", RB_CFG_INT, "1", NULL, 1, 16, "distinct approvers each gate needs"},
+    {"from", RB_CFG_STRING, NULL, "anyone", 0, 0,
+     "accounts, approver names or groups allowed to answer (comma separated)"},
+    {"not_self", RB_CFG_BOOL, "false", NULL, 0, 0,
+     "the account that started (or resumed) the run may not approve it"},
+    {"allow_as", RB_CFG_BOOL, "true", NULL, 0, 0,
+     "whether `runbook approve --as LABEL` is accepted"},
+    {NULL, 0, NULL, NULL, 0, 0, NULL},
+};
+const rb_config_section rb_config_approval_sev = {
+    "approvals.*", "the approval policy of runbooks with that `severity`", approval_sev_keys};
+
+static const rb_config_key group_keys[] = {
+    {"members", RB_CFG_STRING, NULL, NULL, 0, 0,
+     "accounts and approver names in the group (comma separated)"},
+    {NULL, 0, NULL, NULL, 0, 0, NULL},
+};
+const rb_config_section rb_config_group = {"group.*", "a group of approvers for `from`",
+                                           group_keys};
+
+/* Read by the listener: the credential names the approver, not the request. */
+static const rb_config_key approver_keys[] = {
+    {"token", RB_CFG_SECRET, NULL, NULL, 0, 0,
+     "bearer token with which this approver answers over HTTP (`token_env` / "
+     "`token_file`)"},
+    {NULL, 0, NULL, NULL, 0, 0, NULL},
+};
+const rb_config_section rb_config_approver = {
+    "approver.*", "an approver who answers over HTTP", approver_keys};

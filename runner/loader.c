@@ -100,17 +100,20 @@ static int rawfield(lua_State *L, int t, const char *k)
 
 /* Fields each table accepts. A name not listed is a typo until proven
  * otherwise: `aproval = true` must never silently drop a gate. */
-static const char *const runbook_fields[] = {"name",  "title", "description", "params",
-                                             "start", "steps", NULL};
+static const char *const runbook_fields[] = {
+    "name", "title", "description", "params", "start", "steps", "severity", "approval_policy",
+    NULL};
 static const char *const param_fields[] = {"default", "required", "description", "type",
                                            "choices", "pattern",  NULL};
-static const char *const approval_fields[] = {"required", "approvers", NULL};
+#define POLICY_FIELDS "min", "from", "not_self", "timeout", "confirm", "allow_as"
+static const char *const approval_fields[] = {"required", POLICY_FIELDS, NULL};
+static const char *const policy_fields[] = {POLICY_FIELDS, NULL};
 #define STEP_COMMON "title", "kind", "timeout", "on_error"
 static const char *const kind_fields[][14] = {
     [RB_STEP_CHECK] = {STEP_COMMON, "run", "on", NULL},
     [RB_STEP_ACTION] = {STEP_COMMON, "run", "on", "next", "approval", "idempotent", NULL},
     [RB_STEP_WAIT] = {STEP_COMMON, "until_", "condition", "every", "on", NULL},
-    [RB_STEP_APPROVAL] = {STEP_COMMON, "question", "approvers", "next", "on", NULL},
+    [RB_STEP_APPROVAL] = {STEP_COMMON, "question", "approval", "next", "on", NULL},
     [RB_STEP_NOTIFY] = {STEP_COMMON, "phase", "message", "impact", "run", "next", "on",
                         NULL},
     [RB_STEP_ESCALATE] = {STEP_COMMON, "to", "message", "impact", "run", "next", "on",
@@ -262,25 +265,58 @@ static int funcfield(lctx *c, lua_State *L, int t, const char *k, int line,
   return ty == LUA_TFUNCTION;
 }
 
-/* approvers names who may answer; nothing enforces such a list yet, and
- * accepting one that is then ignored would let anyone approve. */
-static void approvers_field(lctx *c, lua_State *L, int t, int line, const char *where)
+/* from = { "alice", "sre" }: a non-empty list of names. */
+static void fromfield(lctx *c, lua_State *L, int t, rb_approval_policy *p, int line,
+                      const char *where)
 {
-  int ty = rawfield(L, t, "approvers");
+  int ty = rawfield(L, t, "from");
+  size_t n = ty == LUA_TTABLE ? lua_rawlen(L, -1) : 0;
+  if (ty != LUA_TNIL && (ty != LUA_TTABLE || n == 0 || n > 64))
+    lproblem(c, line, "field 'from' in %s must be a list of 1-64 names (accounts, "
+                      "approvers or groups), not a %s",
+             where, ty == LUA_TTABLE ? "table of that size" : lua_typename(L, ty));
+  else if (ty == LUA_TTABLE) {
+    p->from = calloc(n, sizeof *p->from);
+    for (size_t i = 1; p->from && i <= n; i++) {
+      if (lua_rawgeti(L, -1, (lua_Integer)i) == LUA_TSTRING && lua_rawlen(L, -1) > 0)
+        p->from[p->nfrom++] = strdup(lua_tostring(L, -1));
+      else
+        lproblem(c, line, "field 'from' in %s: entry %zu must be a name", where, i);
+      lua_pop(L, 1);
+    }
+  }
   lua_pop(L, 1);
-  if (ty == LUA_TNIL)
-    return;
-  if (ty != LUA_TTABLE)
-    lproblem(c, line, "field 'approvers' in %s must be a list of names, not a %s", where,
-             lua_typename(L, ty));
-  else
-    lproblem(c, line,
-             "field 'approvers' in %s is not supported yet: the gate would not restrict "
-             "who answers (remove it)",
-             where);
 }
 
-/* approval = true | false | { required = bool, approvers = {...} } */
+/* A tri-state boolean: 0 absent, 1 false, 2 true. */
+static int tri(lctx *c, lua_State *L, int t, const char *k, int line, const char *where)
+{
+  int ty = rawfield(L, t, k);
+  lua_pop(L, 1);
+  return ty == LUA_TNIL ? 0 : 1 + boolfield(c, L, t, k, line, where);
+}
+
+/* The fields of a policy table (approval_policy, or a step's approval). */
+static void policy_table(lctx *c, lua_State *L, int t, rb_approval_policy *p, int line,
+                         const char *where)
+{
+  int ty = rawfield(L, t, "min");
+  if (ty == LUA_TNUMBER && lua_isinteger(L, -1) && lua_tointeger(L, -1) >= 1 &&
+      lua_tointeger(L, -1) <= 16)
+    p->min = (int)lua_tointeger(L, -1);
+  else if (ty != LUA_TNIL)
+    lproblem(c, line, "field 'min' in %s must be a whole number of approvers, 1-16", where);
+  lua_pop(L, 1);
+  fromfield(c, L, t, p, line, where);
+  p->not_self = tri(c, L, t, "not_self", line, where);
+  p->allow_as = tri(c, L, t, "allow_as", line, where);
+  p->timeout_ms = durfield(c, L, t, "timeout", line, where);
+  p->confirm = strfield(c, L, t, "confirm", line, where);
+  if (p->confirm && (p->confirm[0] == '\0' || strlen(p->confirm) > 63))
+    lproblem(c, line, "field 'confirm' in %s must be a word of 1-63 characters", where);
+}
+
+/* approval = true | false | { required = bool, min = n, from = {...}, ... } */
 static void approval_field(lctx *c, lua_State *L, int t, rb_step *s, const char *where)
 {
   int ty = rawfield(L, t, "approval");
@@ -294,10 +330,10 @@ static void approval_field(lctx *c, lua_State *L, int t, rb_step *s, const char 
     int rt = rawfield(L, a, "required");
     lua_pop(L, 1);
     s->approval = rt == LUA_TNIL || boolfield(c, L, a, "required", s->line, w);
-    approvers_field(c, L, a, s->line, w);
+    policy_table(c, L, a, &s->policy, s->line, w);
   } else if (ty != LUA_TNIL) {
     lproblem(c, s->line,
-             "field 'approval' in %s must be true, false or a table { required = true }, "
+             "field 'approval' in %s must be true, false or a table { min = 2, ... }, "
              "not a %s",
              where, lua_typename(L, ty));
   }
@@ -343,8 +379,6 @@ static void load_step(lctx *c, lua_State *L, int t, rb_model *m, const char *id)
   for (size_t i = 0; i < sizeof texts / sizeof *texts; i++)
     textfield(c, L, t, texts[i], s->line, where);
   approval_field(c, L, t, s, where);
-  if (s->kind == RB_STEP_APPROVAL)
-    approvers_field(c, L, t, s->line, where);
   s->idempotent = boolfield(c, L, t, "idempotent", s->line, where);
 }
 
@@ -473,6 +507,15 @@ static int load_protected(lua_State *L)
   m->title = strfield(c, L, t, "title", m->line, "the runbook");
   m->description = strfield(c, L, t, "description", m->line, "the runbook");
   m->start = strfield(c, L, t, "start", m->line, "the runbook");
+  m->severity = strfield(c, L, t, "severity", m->line, "the runbook");
+  int pt = rawfield(L, t, "approval_policy");
+  if (pt == LUA_TTABLE) {
+    only_fields(c, L, -1, policy_fields, m->line, "approval_policy");
+    policy_table(c, L, lua_gettop(L), &m->policy, m->line, "approval_policy");
+  } else if (pt != LUA_TNIL)
+    lproblem(c, m->line, "field 'approval_policy' in the runbook must be a table, not a %s",
+             lua_typename(L, pt));
+  lua_pop(L, 1);
   load_params(c, L, t, m);
   if (rawfield(L, t, "steps") != LUA_TTABLE) {
     lproblem(c, m->line, "runbook has no steps table");

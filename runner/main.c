@@ -568,6 +568,7 @@ static int cmd_resume(globals *g, int argc, char **argv)
   job.o.resume_ctx = j.ctx;
   job.o.resume_path = j.path;
   job.o.resume_note = note;
+  job.o.started_by = j.actor;
   job.o.resume_in_doubt = doubt;
   job.o.in_doubt = in_doubt;
   job.o.in_doubt_ops = j.in_doubt_ops;
@@ -783,19 +784,18 @@ static int cmd_approve(globals *g, int argc, char **argv)
   }
   if (optind != argc - 2)
     return usage_error("approve needs RUN and STEP (see runbook approvals)");
-  char who[160];
-  if (as == NULL) {
-    snprintf(who, sizeof who, "%s", login_name());
-    as = who;
-  }
-  char err[512];
-  if (rb_approval_decide(g->state_dir, argv[optind], argv[optind + 1], !deny, as, comment,
-                         "command", err, sizeof err) != 0) {
-    fprintf(stderr, "runbook: %s\n", err);
+  /* Who answers is the account of the uid; --as is only a label. */
+  rb_approval_answer a = {rb_approval_account(), as, !deny, comment, "cli"};
+  char msg[1024];
+  int rc = rb_approval_answer_gate(g->state_dir, argv[optind], argv[optind + 1], &a, msg,
+                                   sizeof msg);
+  if (rc != RB_APPROVAL_OK) {
+    fprintf(stderr, "runbook: %s\n", msg);
     return RB_EXIT_FAILED;
   }
-  printf("%s step '%s' of run %s as %s\n", deny ? "denied" : "approved", argv[optind + 1],
-         argv[optind], as);
+  printf("%s step '%s' of run %s as %s%s%s%s; needs %s\n", deny ? "denied" : "approved",
+         argv[optind + 1], argv[optind], a.identity, as ? " (label " : "", as ? as : "",
+         as ? ")" : "", msg);
   return RB_EXIT_OK;
 }
 
@@ -815,13 +815,14 @@ static int cmd_approvals(globals *g, int argc)
     printf("no pending approvals in %s/approvals\n", g->state_dir);
   json_array_foreach(p, i, r)
   {
-    printf("%s %s  %s  (runbook %s, incident %s, expires %s)\n",
+    printf("%s %s  %s  (runbook %s, incident %s, expires %s)\n    needs %s\n",
            json_string_value(json_object_get(r, "run")),
            json_string_value(json_object_get(r, "step")),
            json_string_value(json_object_get(r, "question")),
            json_string_value(json_object_get(r, "runbook")),
            json_string_value(json_object_get(r, "incident")),
-           json_string_value(json_object_get(r, "expires")));
+           json_string_value(json_object_get(r, "expires")),
+           json_string_value(json_object_get(r, "needs")));
   }
   json_decref(p);
   return RB_EXIT_OK;

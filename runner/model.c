@@ -109,6 +109,17 @@ rb_model *rb_model_new(const char *file)
   return m;
 }
 
+void rb_approval_policy_clear(rb_approval_policy *p)
+{
+  if (p == NULL)
+    return;
+  free(p->confirm);
+  for (size_t i = 0; i < p->nfrom; i++)
+    free(p->from[i]);
+  free(p->from);
+  memset(p, 0, sizeof *p);
+}
+
 void rb_model_free(rb_model *m)
 {
   if (m == NULL)
@@ -119,6 +130,7 @@ void rb_model_free(rb_model *m)
     free(s->title);
     free(s->next);
     free(s->on_error);
+    rb_approval_policy_clear(&s->policy);
     for (size_t b = 0; b < s->nbranches; b++) {
       free(s->branches[b].key);
       free(s->branches[b].target);
@@ -139,6 +151,8 @@ void rb_model_free(rb_model *m)
   free(m->steps);
   free(m->file);
   free(m->name);
+  free(m->severity);
+  rb_approval_policy_clear(&m->policy);
   free(m->title);
   free(m->description);
   free(m->start);

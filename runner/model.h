@@ -24,6 +24,22 @@ typedef struct {
   char *target; /* step id */
 } rb_branch;
 
+/* Who may answer a gate, as written in a runbook (`approval_policy` or a
+ * step's `approval = { ... }`) or a config [approvals.NAME] section. Zero
+ * or NULL means "not set here"; approval_policy.c combines the layers. */
+typedef struct {
+  int min;            /* distinct approvers needed */
+  int not_self;       /* 0 = not set, 1 = false, 2 = true */
+  int allow_as;       /* 0 = not set, 1 = false, 2 = true: `--as LABEL` accepted */
+  int64_t timeout_ms; /* no answer by then is a deny */
+  char *confirm;      /* the word a terminal approver types instead of `yes` */
+  char **from;        /* accounts, approver names or groups allowed to answer */
+  size_t nfrom;
+} rb_approval_policy;
+
+/* Frees what p holds (not p) and zeroes it. NULL-safe. */
+void rb_approval_policy_clear(rb_approval_policy *p);
+
 typedef struct {
   char *id;
   rb_step_kind kind;
@@ -38,6 +54,7 @@ typedef struct {
   int has_run;        /* check/action: a run function; wait: a condition */
   int approval;       /* action: gated by an approval */
   int idempotent;     /* action: safe to re-run when in doubt on resume */
+  rb_approval_policy policy; /* action/approval: the gate's own policy */
 } rb_step;
 
 typedef enum {
@@ -66,6 +83,8 @@ typedef struct {
   char *title;
   char *description;
   char *start;
+  char *severity;             /* selects config [approvals.SEVERITY], or NULL */
+  rb_approval_policy policy;  /* approval_policy: every gate of the runbook */
   int line; /* of the runbook { } call */
   rb_step *steps;
   size_t nsteps, cap_steps;

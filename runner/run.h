@@ -46,6 +46,7 @@ typedef struct {
   const json_t *resume_ctx;   /* ctx as last journaled */
   const json_t *resume_path;  /* steps walked before the crash */
   const char *resume_note;    /* why/how, for the run's started event */
+  const char *started_by;     /* resume: the actor who first started it (not_self) */
   int resume_in_doubt;        /* resume_at is an action that may have half-run */
   const char *in_doubt;       /* "rerun", "skip" or NULL (refuse unless idempotent) */
   const json_t *in_doubt_ops; /* the writes it had started */

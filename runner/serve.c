@@ -24,6 +24,7 @@
 #include "runner/buf.h"
 #include "runner/redact.h"
 #include "runner/run.h"
+#include "runner/serve_approvals.h"
 #include "runner/util.h"
 
 extern char **environ;
@@ -62,6 +63,7 @@ typedef struct {
   char *hmac_key;
   rb_rules *rules;
   rb_dedup *dedup;
+  rb_approvers *approvers; /* who may answer gates over HTTP */
   int max_runs;
   child kids[MAX_RUNS_CAP];
   int nkids;
@@ -387,72 +389,23 @@ static enum MHD_Result on_alerts(server *s, struct MHD_Connection *c, const char
                       note);
 }
 
-/* -- /approvals ----------------------------------------------------------- */
-
-static enum MHD_Result on_decide(server *s, struct MHD_Connection *c, const char *method,
-                                 const char *url, request *rq)
-{
-  char run[128], step[128];
-  const char *p = url + strlen("/approvals/"), *slash = strchr(p, '/');
-  if (slash == NULL || slash == p || strchr(slash + 1, '/') || slash[1] == '\0' ||
-      (size_t)(slash - p) >= sizeof run || strlen(slash + 1) >= sizeof step)
-    return respond_error(s, c, method, url, MHD_HTTP_NOT_FOUND,
-                         "use /approvals/RUN/STEP");
-  snprintf(run, sizeof run, "%.*s", (int)(slash - p), p);
-  snprintf(step, sizeof step, "%s", slash + 1);
-  json_error_t je;
-  json_t *j = json_loadb(rb_buf_str(&rq->body), rq->body.len, 0, &je);
-  json_t *ap = json_object_get(j, "approve"), *by = json_object_get(j, "by");
-  json_t *cm = json_object_get(j, "comment");
-  const char *bad = NULL;
-  if (!json_is_object(j))
-    bad = "body: expected a JSON object";
-  else if (!json_is_boolean(ap))
-    bad = "approve: expected true or false";
-  else if (!json_is_string(by) || json_string_length(by) == 0 ||
-           json_string_length(by) > 127)
-    bad = "by: expected a name (1-127 characters)";
-  else if (cm && (!json_is_string(cm) || json_string_length(cm) > 511))
-    bad = "comment: expected a string (at most 511 characters)";
-  if (bad) {
-    json_decref(j);
-    return respond_error(s, c, method, url, MHD_HTTP_BAD_REQUEST, bad);
-  }
-  char err[512];
-  int approve = json_is_true(ap);
-  if (rb_approval_decide(s->state_dir, run, step, approve, json_string_value(by),
-                         cm ? json_string_value(cm) : "", "api", err, sizeof err) != 0) {
-    json_decref(j);
-    unsigned code = strstr(err, "already") ? MHD_HTTP_CONFLICT
-                    : strstr(err, "no approval request") || strstr(err, "invalid")
-                        ? MHD_HTTP_NOT_FOUND
-                        : MHD_HTTP_INTERNAL_SERVER_ERROR;
-    return respond_error(s, c, method, url, code, err);
-  }
-  json_t *out = json_pack("{s:s, s:s, s:b, s:O}", "run", run, "step", step, "approved",
-                          approve, "by", by);
-  json_decref(j);
-  return respond_json(s, c, method, url, MHD_HTTP_OK, out,
-                      approve ? "(approved)" : "(denied)");
-}
+/* -- /approvals: serve_approvals.c ----------------------------------------- */
 
 static enum MHD_Result on_approvals(server *s, struct MHD_Connection *c,
                                     const char *method, const char *url, request *rq)
 {
-  int list = strcmp(url, "/approvals") == 0;
-  if (strcmp(method, list ? "GET" : "POST") != 0)
-    return respond_error(s, c, method, url, MHD_HTTP_METHOD_NOT_ALLOWED,
-                         list ? "use GET" : "use POST");
-  if (!authorized(s, c, rq))
-    return respond_error(s, c, method, url, MHD_HTTP_UNAUTHORIZED,
-                         "missing or wrong credentials");
-  if (!list)
-    return on_decide(s, c, method, url, rq);
-  char err[512];
-  json_t *p = rb_approval_pending(s->state_dir, err, sizeof err);
-  if (p == NULL)
-    return respond_error(s, c, method, url, MHD_HTTP_INTERNAL_SERVER_ERROR, err);
-  return respond_json(s, c, method, url, MHD_HTTP_OK, p, NULL);
+  unsigned code;
+  char note[1200];
+  const char *auth = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Authorization");
+  json_t *out = rb_approvals_http(s->approvers, s->state_dir, method, url, auth,
+                                  rb_buf_str(&rq->body), rq->body.len, &code, note,
+                                  sizeof note);
+  if (code == MHD_HTTP_UNAUTHORIZED) {
+    pthread_mutex_lock(&s->mu);
+    s->auth_failures++;
+    pthread_mutex_unlock(&s->mu);
+  }
+  return respond_json(s, c, method, url, code, out, note);
 }
 
 /* -- /metrics ------------------------------------------------------------- */
@@ -696,7 +649,7 @@ static int setup(server *s, const rb_config *cfg, const serve_opts *o)
   if (o->insecure && s->token == NULL && s->hmac_key == NULL)
     fprintf(stderr,
             "runbook serve: WARNING: --insecure-no-auth: anyone who can reach the "
-            "listener can start runs and answer approvals\n");
+            "listener can start runs (approvals still need an approver's token)\n");
   /* the table's bound (serve_keys.c) is MAX_RUNS_CAP */
   if (rb_config_get_int(cfg, "serve", "max_runs", &max_runs, err, sizeof err) != 0) {
     fprintf(stderr, "runbook: %s\n", err);
@@ -711,6 +664,11 @@ static int setup(server *s, const rb_config *cfg, const serve_opts *o)
   }
   s->rules = rb_rules_load(rules, err, sizeof err);
   if (s->rules == NULL) {
+    fprintf(stderr, "runbook: %s\n", err);
+    return -1;
+  }
+  s->approvers = rb_approvers_load(cfg, s->token, err, sizeof err);
+  if (s->approvers == NULL) {
     fprintf(stderr, "runbook: %s\n", err);
     return -1;
   }
@@ -766,6 +724,7 @@ static void teardown(server *s)
     json_decref(s->q[(s->qhead + i) % QUEUE_MAX].argv);
   rb_rules_free(s->rules);
   rb_dedup_free(s->dedup);
+  rb_approvers_free(s->approvers);
   wipe_free(s->token);
   wipe_free(s->hmac_key);
   pthread_mutex_destroy(&s->mu);

@@ -59,6 +59,45 @@ static int gate_stop(void *arg)
   return rb_exec_stop_requested(arg, why, sizeof why);
 }
 
+/* The timeline hears every answer and refusal while the gate waits. */
+typedef struct {
+  rb_exec *ex;
+  const rb_step *s;
+} gate_note;
+
+static void on_answer(void *arg, const char *event, json_t *detail)
+{
+  gate_note *n = arg;
+  const char *who = json_string_value(json_object_get(detail, "identity"));
+  const char *why = json_string_value(json_object_get(detail, "reason"));
+  const char *needs = json_string_value(json_object_get(detail, "needs"));
+  rb_console_say(n->ex, "      %s%s via %s: %s", who ? who : "?",
+                 strcmp(event, "approval_refused") == 0             ? " refused"
+                 : json_is_true(json_object_get(detail, "approve")) ? " approves"
+                                                                    : " denies",
+                 json_string_value(json_object_get(detail, "channel")),
+                 why     ? why
+                 : needs ? needs
+                         : "");
+  rb_event_emit(n->ex, n->s, event, -1, detail);
+}
+
+/* Who not_self refuses: the account running this process (who started or
+ * resumed the run), the actor, and for a resumed run whoever started it. */
+static json_t *self_list(rb_exec *ex)
+{
+  json_t *self = json_array();
+  json_array_append_new(self, json_string(rb_approval_account()));
+  const char *actors[] = {ex->o->actor, ex->o->started_by};
+  for (size_t i = 0; i < 2; i++) {
+    const char *a = actors[i];
+    if (a == NULL)
+      continue;
+    json_array_append_new(self, json_string(strncmp(a, "user:", 5) == 0 ? a + 5 : a));
+  }
+  return self;
+}
+
 /* exec: a human answers, here or with `runbook approve`. The wait does not
  * count against the step's deadline. Returns 0, or -1 with o->error. */
 static int ask_human(rb_exec *ex, const rb_step *s, const char *question,
@@ -75,20 +114,45 @@ static int ask_human(rb_exec *ex, const rb_step *s, const char *question,
   }
   int tty = isatty(0);
   char err[512];
+  const json_t *pol = json_object_get(req, "policy");
+  int64_t tmo_ms = json_integer_value(json_object_get(pol, "timeout_ms"));
+  const char *word = json_string_value(json_object_get(pol, "confirm"));
+  char needs[768], tty_hint[160];
+  rb_approval_policy_needs(pol, NULL, needs, sizeof needs);
+  rb_console_say(ex, "      needs %s", needs);
+  snprintf(tty_hint, sizeof tty_hint,
+           "\n      or type '%s' / 'no' here: ", word ? word : "yes");
   /* The request is on disk before the hint that points at it is shown. */
-  if (rb_approval_post(ex->o->state_dir, ex->o->run_id, s->id, req,
-                       ex->approval_timeout_ms, err, sizeof err) != 0)
+  if (rb_approval_post(ex->o->state_dir, ex->o->run_id, s->id, req, tmo_ms, err,
+                       sizeof err) != 0)
     return rb_step_fail(o, "approval: %s", err);
   rb_console_say(
       ex, "      approve with: %s approve %s %s   (deny: --deny; %s until denied)%s",
       ex->o->approve_cmd ? ex->o->approve_cmd : "runbook", ex->o->run_id, s->id, tmo,
-      tty ? "\n      or type 'yes' / 'no' here: " : "");
+      tty ? tty_hint : "");
   rb_step_leave(ex);
-  int rc = rb_approval_wait_stop(ex->o->state_dir, ex->o->run_id, s->id, req,
-                                 ex->approval_timeout_ms, tty, gate_stop, ex, d, err,
-                                 sizeof err);
+  gate_note n = {ex, s};
+  int rc = rb_approval_wait_stop(ex->o->state_dir, ex->o->run_id, s->id, req, tmo_ms, tty,
+                                 on_answer, &n, gate_stop, ex, d, err, sizeof err);
   rb_step_enter(ex, s, rb_step_deadline(ex, s));
   return rc != 0 ? rb_step_fail(o, "approval: %s", err) : 0;
+}
+
+/* Adds the gate's policy to req; -1 with o->error (req freed) when it
+ * does not resolve, such as a `from` naming nobody. */
+static int gate_policy(rb_exec *ex, const rb_step *s, json_t *req, rb_step_out *o)
+{
+  char err[512];
+  json_t *self = self_list(ex);
+  json_t *pol = rb_approval_policy_build(ex->o->config, ex->m, s, self,
+                                         ex->approval_timeout_ms, err, sizeof err);
+  json_decref(self);
+  if (pol == NULL) {
+    json_decref(req);
+    return rb_step_fail(o, "approval: %s", err);
+  }
+  json_object_set_new(req, "policy", pol);
+  return 0;
 }
 
 int rb_step_gate(rb_exec *ex, const rb_step *s, const char *question, rb_step_out *o)
@@ -102,7 +166,12 @@ int rb_step_gate(rb_exec *ex, const rb_step *s, const char *question, rb_step_ou
   if (s->kind == RB_STEP_ACTION && ex->o->mode == RB_MODE_EXEC)
     json_object_set_new(req, "would_run", preview_action(ex, s));
   char tmo[32];
-  rb_format_elapsed(ex->approval_timeout_ms * 1000, tmo, sizeof tmo);
+  /* A drill's scenario answers: its gates need no config to resolve groups. */
+  if (ex->o->mode != RB_MODE_DRILL && gate_policy(ex, s, req, o) != 0)
+    return -1;
+  int64_t tmo_ms =
+      json_integer_value(json_object_get(json_object_get(req, "policy"), "timeout_ms"));
+  rb_format_elapsed((tmo_ms ? tmo_ms : ex->approval_timeout_ms) * 1000, tmo, sizeof tmo);
   json_object_set_new(req, "timeout", json_string(tmo));
   rb_event_emit(ex, s, "approval_requested", -1, json_deep_copy(req));
   rb_approval_decision d;
@@ -128,6 +197,8 @@ int rb_step_gate(rb_exec *ex, const rb_step *s, const char *question, rb_step_ou
   }
   json_t *detail = json_pack("{s:s, s:s, s:s, s:s}", "question", question, "by", d.by,
                              "via", d.via, "comment", d.comment);
+  if (d.answers)
+    json_object_set_new(detail, "answers", d.answers);
   if (d.timed_out)
     json_object_set_new(detail, "timed_out", json_true());
   rb_event_emit(ex, s, d.approved ? "approved" : "denied", rb_now_mono_ms() - t0, detail);

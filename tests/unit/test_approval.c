@@ -37,7 +37,7 @@ static void *approve_later(void *arg)
   char err[256];
   for (int i = 0; i < 100; i++) {
     usleep(20000);
-    if (rb_approval_decide(dir, "run1", "act", 1, "carol", "looks right", "command", err,
+    if (rb_approval_decide(dir, "run1", "act", 1, "carol", "looks right", "http", err,
                            sizeof err) == 0)
       return NULL;
   }
@@ -53,13 +53,14 @@ static void test_decision_from_another_process_is_picked_up(void **state)
   rb_approval_decision d;
   char err[256];
   assert_int_equal(
-      rb_approval_wait(dir, "run1", "act", req, 5000, 0, &d, err, sizeof err), 0);
+      rb_approval_wait(dir, "run1", "act", req, 5000, 0, NULL, NULL, &d, err, sizeof err), 0);
   pthread_join(t, NULL);
   assert_true(d.approved);
   assert_false(d.timed_out);
   assert_string_equal(d.by, "carol");
   assert_string_equal(d.comment, "looks right");
-  assert_string_equal(d.via, "command");
+  assert_string_equal(d.via, "http");
+  json_decref(d.answers);
   json_decref(req);
 }
 
@@ -69,7 +70,7 @@ static void test_second_answer_is_refused(void **state)
   char err[256];
   /* run1/act was approved by carol in the previous test */
   assert_int_equal(
-      rb_approval_decide(dir, "run1", "act", 0, "dave", "", "command", err, sizeof err),
+      rb_approval_decide(dir, "run1", "act", 0, "dave", "", "http", err, sizeof err),
       -1);
   assert_string_equal(err, "step 'act' of run run1 was already approved by carol");
 }
@@ -79,7 +80,7 @@ static void test_answer_without_request_is_refused(void **state)
   (void)state;
   char err[256];
   assert_int_equal(
-      rb_approval_decide(dir, "nope", "act", 1, "eve", "", "command", err, sizeof err),
+      rb_approval_decide(dir, "nope", "act", 1, "eve", "", "http", err, sizeof err),
       -1);
   assert_string_equal(err, "no approval request for step 'act' of run nope");
 }
@@ -91,12 +92,12 @@ static void test_silence_is_a_denial(void **state)
   rb_approval_decision d;
   char err[256];
   assert_int_equal(
-      rb_approval_wait(dir, "run2", "restart", req, 300, 0, &d, err, sizeof err), 0);
+      rb_approval_wait(dir, "run2", "restart", req, 300, 0, NULL, NULL, &d, err, sizeof err), 0);
   assert_false(d.approved);
   assert_true(d.timed_out);
   assert_string_equal(d.by, "nobody");
   /* and the timeout is recorded, so a late answer is refused */
-  assert_int_equal(rb_approval_decide(dir, "run2", "restart", 1, "late", "", "command",
+  assert_int_equal(rb_approval_decide(dir, "run2", "restart", 1, "late", "", "http",
                                       err, sizeof err),
                    -1);
   json_decref(req);
@@ -107,10 +108,10 @@ static void test_path_tricks_in_ids_are_refused(void **state)
   (void)state;
   char err[256];
   assert_int_equal(
-      rb_approval_decide(dir, "../x", "act", 1, "m", "", "command", err, sizeof err), -1);
+      rb_approval_decide(dir, "../x", "act", 1, "m", "", "http", err, sizeof err), -1);
   assert_string_equal(err, "invalid run or step id");
   assert_int_equal(
-      rb_approval_decide(dir, "run1", "a/b", 1, "m", "", "command", err, sizeof err), -1);
+      rb_approval_decide(dir, "run1", "a/b", 1, "m", "", "http", err, sizeof err), -1);
 }
 
 static void test_pending_lists_only_undecided_requests(void **state)
@@ -120,12 +121,94 @@ static void test_pending_lists_only_undecided_requests(void **state)
   char err[256];
   rb_approval_decision d;
   assert_int_equal(
-      rb_approval_wait(dir, "run3", "scale", req, 10, 0, &d, err, sizeof err), 0);
+      rb_approval_wait(dir, "run3", "scale", req, 10, 0, NULL, NULL, &d, err, sizeof err), 0);
   json_t *p = rb_approval_pending(dir, err, sizeof err);
   assert_non_null(p);
   /* every request so far has a decision (run3 timed out just now) */
   assert_int_equal(json_array_size(p), 0);
   json_decref(p);
+  json_decref(req);
+}
+
+static int refusals, answers;
+
+static void count_notes(void *arg, const char *event, json_t *detail)
+{
+  (void)arg;
+  refusals += strcmp(event, "approval_refused") == 0;
+  answers += strcmp(event, "approval_answered") == 0;
+  json_decref(detail);
+}
+
+static int answer(const char *run, const char *who, int yes, char *msg, size_t len)
+{
+  rb_approval_answer a = {who, NULL, yes, "", "http"};
+  return rb_approval_answer_gate(dir, run, "q", &a, msg, len);
+}
+
+/* min = 2 from a group of three, one of whom started the run. */
+static json_t *quorum_request(void)
+{
+  json_t *pol = json_pack("{s:i, s:[{s:s, s:[s], s:[s,s,s]}], s:b, s:s, s:[s], s:b, s:I}",
+                          "min", 2, "from", "by", "step 'q'", "names", "sre", "members",
+                          "alice", "bob", "carol", "not_self", 1, "not_self_by",
+                          "step 'q'", "self", "carol", "allow_as", 1, "timeout_ms",
+                          (json_int_t)5000);
+  return json_pack("{s:s, s:o}", "question", "Fail over?", "policy", pol);
+}
+
+static void test_quorum_counts_distinct_allowed_identities(void **state)
+{
+  (void)state;
+  json_t *req = quorum_request();
+  char err[512];
+  rb_approval_decision d;
+  memset(&d, 0, sizeof d);
+  assert_int_equal(rb_approval_post(dir, "run4", "q", req, 5000, err, sizeof err), 0);
+  assert_int_equal(answer("run4", "alice", 1, err, sizeof err), RB_APPROVAL_OK);
+  assert_string_equal(err, "1 of 2 from sre; answered: alice");
+  assert_int_equal(answer("run4", "alice", 1, err, sizeof err), RB_APPROVAL_CONFLICT);
+  assert_non_null(strstr(err, "alice already answered"));
+  assert_int_equal(answer("run4", "mallory", 1, err, sizeof err), RB_APPROVAL_REFUSED);
+  assert_string_equal(err, "refused by step 'q': mallory is not in from = [\"sre\"]");
+  assert_int_equal(answer("run4", "carol", 1, err, sizeof err), RB_APPROVAL_REFUSED);
+  assert_string_equal(err, "refused by step 'q' (not_self): carol started this run");
+  json_t *p = rb_approval_pending(dir, err, sizeof err);
+  assert_int_equal(json_array_size(p), 1);
+  assert_string_equal(json_string_value(json_object_get(json_array_get(p, 0), "needs")),
+                      "1 of 2 from sre; answered: alice");
+  json_decref(p);
+  assert_int_equal(answer("run4", "bob", 1, err, sizeof err), RB_APPROVAL_OK);
+  refusals = answers = 0;
+  assert_int_equal(rb_approval_wait(dir, "run4", "q", req, 5000, 0, count_notes, NULL, &d,
+                                    err, sizeof err),
+                   0);
+  assert_true(d.approved);
+  assert_non_null(strstr(d.by, "alice"));
+  assert_non_null(strstr(d.by, "bob"));
+  assert_int_equal(json_array_size(d.answers), 2);
+  assert_int_equal(answers, 2);
+  assert_int_equal(refusals, 2);
+  json_decref(d.answers);
+  json_decref(req);
+}
+
+static void test_one_allowed_denial_denies(void **state)
+{
+  (void)state;
+  json_t *req = quorum_request();
+  char err[512];
+  rb_approval_decision d;
+  memset(&d, 0, sizeof d);
+  assert_int_equal(rb_approval_post(dir, "run5", "q", req, 5000, err, sizeof err), 0);
+  assert_int_equal(answer("run5", "alice", 1, err, sizeof err), RB_APPROVAL_OK);
+  assert_int_equal(answer("run5", "bob", 0, err, sizeof err), RB_APPROVAL_OK);
+  assert_int_equal(
+      rb_approval_wait(dir, "run5", "q", req, 5000, 0, NULL, NULL, &d, err, sizeof err), 0);
+  assert_false(d.approved);
+  assert_false(d.timed_out);
+  assert_int_equal(answer("run5", "carol", 1, err, sizeof err), RB_APPROVAL_CONFLICT);
+  json_decref(d.answers);
   json_decref(req);
 }
 
@@ -138,6 +221,8 @@ int main(void)
       cmocka_unit_test(test_silence_is_a_denial),
       cmocka_unit_test(test_path_tricks_in_ids_are_refused),
       cmocka_unit_test(test_pending_lists_only_undecided_requests),
+      cmocka_unit_test(test_quorum_counts_distinct_allowed_identities),
+      cmocka_unit_test(test_one_allowed_denial_denies),
   };
   return cmocka_run_group_tests_name("approval", tests, setup, teardown);
 }

@@ -1,0 +1,30 @@
+/* serve_approvals.h: the listener's approvals endpoint: approver
+ * credentials from [approver.NAME] and the answers they give over HTTP. */
+#ifndef RB_SERVE_APPROVALS_H
+#define RB_SERVE_APPROVALS_H
+
+#include <jansson.h>
+#include <stddef.h>
+
+#include "runner/config.h"
+
+typedef struct rb_approvers rb_approvers;
+
+/* Reads every [approver.NAME] token. An approver token equal to the alert
+ * token (alert_token may be NULL) is refused: the two credentials must be
+ * distinct. NULL with err. */
+rb_approvers *rb_approvers_load(const rb_config *cfg, const char *alert_token, char *err,
+                                size_t errlen);
+/* Wipes the tokens. NULL-safe. */
+void rb_approvers_free(rb_approvers *a);
+size_t rb_approvers_count(const rb_approvers *a);
+
+/* GET /approvals (pending gates) and POST /approvals/RUN/STEP (an answer
+ * {approve, comment} recorded as the credential's name). auth is the
+ * Authorization header or NULL. Sets *code and note (for the log); returns
+ * the JSON body. */
+json_t *rb_approvals_http(const rb_approvers *a, const char *state_dir, const char *method,
+                          const char *url, const char *auth, const char *body, size_t len,
+                          unsigned *code, char *note, size_t notelen);
+
+#endif
