@@ -26,7 +26,8 @@ static json_t *split_names(const char *s)
 {
   json_t *out = json_array();
   char *copy = strdup(s ? s : ""), *save = NULL;
-  for (char *t = copy ? strtok_r(copy, ",", &save) : NULL; t; t = strtok_r(NULL, ",", &save))
+  for (char *t = copy ? strtok_r(copy, ",", &save) : NULL; t;
+       t = strtok_r(NULL, ",", &save))
     if (*rb_trim(t))
       json_array_append_new(out, json_string(rb_trim(t)));
   free(copy);
@@ -126,9 +127,9 @@ static int fold(json_t *pol, const rb_config *cfg, const char *layer,
   json_t *members = expand_from(cfg, from, layer, err, errlen);
   if (members == NULL)
     return -1;
-  json_array_append_new(json_object_get(pol, "from"),
-                        json_pack("{s:s, s:O, s:o}", "by", layer, "names", from, "members",
-                                  members));
+  json_array_append_new(
+      json_object_get(pol, "from"),
+      json_pack("{s:s, s:O, s:o}", "by", layer, "names", from, "members", members));
   return 0;
 }
 
@@ -142,9 +143,9 @@ static json_t *names_of(const rb_approval_policy *p)
   return a;
 }
 
-json_t *rb_approval_policy_build(const rb_config *cfg, const rb_model *m, const rb_step *s,
-                                 const json_t *self, int64_t default_timeout_ms,
-                                 char *err, size_t errlen)
+json_t *rb_approval_policy_build(const rb_config *cfg, const rb_model *m,
+                                 const rb_step *s, const json_t *self,
+                                 int64_t default_timeout_ms, char *err, size_t errlen)
 {
   json_t *pol = json_pack("{s:i, s:[], s:b, s:b, s:I, s:O}", "min", 1, "from", "not_self",
                           0, "allow_as", 1, "timeout_ms", (json_int_t)default_timeout_ms,

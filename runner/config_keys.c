@@ -6,10 +6,11 @@
 #include <stddef.h>
 
 const rb_config_section *const rb_config_sections[] = {
-    &rb_config_core,   &rb_config_sandbox, &rb_config_approvals, &rb_config_approval_sev,
-    &rb_config_group,  &rb_config_approver, &rb_config_cmd,      &rb_config_ssh,
-    &rb_config_http,   &rb_config_prom,    &rb_config_flags,     &rb_config_deploy,
-    &rb_config_notify, &rb_config_serve,   NULL,
+    &rb_config_core,         &rb_config_sandbox, &rb_config_approvals,
+    &rb_config_approval_sev, &rb_config_group,   &rb_config_approver,
+    &rb_config_cmd,          &rb_config_ssh,     &rb_config_http,
+    &rb_config_prom,         &rb_config_flags,   &rb_config_deploy,
+    &rb_config_notify,       &rb_config_serve,   NULL,
 };
 
 static const rb_config_key core_keys[] = {
@@ -66,7 +67,8 @@ static const rb_config_key approval_sev_keys[] = {
     {NULL, 0, NULL, NULL, 0, 0, NULL},
 };
 const rb_config_section rb_config_approval_sev = {
-    "approvals.*", "the approval policy of runbooks with that `severity`", approval_sev_keys};
+    "approvals.*", "the approval policy of runbooks with that `severity`",
+    approval_sev_keys};
 
 static const rb_config_key group_keys[] = {
     {"members", RB_CFG_STRING, NULL, NULL, 0, 0,

@@ -100,9 +100,9 @@ static int rawfield(lua_State *L, int t, const char *k)
 
 /* Fields each table accepts. A name not listed is a typo until proven
  * otherwise: `aproval = true` must never silently drop a gate. */
-static const char *const runbook_fields[] = {
-    "name", "title", "description", "params", "start", "steps", "severity", "approval_policy",
-    NULL};
+static const char *const runbook_fields[] = {"name",     "title",           "description",
+                                             "params",   "start",           "steps",
+                                             "severity", "approval_policy", NULL};
 static const char *const param_fields[] = {"default", "required", "description", "type",
                                            "choices", "pattern",  NULL};
 #define POLICY_FIELDS "min", "from", "not_self", "timeout", "confirm", "allow_as"
@@ -272,8 +272,9 @@ static void fromfield(lctx *c, lua_State *L, int t, rb_approval_policy *p, int l
   int ty = rawfield(L, t, "from");
   size_t n = ty == LUA_TTABLE ? lua_rawlen(L, -1) : 0;
   if (ty != LUA_TNIL && (ty != LUA_TTABLE || n == 0 || n > 64))
-    lproblem(c, line, "field 'from' in %s must be a list of 1-64 names (accounts, "
-                      "approvers or groups), not a %s",
+    lproblem(c, line,
+             "field 'from' in %s must be a list of 1-64 names (accounts, "
+             "approvers or groups), not a %s",
              where, ty == LUA_TTABLE ? "table of that size" : lua_typename(L, ty));
   else if (ty == LUA_TTABLE) {
     p->from = calloc(n, sizeof *p->from);
@@ -305,7 +306,8 @@ static void policy_table(lctx *c, lua_State *L, int t, rb_approval_policy *p, in
       lua_tointeger(L, -1) <= 16)
     p->min = (int)lua_tointeger(L, -1);
   else if (ty != LUA_TNIL)
-    lproblem(c, line, "field 'min' in %s must be a whole number of approvers, 1-16", where);
+    lproblem(c, line, "field 'min' in %s must be a whole number of approvers, 1-16",
+             where);
   lua_pop(L, 1);
   fromfield(c, L, t, p, line, where);
   p->not_self = tri(c, L, t, "not_self", line, where);
@@ -333,7 +335,7 @@ static void approval_field(lctx *c, lua_State *L, int t, rb_step *s, const char 
     policy_table(c, L, a, &s->policy, s->line, w);
   } else if (ty != LUA_TNIL) {
     lproblem(c, s->line,
-             "field 'approval' in %s must be true, false or a table { min = 2, ... }, "
+             "field 'approval' in %s must be true, false or a table { required = true }, "
              "not a %s",
              where, lua_typename(L, ty));
   }
@@ -513,7 +515,8 @@ static int load_protected(lua_State *L)
     only_fields(c, L, -1, policy_fields, m->line, "approval_policy");
     policy_table(c, L, lua_gettop(L), &m->policy, m->line, "approval_policy");
   } else if (pt != LUA_TNIL)
-    lproblem(c, m->line, "field 'approval_policy' in the runbook must be a table, not a %s",
+    lproblem(c, m->line,
+             "field 'approval_policy' in the runbook must be a table, not a %s",
              lua_typename(L, pt));
   lua_pop(L, 1);
   load_params(c, L, t, m);

@@ -49,11 +49,11 @@ typedef struct {
   char *on_error; /* where a failure goes instead of ending the run */
   rb_branch *branches;
   size_t nbranches;
-  int64_t timeout_ms; /* 0 = the default */
-  int64_t every_ms;   /* wait: poll interval */
-  int has_run;        /* check/action: a run function; wait: a condition */
-  int approval;       /* action: gated by an approval */
-  int idempotent;     /* action: safe to re-run when in doubt on resume */
+  int64_t timeout_ms;        /* 0 = the default */
+  int64_t every_ms;          /* wait: poll interval */
+  int has_run;               /* check/action: a run function; wait: a condition */
+  int approval;              /* action: gated by an approval */
+  int idempotent;            /* action: safe to re-run when in doubt on resume */
   rb_approval_policy policy; /* action/approval: the gate's own policy */
 } rb_step;
 
@@ -83,9 +83,9 @@ typedef struct {
   char *title;
   char *description;
   char *start;
-  char *severity;             /* selects config [approvals.SEVERITY], or NULL */
-  rb_approval_policy policy;  /* approval_policy: every gate of the runbook */
-  int line; /* of the runbook { } call */
+  char *severity;            /* selects config [approvals.SEVERITY], or NULL */
+  rb_approval_policy policy; /* approval_policy: every gate of the runbook */
+  int line;                  /* of the runbook { } call */
   rb_step *steps;
   size_t nsteps, cap_steps;
   rb_param *params;

@@ -397,9 +397,9 @@ static enum MHD_Result on_approvals(server *s, struct MHD_Connection *c,
   unsigned code;
   char note[1200];
   const char *auth = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Authorization");
-  json_t *out = rb_approvals_http(s->approvers, s->state_dir, method, url, auth,
-                                  rb_buf_str(&rq->body), rq->body.len, &code, note,
-                                  sizeof note);
+  json_t *out =
+      rb_approvals_http(s->approvers, s->state_dir, method, url, auth,
+                        rb_buf_str(&rq->body), rq->body.len, &code, note, sizeof note);
   if (code == MHD_HTTP_UNAUTHORIZED) {
     pthread_mutex_lock(&s->mu);
     s->auth_failures++;

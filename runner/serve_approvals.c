@@ -53,8 +53,9 @@ static void load_one(const char *section, void *arg)
   }
   if (strlen(tok) < 16 || (c->alert_token && strcmp(tok, c->alert_token) == 0)) {
     rb_err(c->err, c->errlen,
-           strlen(tok) < 16 ? "[%s]: the token is shorter than 16 characters"
-                            : "[%s]: the token is the alert token: give approvers their own",
+           strlen(tok) < 16
+               ? "[%s]: the token is shorter than 16 characters"
+               : "[%s]: the token is the alert token: give approvers their own",
            section);
     explicit_bzero(tok, strlen(tok));
     free(tok);
@@ -176,9 +177,10 @@ static json_t *answer(const char *who_, const char *state_dir, const char *url,
                    a.approve, "by", who_, "needs", msg);
 }
 
-json_t *rb_approvals_http(const rb_approvers *a, const char *state_dir, const char *method,
-                          const char *url, const char *auth, const char *body, size_t len,
-                          unsigned *code, char *note, size_t notelen)
+json_t *rb_approvals_http(const rb_approvers *a, const char *state_dir,
+                          const char *method, const char *url, const char *auth,
+                          const char *body, size_t len, unsigned *code, char *note,
+                          size_t notelen)
 {
   int list = strcmp(url, "/approvals") == 0;
   note[0] = '\0';

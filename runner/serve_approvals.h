@@ -23,8 +23,9 @@ size_t rb_approvers_count(const rb_approvers *a);
  * {approve, comment} recorded as the credential's name). auth is the
  * Authorization header or NULL. Sets *code and note (for the log); returns
  * the JSON body. */
-json_t *rb_approvals_http(const rb_approvers *a, const char *state_dir, const char *method,
-                          const char *url, const char *auth, const char *body, size_t len,
-                          unsigned *code, char *note, size_t notelen);
+json_t *rb_approvals_http(const rb_approvers *a, const char *state_dir,
+                          const char *method, const char *url, const char *auth,
+                          const char *body, size_t len, unsigned *code, char *note,
+                          size_t notelen);
 
 #endif

@@ -2,6 +2,7 @@
 commands, the timeline it writes, and the CLI's exit codes."""
 import json
 import os
+import pwd
 import signal
 import subprocess
 import sys
@@ -518,11 +519,15 @@ def test_approved_action_runs_and_records_who_approved(tmp_path):
     req = [e for e in ev if e["event"] == "approval_requested"][0]
     assert req["detail"]["would_run"][0]["command"] == ["touch", target]
     ok = [e for e in ev if e["event"] == "approved"][0]
-    assert ok["detail"]["by"] == "carol" and ok["detail"]["comment"] == "go"
-    assert ok["detail"]["via"] == "command"
+    # the real account answers; --as is only a label next to it
+    me = pwd.getpwuid(os.getuid()).pw_name
+    assert ok["detail"]["by"] == me + " (as carol)" and ok["detail"]["comment"] == "go"
+    assert ok["detail"]["via"] == "cli"
+    assert ok["detail"]["answers"][0]["identity"] == me
+    assert ok["detail"]["answers"][0]["label"] == "carol"
     # a second answer is refused
     r = rbtest.run(["approve", run, step, "--deny"], state_dir=state)
-    assert r.code == 1 and "already approved by carol" in r.stderr
+    assert r.code == 1 and "already approved by " + me in r.stderr
 
 
 def test_denied_action_does_not_run_and_exits_4(tmp_path):

@@ -57,12 +57,14 @@ FIELD_CASES = [
      "t.lua:5: unknown field 'idempotnet' in action 'rollback' (did you mean 'idempotent'?)"),
     ("approval = true", 'evry = "1s"',
      "t.lua:7: unknown field 'evry' in wait 'verify' (did you mean 'every'?)"),
-    ("approval = { required = true, approvers = 2 }", 'every = "1s"',
-     "t.lua:5: field 'approvers' in the approval of action 'rollback' must be a list of "
-     "names, not a number"),
+    ("approval = { required = true, from = 2 }", 'every = "1s"',
+     "t.lua:5: field 'from' in the approval of action 'rollback' must be a list of 1-64 "
+     "names (accounts, approvers or groups), not a number"),
     ('approval = { required = true, approvers = { "alice" } }', 'every = "1s"',
-     "t.lua:5: field 'approvers' in the approval of action 'rollback' is not supported yet: "
-     "the gate would not restrict who answers (remove it)"),
+     "t.lua:5: unknown field 'approvers' in the approval of action 'rollback'"),
+    ("approval = { min = 0 }", 'every = "1s"',
+     "t.lua:5: field 'min' in the approval of action 'rollback' must be a whole number of "
+     "approvers, 1-16"),
     ("approval = { requird = true }", 'every = "1s"',
      "t.lua:5: unknown field 'requird' in the approval of action 'rollback' "
      "(did you mean 'required'?)"),

@@ -294,13 +294,23 @@ def test_healthz_metrics_and_unknown_path(serve):
     assert "runbook serve: 127.0.0.1 GET /healthz 200" in serve.text()
 
 
-def test_approvals_endpoint_approves_a_gated_run_started_by_an_alert(serve):
+ALICE_TOKEN = "approver-alice-token-7d41c0"
+
+
+def test_approvals_endpoint_needs_an_approver_token_and_records_its_name(tmp_path,
+                                                                       monkeypatch):
+    monkeypatch.setenv("RB_APPR_ALICE", ALICE_TOKEN)
+    serve = Serve(tmp_path, conf_extra="[approver.alice]\ntoken_env = RB_APPR_ALICE\n")
+    assert serve.port, serve.text()
     alert = {"version": "4", "status": "firing", "alerts": [
         {"status": "firing", "labels": {"alertname": "NeedsApproval"}, "annotations": {},
          "fingerprint": "feedbeef00000001"}]}
     assert serve.post_alerts(json.dumps(alert))[0] == 202
-    auth = {"Authorization": "Bearer " + TOKEN}
+    auth = {"Authorization": "Bearer " + ALICE_TOKEN}
+    alert_auth = {"Authorization": "Bearer " + TOKEN}
     assert serve.request("GET", "/approvals")[0] == 401
+    # the alert sender's credential answers nothing
+    assert serve.request("GET", "/approvals", headers=alert_auth)[0] == 401
     deadline, pending = time.time() + 60, []
     while time.time() < deadline and not pending:
         code, body = serve.request("GET", "/approvals", headers=auth)
@@ -309,23 +319,25 @@ def test_approvals_endpoint_approves_a_gated_run_started_by_an_alert(serve):
         time.sleep(0.1)
     assert pending, serve.text()
     run, step = pending[0]["run"], pending[0]["step"]
+    path = "/approvals/%s/%s" % (run, step)
     assert step == "act" and not os.path.exists(serve.gated_out)
-    assert serve.request("POST", "/approvals/nope/act", '{"approve":true,"by":"alice"}',
-                         auth)[0] == 404
-    assert serve.request("POST", "/approvals/%s/%s" % (run, step), '{"approve":"yes"}',
-                         auth)[0] == 400
-    code, body = serve.request("POST", "/approvals/%s/%s" % (run, step),
-                               '{"approve":true,"by":"alice","comment":"go"}', auth)
+    assert serve.request("POST", path, '{"approve":true}', alert_auth)[0] == 401
+    assert serve.request("POST", "/approvals/nope/act", '{"approve":true}', auth)[0] == 404
+    assert serve.request("POST", path, '{"approve":"yes"}', auth)[0] == 400
+    code, body = serve.request("POST", path, '{"approve":true,"by":"bob"}', auth)
+    assert code == 400 and "credential" in body
+    code, body = serve.request("POST", path, '{"approve":true,"comment":"go"}', auth)
     assert code == 200, body
-    code, body = serve.request("POST", "/approvals/%s/%s" % (run, step),
-                               '{"approve":false,"by":"bob"}', auth)
-    assert code == 409 and "already approved by alice" in body
+    assert json.loads(body)["by"] == "alice"
     m = serve.wait_finished(1)
     assert m['runbook_runs_finished_total{exit_code="0"}'] == 1
     assert os.path.exists(serve.gated_out)
+    code, body = serve.request("POST", path, '{"approve":false}', auth)
+    assert code == 409 and "already approved by alice" in body
     ok = [e for e in serve.timeline("ALERT-feedbeef00000001") if e["event"] == "approved"]
-    assert ok[0]["detail"]["by"] == "alice" and ok[0]["detail"]["via"] == "api"
+    assert ok[0]["detail"]["by"] == "alice" and ok[0]["detail"]["via"] == "http"
     assert ok[0]["actor"] == "alert:NeedsApproval"
+    assert serve.stop() == 0
 
 
 def test_runs_beyond_max_runs_are_queued_and_start_when_one_ends(tmp_path):
@@ -366,7 +378,7 @@ def test_refuses_to_start_without_auth(tmp_path):
 def test_insecure_no_auth_is_logged(tmp_path):
     s = Serve(tmp_path, extra=["--insecure-no-auth"], auth=False)
     assert s.port, s.text()
-    assert s.request("GET", "/approvals")[0] == 200
+    assert s.request("GET", "/approvals")[0] == 401  # approvers always need a token
     assert s.stop() == 0
     assert "--insecure-no-auth" in s.text()
 

@@ -53,7 +53,8 @@ static void test_decision_from_another_process_is_picked_up(void **state)
   rb_approval_decision d;
   char err[256];
   assert_int_equal(
-      rb_approval_wait(dir, "run1", "act", req, 5000, 0, NULL, NULL, &d, err, sizeof err), 0);
+      rb_approval_wait(dir, "run1", "act", req, 5000, 0, NULL, NULL, &d, err, sizeof err),
+      0);
   pthread_join(t, NULL);
   assert_true(d.approved);
   assert_false(d.timed_out);
@@ -70,8 +71,7 @@ static void test_second_answer_is_refused(void **state)
   char err[256];
   /* run1/act was approved by carol in the previous test */
   assert_int_equal(
-      rb_approval_decide(dir, "run1", "act", 0, "dave", "", "http", err, sizeof err),
-      -1);
+      rb_approval_decide(dir, "run1", "act", 0, "dave", "", "http", err, sizeof err), -1);
   assert_string_equal(err, "step 'act' of run run1 was already approved by carol");
 }
 
@@ -80,8 +80,7 @@ static void test_answer_without_request_is_refused(void **state)
   (void)state;
   char err[256];
   assert_int_equal(
-      rb_approval_decide(dir, "nope", "act", 1, "eve", "", "http", err, sizeof err),
-      -1);
+      rb_approval_decide(dir, "nope", "act", 1, "eve", "", "http", err, sizeof err), -1);
   assert_string_equal(err, "no approval request for step 'act' of run nope");
 }
 
@@ -91,15 +90,16 @@ static void test_silence_is_a_denial(void **state)
   json_t *req = json_pack("{s:s}", "question", "Restart?");
   rb_approval_decision d;
   char err[256];
-  assert_int_equal(
-      rb_approval_wait(dir, "run2", "restart", req, 300, 0, NULL, NULL, &d, err, sizeof err), 0);
+  assert_int_equal(rb_approval_wait(dir, "run2", "restart", req, 300, 0, NULL, NULL, &d,
+                                    err, sizeof err),
+                   0);
   assert_false(d.approved);
   assert_true(d.timed_out);
   assert_string_equal(d.by, "nobody");
   /* and the timeout is recorded, so a late answer is refused */
-  assert_int_equal(rb_approval_decide(dir, "run2", "restart", 1, "late", "", "http",
-                                      err, sizeof err),
-                   -1);
+  assert_int_equal(
+      rb_approval_decide(dir, "run2", "restart", 1, "late", "", "http", err, sizeof err),
+      -1);
   json_decref(req);
 }
 
@@ -121,7 +121,8 @@ static void test_pending_lists_only_undecided_requests(void **state)
   char err[256];
   rb_approval_decision d;
   assert_int_equal(
-      rb_approval_wait(dir, "run3", "scale", req, 10, 0, NULL, NULL, &d, err, sizeof err), 0);
+      rb_approval_wait(dir, "run3", "scale", req, 10, 0, NULL, NULL, &d, err, sizeof err),
+      0);
   json_t *p = rb_approval_pending(dir, err, sizeof err);
   assert_non_null(p);
   /* every request so far has a decision (run3 timed out just now) */
@@ -149,11 +150,11 @@ static int answer(const char *run, const char *who, int yes, char *msg, size_t l
 /* min = 2 from a group of three, one of whom started the run. */
 static json_t *quorum_request(void)
 {
-  json_t *pol = json_pack("{s:i, s:[{s:s, s:[s], s:[s,s,s]}], s:b, s:s, s:[s], s:b, s:I}",
-                          "min", 2, "from", "by", "step 'q'", "names", "sre", "members",
-                          "alice", "bob", "carol", "not_self", 1, "not_self_by",
-                          "step 'q'", "self", "carol", "allow_as", 1, "timeout_ms",
-                          (json_int_t)5000);
+  json_t *pol =
+      json_pack("{s:i, s:[{s:s, s:[s], s:[s,s,s]}], s:b, s:s, s:[s], s:b, s:I}", "min", 2,
+                "from", "by", "step 'q'", "names", "sre", "members", "alice", "bob",
+                "carol", "not_self", 1, "not_self_by", "step 'q'", "self", "carol",
+                "allow_as", 1, "timeout_ms", (json_int_t)5000);
   return json_pack("{s:s, s:o}", "question", "Fail over?", "policy", pol);
 }
 
@@ -204,7 +205,8 @@ static void test_one_allowed_denial_denies(void **state)
   assert_int_equal(answer("run5", "alice", 1, err, sizeof err), RB_APPROVAL_OK);
   assert_int_equal(answer("run5", "bob", 0, err, sizeof err), RB_APPROVAL_OK);
   assert_int_equal(
-      rb_approval_wait(dir, "run5", "q", req, 5000, 0, NULL, NULL, &d, err, sizeof err), 0);
+      rb_approval_wait(dir, "run5", "q", req, 5000, 0, NULL, NULL, &d, err, sizeof err),
+      0);
   assert_false(d.approved);
   assert_false(d.timed_out);
   assert_int_equal(answer("run5", "carol", 1, err, sizeof err), RB_APPROVAL_CONFLICT);
