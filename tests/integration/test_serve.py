@@ -340,10 +340,12 @@ def test_approvals_endpoint_needs_an_approver_token_and_records_its_name(tmp_pat
     assert serve.stop() == 0
 
 
-def test_runs_beyond_max_runs_are_queued_and_start_when_one_ends(tmp_path):
-    s = Serve(tmp_path, conf_extra="max_runs = 1\n")
+def test_runs_beyond_max_runs_are_queued_and_start_when_one_ends(tmp_path, monkeypatch):
+    monkeypatch.setenv("RB_APPR_ALICE", ALICE_TOKEN)
+    s = Serve(tmp_path,
+              conf_extra="max_runs = 1\n[approver.alice]\ntoken_env = RB_APPR_ALICE\n")
     assert s.port, s.text()
-    auth = {"Authorization": "Bearer " + TOKEN}
+    auth = {"Authorization": "Bearer " + ALICE_TOKEN}
     try:
         gated = {"alerts": [{"status": "firing", "labels": {"alertname": "NeedsApproval"},
                              "fingerprint": "feedbeef00000002"}]}
@@ -359,7 +361,7 @@ def test_runs_beyond_max_runs_are_queued_and_start_when_one_ends(tmp_path):
             time.sleep(0.1)
         assert pending, s.text()
         assert s.request("POST", "/approvals/%s/act" % pending[0]["run"],
-                         '{"approve":false,"by":"carol"}', auth)[0] == 200
+                         '{"approve":false}', auth)[0] == 200
         m = s.wait_finished(2)
         assert m['runbook_runs_finished_total{exit_code="4"}'] == 1  # denied
         assert m['runbook_runs_finished_total{exit_code="0"}'] == 1
