@@ -163,12 +163,11 @@ static const char *const cmd_help[][2] = {
      "and an approvals endpoint. Needs [serve] token or hmac_key. See docs/serve.md.\n"},
     {NULL, NULL}};
 
-/* Who is at the keyboard: $USER, else the account of the real uid. */
+/* Who is at the keyboard: the account of the real uid. */
+/* The account of the real uid: $USER is whatever the environment says, and
+ * the actor is what not_self and the timeline trust. */
 static const char *login_name(void)
 {
-  const char *u = getenv("USER");
-  if (u && *u)
-    return u;
   struct passwd *pw = getpwuid(getuid());
   return pw && pw->pw_name ? pw->pw_name : "unknown";
 }
