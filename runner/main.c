@@ -163,7 +163,6 @@ static const char *const cmd_help[][2] = {
      "and an approvals endpoint. Needs [serve] token or hmac_key. See docs/serve.md.\n"},
     {NULL, NULL}};
 
-/* Who is at the keyboard: the account of the real uid. */
 /* The account of the real uid: $USER is whatever the environment says, and
  * the actor is what not_self and the timeline trust. */
 static const char *login_name(void)
