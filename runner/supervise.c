@@ -19,13 +19,41 @@
 #include "runner/timeline.h"
 #include "runner/util.h"
 
+#define WATCH_CMDS 8 /* commands in flight at once (cmd runs one at a time) */
+
+typedef struct {
+  pid_t pgid;
+  char summary[400];
+} watch_cmd;
+
 typedef struct {
   char runbook[256];
   char step[256];
   int64_t deadline;
   char buf[1024];
   size_t len;
+  watch_cmd cmds[WATCH_CMDS];
 } watch_state;
+
+static void parse_command(watch_state *ws, const char *line, int started)
+{
+  char *end = NULL;
+  long pgid = strtol(line + 2, &end, 10);
+  if (pgid <= 1 || end == line + 2)
+    return; /* never a group we could kill by mistake: 0, 1, garbage */
+  for (int i = 0; i < WATCH_CMDS; i++) {
+    watch_cmd *c = &ws->cmds[i];
+    if (!started && c->pgid == (pid_t)pgid) {
+      c->pgid = 0;
+      return;
+    }
+    if (started && c->pgid == 0) {
+      c->pgid = (pid_t)pgid;
+      snprintf(c->summary, sizeof c->summary, "%s", *end == ' ' ? end + 1 : "?");
+      return;
+    }
+  }
+}
 
 static void parse_line(watch_state *ws, const char *line)
 {
@@ -38,6 +66,8 @@ static void parse_line(watch_state *ws, const char *line)
     snprintf(ws->step, sizeof ws->step, "%s", end && *end == ' ' ? end + 1 : "?");
   } else if (line[0] == 'E') {
     ws->deadline = 0;
+  } else if ((line[0] == 'C' || line[0] == 'c') && line[1] == ' ') {
+    parse_command(ws, line, line[0] == 'C');
   }
 }
 
@@ -105,6 +135,20 @@ void rb_supervise_ended(int fd)
   send_line(fd, "E\n");
 }
 
+/* The report fd of the supervised child this process is, for the process
+ * engine; -1 outside one (unit tests, an unsupervised run). */
+static int command_fd = -1;
+
+void rb_supervise_command_started(pid_t pgid, const char *summary)
+{
+  send_line(command_fd, "C %ld %s\n", (long)pgid, summary);
+}
+
+void rb_supervise_command_ended(pid_t pgid)
+{
+  send_line(command_fd, "c %ld\n", (long)pgid);
+}
+
 /* -- the parent's side ----------------------------------------------------- */
 
 static volatile sig_atomic_t g_child; /* for the forwarding handler only */
@@ -143,6 +187,28 @@ static void record(const rb_watch *w, const watch_state *ws, const char *step,
   rb_timeline_free(tl);
 }
 
+/* The executor is gone, so nobody is left to decide about its commands:
+ * kill each group still reported as running, whatever killed the executor.
+ * The command's direct process may already be dead from its parent-death
+ * signal (stdlib/cmd.c); the group kill also gets what it started. */
+static void kill_commands(const rb_watch *w, watch_state *ws)
+{
+  for (int i = 0; i < WATCH_CMDS; i++) {
+    watch_cmd *c = &ws->cmds[i];
+    if (c->pgid == 0)
+      continue;
+    kill(-c->pgid, SIGKILL);
+    char msg[600];
+    snprintf(msg, sizeof msg, "killed command pid %ld (%s) when the executor died",
+             (long)c->pgid, c->summary);
+    fprintf(stderr, "runbook: %s\n", msg);
+    record(w, ws, ws->deadline ? ws->step : NULL, "note",
+           json_pack("{s:s, s:I, s:s, s:b}", "message", msg, "pid", (json_int_t)c->pgid,
+                     "command", c->summary, "killed", 1));
+    c->pgid = 0;
+  }
+}
+
 int rb_supervise(int (*fn)(void *arg, int report_fd), void *arg, const rb_watch *w)
 {
   int p[2];
@@ -161,6 +227,7 @@ int rb_supervise(int (*fn)(void *arg, int report_fd), void *arg, const rb_watch 
   }
   if (pid == 0) {
     close(p[0]);
+    command_fd = p[1];
     /* No core files: a dump of the executor would hold secrets. */
     struct rlimit nocore = {0, 0};
     setrlimit(RLIMIT_CORE, &nocore);
@@ -201,6 +268,7 @@ int rb_supervise(int (*fn)(void *arg, int report_fd), void *arg, const rb_watch 
   int status = 0;
   while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
     ;
+  kill_commands(w, &ws);
   sigaction(SIGINT, &old_int, NULL);
   sigaction(SIGTERM, &old_term, NULL);
   g_child = 0;

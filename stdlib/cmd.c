@@ -1,7 +1,9 @@
 /* cmd.c: the `cmd` module: local commands from an argv list (never a shell
- * string), with a timeout, capped output, and a timeline record. cmd.read is
- * for looking (runs in exec and dry-run), cmd.run is for changing things
- * (runs only in exec; dry-run and drill record it as would_run). */
+ * string), with a timeout, capped output, a minimal environment, and a
+ * timeline record; a command dies with the executor that started it.
+ * cmd.read is for looking (runs in exec and dry-run), cmd.run is for
+ * changing things (runs only in exec; dry-run and drill record it as
+ * would_run). */
 #include <errno.h>
 #include <fcntl.h>
 #include <lauxlib.h>
@@ -10,23 +12,34 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include "runner/buf.h"
+#include "runner/redact.h"
+#include "runner/supervise.h"
 #include "runner/util.h"
 #include "stdlib/box.h"
+#include "stdlib/cmd_env.h"
 #include "stdlib/host.h"
 #include "stdlib/preflight.h"
 #include "stdlib/modules.h"
+#include "stdlib/preflight.h"
 
 #define CMD_MAX_ARGS 256
+#define CMD_MAX_ENV 64 /* variables a runbook passes to one command */
+
+extern char **environ;
 
 /* The [cmd] config section this module owns (registered in config_keys.c). */
 static const rb_config_key cmd_keys[] = {
     {"timeout", RB_CFG_DURATION, "60s", NULL, 0, 0, "default timeout of a local command"},
     {"output_kb", RB_CFG_INT, "256", NULL, 0, LONG_MAX,
      "stdout/stderr kept per command, in KiB (the rest is cut)"},
+    {"env_allow", RB_CFG_STRING, NULL, NULL, 0, 0,
+     "comma-separated names of environment variables commands inherit besides PATH, "
+     "HOME, LANG, LC_*, TZ (a variable a `*_env` secret names is refused)"},
     {NULL, 0, NULL, NULL, 0, 0, NULL},
 };
 const rb_config_section rb_config_cmd = {"cmd", "local commands", cmd_keys};
@@ -47,6 +60,9 @@ typedef struct {
   const char *stdin_data;
   size_t stdin_len;
   const char *cwd;
+  int env_idx;                        /* stack index of opts.env, 0 = none */
+  const char *env_names[CMD_MAX_ENV]; /* its names, sorted, for the timeline */
+  int envc;
 } cmd_spec;
 
 typedef struct {
@@ -56,6 +72,7 @@ typedef struct {
   int64_t duration_ms;
   cmd_buf out, err;
   char error[256]; /* could not start */
+  rb_cmd_env env;  /* owned here so a raise while building it frees it */
 } cmd_result;
 
 static void buf_add(cmd_buf *b, const char *p, size_t n)
@@ -64,9 +81,20 @@ static void buf_add(cmd_buf *b, const char *p, size_t n)
     b->truncated = 1;
 }
 
-static void cmd_child(const cmd_spec *s, int in_fd, int out_fd, int err_fd, int status_fd)
+static void cmd_child(const cmd_spec *s, char *const *envp, pid_t parent, int in_fd,
+                      int out_fd, int err_fd, int status_fd)
 {
+  /* Its own group, so a timeout kills what it started too, and the
+   * supervisor kills that group if the executor dies. The parent-death
+   * signal is the backstop when the supervisor dies with it (kill -9 of the
+   * whole run); the re-check closes the window where the executor died
+   * before prctl. */
   setpgid(0, 0);
+  if (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0 || getppid() != parent) {
+    int e = errno ? errno : ESRCH;
+    (void)!write(status_fd, &e, sizeof e);
+    _exit(127);
+  }
   sigset_t none;
   sigemptyset(&none);
   sigprocmask(SIG_SETMASK, &none, NULL);
@@ -81,7 +109,7 @@ static void cmd_child(const cmd_spec *s, int in_fd, int out_fd, int err_fd, int 
     (void)!write(status_fd, &e, sizeof e);
     _exit(127);
   }
-  execvp(s->argv[0], (char *const *)s->argv);
+  execvpe(s->argv[0], (char *const *)s->argv, envp);
   int e = errno;
   (void)!write(status_fd, &e, sizeof e);
   _exit(127);
@@ -99,6 +127,22 @@ static void cmd_kill_group(pid_t pid, int *status)
   waitpid(pid, status, 0);
 }
 
+/* The command as the supervisor may show it on the timeline: argv joined
+ * by spaces, scrubbed of secrets, or NULL when out of memory. */
+static char *cmd_summary(const cmd_spec *s)
+{
+  rb_buf b;
+  rb_buf_init(&b, 65536); /* redacted whole, then cut by the report line */
+  for (int i = 0; i < s->argc; i++) {
+    if ((i > 0 && rb_buf_add_upto(&b, " ", 1) != RB_BUF_OK) ||
+        rb_buf_add_upto(&b, s->argv[i], strlen(s->argv[i])) != RB_BUF_OK)
+      break;
+  }
+  char *out = rb_redact_str(rb_buf_str(&b));
+  rb_buf_free(&b);
+  return out;
+}
+
 /* Runs s to completion or timeout; fills r. Returns 0, or -1 when the
  * command could not be started (r->error says why). */
 static int cmd_execute(const cmd_spec *s, cmd_result *r)
@@ -113,15 +157,20 @@ static int cmd_execute(const cmd_spec *s, cmd_result *r)
     snprintf(r->error, sizeof r->error, "pipe: %s", strerror(errno));
     goto out;
   }
+  char *summary = cmd_summary(s);
+  pid_t parent = getpid();
   int64_t start = rb_now_mono_ms();
   pid_t pid = fork();
   if (pid < 0) {
     snprintf(r->error, sizeof r->error, "fork: %s", strerror(errno));
+    free(summary);
     goto out;
   }
   if (pid == 0)
-    cmd_child(s, in[0], out[1], err[1], st[1]);
+    cmd_child(s, r->env.vars, parent, in[0], out[1], err[1], st[1]);
   setpgid(pid, pid);
+  rb_supervise_command_started(pid, summary ? summary : s->argv[0]);
+  free(summary);
   close(in[0]);
   close(out[1]);
   close(err[1]);
@@ -131,6 +180,7 @@ static int cmd_execute(const cmd_spec *s, cmd_result *r)
   if (read(st[0], &child_errno, sizeof child_errno) == (ssize_t)sizeof child_errno) {
     int status;
     waitpid(pid, &status, 0);
+    rb_supervise_command_ended(pid);
     snprintf(r->error, sizeof r->error, "cannot run '%s': %s", s->argv[0],
              strerror(child_errno));
     goto out;
@@ -188,6 +238,7 @@ static int cmd_execute(const cmd_spec *s, cmd_result *r)
       usleep(1000);
     }
   }
+  rb_supervise_command_ended(pid);
   r->duration_ms = rb_now_mono_ms() - start;
   if (WIFEXITED(status) && !r->timed_out)
     r->exit_code = WEXITSTATUS(status);
@@ -206,6 +257,89 @@ out:
       close(st[i]);
   }
   return rc;
+}
+
+static int name_cmp(const void *a, const void *b)
+{
+  return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* A secret variable: env = { NAME = { section = "s", key = "k" } }. With r,
+ * resolves it into r->env (registered for redaction by rb_config_secret). */
+static void cmd_env_secret(lua_State *L, const char *name, cmd_result *r)
+{
+  int v = lua_gettop(L);
+  lua_pushnil(L);
+  while (lua_next(L, v) != 0) {
+    const char *k = lua_type(L, -2) == LUA_TSTRING ? lua_tostring(L, -2) : "?";
+    if ((strcmp(k, "section") != 0 && strcmp(k, "key") != 0) ||
+        lua_type(L, -1) != LUA_TSTRING)
+      luaL_error(L,
+                 "cmd: option 'env': %s takes { section = \"...\", key = \"...\" } "
+                 "naming a config secret (got field '%s')",
+                 name, k);
+    lua_pop(L, 1);
+  }
+  lua_getfield(L, v, "section");
+  lua_getfield(L, v, "key");
+  const char *section = lua_tostring(L, -2), *key = lua_tostring(L, -1);
+  if (section == NULL || key == NULL)
+    luaL_error(L, "cmd: option 'env': %s needs both section= and key=", name);
+  if (r != NULL) {
+    char err[512];
+    rb_host *h = rb_host_get(L);
+    char *value = rb_config_secret(h->config, section, key, NULL, err, sizeof err);
+    if (value == NULL)
+      luaL_error(L, "cmd: option 'env': %s: %s", name, err);
+    int rc = rb_cmd_env_set(&r->env, name, value);
+    explicit_bzero(value, strlen(value));
+    free(value);
+    if (rc != 0)
+      luaL_error(L, "cmd: out of memory");
+  }
+  lua_pop(L, 2);
+}
+
+/* Walks opts.env (at index t): checks every name and value and lists the
+ * names in s; with r, also puts each variable into r->env. */
+static void cmd_env_walk(lua_State *L, int t, cmd_spec *s, cmd_result *r)
+{
+  s->envc = 0;
+  lua_pushnil(L);
+  while (lua_next(L, t) != 0) {
+    if (lua_type(L, -2) != LUA_TSTRING || !rb_cmd_env_name_ok(lua_tostring(L, -2)))
+      luaL_error(L,
+                 "cmd: option 'env': the keys are variable names (letters, digits, _)");
+    const char *name = lua_tostring(L, -2);
+    if (s->envc == CMD_MAX_ENV)
+      luaL_error(L, "cmd: option 'env': more than %d variables", CMD_MAX_ENV);
+    s->env_names[s->envc++] = name;
+    size_t len = 0;
+    if (lua_type(L, -1) == LUA_TTABLE) {
+      cmd_env_secret(L, name, r);
+    } else if (lua_type(L, -1) == LUA_TSTRING || lua_type(L, -1) == LUA_TNUMBER) {
+      const char *value = lua_tolstring(L, -1, &len);
+      if (strlen(value) != len)
+        luaL_error(L, "cmd: option 'env': %s holds a NUL byte", name);
+      if (r != NULL && rb_cmd_env_set(&r->env, name, value) != 0)
+        luaL_error(L, "cmd: out of memory");
+    } else {
+      luaL_error(L,
+                 "cmd: option 'env': %s is a %s; want a string or { section = ..., "
+                 "key = ... } naming a config secret",
+                 name, luaL_typename(L, -1));
+    }
+    lua_pop(L, 1);
+  }
+  qsort(s->env_names, (size_t)s->envc, sizeof s->env_names[0], name_cmp);
+}
+
+static json_t *cmd_env_json(const cmd_spec *s)
+{
+  json_t *a = json_array();
+  for (int i = 0; i < s->envc; i++)
+    json_array_append_new(a, json_string(s->env_names[i]));
+  return a;
 }
 
 static void cmd_parse(lua_State *L, cmd_spec *s)
@@ -256,6 +390,14 @@ static void cmd_parse(lua_State *L, cmd_spec *s)
     if (lua_getfield(L, 2, "cwd") == LUA_TSTRING)
       s->cwd = lua_tostring(L, -1);
     lua_pop(L, 1);
+    int t = lua_getfield(L, 2, "env");
+    if (t == LUA_TTABLE) {
+      s->env_idx = 1;
+      cmd_env_walk(L, lua_gettop(L), s, NULL);
+    } else if (t != LUA_TNIL) {
+      luaL_error(L, "cmd: option 'env' must be a table of NAME = value");
+    }
+    lua_pop(L, 1);
   } else if (!lua_isnoneornil(L, 2)) {
     luaL_argerror(L, 2, "options must be a table");
   }
@@ -303,12 +445,30 @@ static void cmd_push_result(lua_State *L, const cmd_result *r, int simulated)
   lua_setfield(L, -2, "simulated");
 }
 
+/* The would_run detail; a dry-run adds whether argv[0] can be found. */
+static json_t *cmd_would_run(const rb_host *h, const cmd_spec *s)
+{
+  json_t *d =
+      json_pack("{s:s, s:o, s:b}", "op", "cmd", "command", cmd_argv_json(s), "write", 1);
+  if (s->envc)
+    json_object_set_new(d, "env", cmd_env_json(s));
+  if (h->mode == RB_MODE_DRY_RUN) {
+    char why[600];
+    json_object_set_new(
+        d, "preflight",
+        rb_preflight_json("local",
+                          rb_preflight_command(s->argv[0], s->cwd, why, sizeof why)));
+  }
+  return d;
+}
+
 static void result_free(void *p, size_t n)
 {
   (void)n;
   cmd_result *r = p;
   rb_buf_free(&r->out.b);
   rb_buf_free(&r->err.b);
+  rb_cmd_env_free(&r->env);
   free(r);
 }
 
@@ -342,6 +502,9 @@ static int cmd_do(lua_State *L, int is_write)
   if (r == NULL)
     return luaL_error(L, "cmd: out of memory");
   rb_box_hold(box, r, 1);
+  char err[512];
+  if (rb_cmd_env_base(&r->env, h->config, environ, err, sizeof err) != 0)
+    return luaL_error(L, "%s", err);
   if (is_write) {
     if (!rb_host_may_write(L, what)) {
       h->emit(h, "would_run", cmd_would_run(h, &s));
@@ -349,14 +512,27 @@ static int cmd_do(lua_State *L, int is_write)
       cmd_push_result(L, r, 1);
       return rb_host_result(L, what, NULL);
     }
-    /* The intent is on disk before the command starts, or it does not. */
-    if (h->emit(h, "started",
-                json_pack("{s:s, s:s, s:o}", "op", "cmd", "host", "local", "command",
-                          cmd_argv_json(&s))) != 0)
-      return luaL_error(L, "cmd.run %s: not run: the timeline could not record it",
-                        s.argv[0]);
   } else {
     rb_host_check_read(L, what);
+  }
+  /* Secrets are read only for a command that really runs, and before its
+   * started event: a secret that cannot be read means nothing was sent. */
+  if (s.env_idx) {
+    lua_getfield(L, 2, "env");
+    if (!lua_istable(L, -1))
+      return luaL_error(L, "cmd: option 'env' must be a table of NAME = value");
+    cmd_env_walk(L, lua_gettop(L), &s, r);
+    lua_pop(L, 1);
+  }
+  if (is_write) {
+    /* The intent is on disk before the command starts, or it does not. */
+    json_t *d = json_pack("{s:s, s:s, s:o}", "op", "cmd", "host", "local", "command",
+                          cmd_argv_json(&s));
+    if (s.envc)
+      json_object_set_new(d, "env", cmd_env_json(&s));
+    if (h->emit(h, "started", d) != 0)
+      return luaL_error(L, "cmd.run %s: not run: the timeline could not record it",
+                        s.argv[0]);
   }
   int rc = cmd_execute(&s, r);
   json_t *d =
