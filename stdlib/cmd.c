@@ -25,7 +25,6 @@
 #include "stdlib/host.h"
 #include "stdlib/preflight.h"
 #include "stdlib/modules.h"
-#include "stdlib/preflight.h"
 
 #define CMD_MAX_ARGS 256
 #define CMD_MAX_ENV 64 /* variables a runbook passes to one command */
@@ -470,21 +469,6 @@ static void result_free(void *p, size_t n)
   rb_buf_free(&r->err.b);
   rb_cmd_env_free(&r->env);
   free(r);
-}
-
-/* The would_run detail; a dry-run adds whether argv[0] can be found. */
-static json_t *cmd_would_run(const rb_host *h, const cmd_spec *s)
-{
-  json_t *d =
-      json_pack("{s:s, s:o, s:b}", "op", "cmd", "command", cmd_argv_json(s), "write", 1);
-  if (h->mode == RB_MODE_DRY_RUN) {
-    char why[600];
-    json_object_set_new(
-        d, "preflight",
-        rb_preflight_json("local",
-                          rb_preflight_command(s->argv[0], s->cwd, why, sizeof why)));
-  }
-  return d;
 }
 
 static int cmd_do(lua_State *L, int is_write)
