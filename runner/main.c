@@ -25,6 +25,7 @@
 #include "runner/scenario.h"
 #include "runner/store.h"
 #include "runner/supervise.h"
+#include "runner/render.h"
 #include "runner/timeline.h"
 #include "runner/util.h"
 
@@ -50,7 +51,8 @@ static const char usage_text[] =
     "                       walk a runbook on a scenario: no system is touched\n"
     "  check [--strict] NAME|FILE...\n"
     "                       validate runbooks (graph, fields, globals, file:line)\n"
-    "  show NAME|FILE       print the decision tree\n"
+    "  show NAME|FILE [--format text|mermaid|dot|json] [--run RUN]\n"
+    "                       print the decision tree (and the path a run took)\n"
     "  list                 list the runbooks that can be found\n"
     "  timeline INCIDENT [--format text|json|markdown]\n"
     "                       print an incident's timeline (markdown: postmortem table)\n"
@@ -111,7 +113,11 @@ static const char *const cmd_help[][2] = {
      "file:line: what. Then a static pass (luacheck, Debian package lua-check)\n"
      "warns about undeclared globals and writes called from check or wait steps;\n"
      "--strict makes its warnings errors (exit 3).\n"},
-    {"show", "usage: runbook show NAME|FILE\n\nPrints the runbook's decision tree.\n"},
+    {"show",
+     "usage: runbook show NAME|FILE [--format text|mermaid|dot|json] [--run RUN]\n\n"
+     "Prints the runbook's decision tree: questions on the edges, writes and\n"
+     "approval gates marked, outcomes shaped apart. --run lights the path that\n"
+     "run took (from its journal) and marks where it stopped.\n"},
     {"list", "usage: runbook list\n\nLists runbooks in ./runbooks, $RUNBOOK_PATH and the "
              "installed data dir.\n"},
     {"timeline", "usage: runbook timeline INCIDENT [--format text|json|markdown]\n\n"
@@ -586,7 +592,9 @@ typedef struct {
   int argc;
   char **argv;
   int show;
-  int strict; /* check --strict: a lint warning fails the check */
+  int strict;            /* check --strict: a lint warning fails the check */
+  rb_show_format format; /* show --format */
+  const char *run;       /* show --run: that run's path lit */
 } check_job;
 
 static int check_child(void *arg, int report_fd)
@@ -599,7 +607,9 @@ static int check_child(void *arg, int report_fd)
       worst = RB_EXIT_USAGE;
       continue;
     }
-    int rc = rb_run_check(path, j->g->cfg, j->show, stdout, report_fd);
+    int rc = j->show ? rb_run_show(path, j->g->cfg, j->format, j->g->state_dir, j->run,
+                                   stdout, report_fd)
+                     : rb_run_check(path, j->g->cfg, 0, stdout, report_fd);
     if (rc == RB_EXIT_OK && !j->show) {
       fflush(stdout);
       int warnings = rb_lint_runbook(path, stderr);
@@ -621,19 +631,31 @@ static int check_child(void *arg, int report_fd)
 static int cmd_check(globals *g, int argc, char **argv, int show)
 {
   int strict = 0, out = 1;
+  rb_show_format format = RB_SHOW_TEXT;
+  const char *run = NULL;
   for (int i = 1; i < argc; i++) {
-    if (!show && strcmp(argv[i], "--strict") == 0)
+    if (!show && strcmp(argv[i], "--strict") == 0) {
       strict = 1;
-    else if (argv[i][0] == '-' && argv[i][1] != '\0')
+    } else if (show &&
+               (strcmp(argv[i], "--format") == 0 || strcmp(argv[i], "--run") == 0)) {
+      if (i + 1 >= argc)
+        return usage_error("show: %s needs a value", argv[i]);
+      if (argv[i][2] == 'r')
+        run = argv[++i];
+      else if (rb_show_format_parse(argv[++i], &format) != 0)
+        return usage_error("--format must be text, mermaid, dot or json, not '%s'",
+                           argv[i]);
+    } else if (argv[i][0] == '-' && argv[i][1] != '\0') {
       return usage_error("%s: unknown option '%s'", show ? "show" : "check", argv[i]);
-    else
+    } else {
       argv[out++] = argv[i];
+    }
   }
   argc = out;
   if (argc < 2 || (show && argc != 2))
     return usage_error("%s needs %s", show ? "show" : "check",
                        show ? "one runbook name or file" : "runbook names or files");
-  check_job j = {g, argc - 1, argv + 1, show, strict};
+  check_job j = {g, argc - 1, argv + 1, show, strict, format, run};
   rb_watch w = {NULL, NULL, NULL, NULL, NULL, 1000};
   return rb_supervise(check_child, &j, &w);
 }

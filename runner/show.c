@@ -7,6 +7,8 @@
 #include <string.h>
 
 #include "runner/exec.h"
+#include "runner/journal.h"
+#include "runner/render.h"
 #include "runner/util.h"
 
 static void quiet_print(void *arg, const char *text, int is_warning)
@@ -23,39 +25,17 @@ static int null_emit(rb_host *h, const char *event, json_t *detail)
   return 0;
 }
 
-static void outline(const rb_model *m, const rb_step *s, const char *label, int depth,
-                    unsigned char *seen, FILE *out)
+/* The text picture's preamble: name, title, description, parameters. */
+static void header(const rb_model *m, FILE *out)
 {
-  char indent[256];
-  int n = depth * 3 < (int)sizeof indent - 1 ? depth * 3 : (int)sizeof indent - 1;
-  memset(indent, ' ', (size_t)n);
-  indent[n] = '\0';
-  size_t idx = (size_t)(s - m->steps);
-  const char *extra = s->approval ? ", approval" : "";
-  if (seen[idx]) {
-    fprintf(out, "%s%s%s (see above)\n", indent, label, s->id);
-    return;
-  }
-  seen[idx] = 1;
-  fprintf(out, "%s%s%s [%s%s] %s\n", indent, label, s->id, rb_step_kind_name(s->kind),
-          extra, s->title ? s->title : "");
-  if (s->next) {
-    const rb_step *n2 = rb_model_find(m, s->next);
-    if (n2)
-      outline(m, n2, "-> ", depth + 1, seen, out);
-  }
-  for (size_t i = 0; i < s->nbranches; i++) {
-    const rb_step *b = rb_model_find(m, s->branches[i].target);
-    char lab[160];
-    snprintf(lab, sizeof lab, "%s -> ", s->branches[i].key);
-    if (b)
-      outline(m, b, lab, depth + 1, seen, out);
-  }
-  if (s->on_error) {
-    const rb_step *e = rb_model_find(m, s->on_error);
-    if (e)
-      outline(m, e, "on error -> ", depth + 1, seen, out);
-  }
+  fprintf(out, "%s: %s\n", m->name, m->title);
+  if (m->description)
+    fprintf(out, "  %s\n", m->description);
+  for (size_t i = 0; i < m->nparams; i++)
+    fprintf(out, "  param %s%s%s%s\n", m->params[i].name, m->params[i].def ? " = " : "",
+            m->params[i].def ? m->params[i].def : "",
+            m->params[i].is_required ? " (required)" : "");
+  fputc('\n', out);
 }
 
 int rb_run_check(const char *path, const rb_config *cfg, int show, FILE *out,
@@ -74,20 +54,8 @@ int rb_run_check(const char *path, const rb_config *cfg, int show, FILE *out,
   if (!show) {
     fprintf(out, "%s: ok (%s, %zu steps)\n", path, m->name, m->nsteps);
   } else {
-    fprintf(out, "%s: %s\n", m->name, m->title);
-    if (m->description)
-      fprintf(out, "  %s\n", m->description);
-    for (size_t i = 0; i < m->nparams; i++)
-      fprintf(out, "  param %s%s%s%s%s\n", m->params[i].name,
-              m->params[i].def ? " = " : "", m->params[i].def ? m->params[i].def : "",
-              m->params[i].is_required ? " (required)" : "",
-              m->params[i].description ? "" : "");
-    fputc('\n', out);
-    unsigned char *seen = calloc(m->nsteps ? m->nsteps : 1, 1);
-    const rb_step *s = rb_model_find(m, m->start);
-    if (seen && s)
-      outline(m, s, "", 0, seen, out);
-    free(seen);
+    header(m, out);
+    rb_render(m, RB_SHOW_TEXT, NULL, out);
   }
   rb_model_free(m);
   sb_free(sb);
@@ -114,4 +82,67 @@ int rb_run_describe(const char *path, const rb_config *cfg, char *name, size_t n
   rb_model_free(m);
   sb_free(sb);
   return 0;
+}
+
+/* Loads run's journal into j and fills w from it (path, where it stopped,
+ * how it ended). Returns 0, or -1 with err. */
+static int load_walk(const char *state_dir, const char *run, rb_journal *j, rb_walk *w,
+                     char *err, size_t errlen)
+{
+  char incident[256], tl[4400];
+  if (rb_journal_find_incident(state_dir, run, incident, sizeof incident, err, errlen) !=
+      0)
+    return -1;
+  if (rb_incident_path(state_dir, incident, tl, sizeof tl) != 0)
+    return rb_err(err, errlen, "run %s: incident '%s' has no valid path", run, incident);
+  if (rb_journal_load(tl, run, j, err, errlen) != 0)
+    return -1;
+  /* A terminal step records no "started": it is where the run ended. */
+  size_t n = json_array_size(j->path);
+  if (j->last[0] &&
+      (n == 0 || strcmp(json_string_value(json_array_get(j->path, n - 1)), j->last) != 0))
+    json_array_append_new(j->path, json_string(j->last));
+  w->run = run;
+  w->path = j->path;
+  w->stopped = j->last;
+  w->outcome = j->ended ? j->outcome : j->failed ? "failed" : "";
+  return 0;
+}
+
+int rb_run_show(const char *path, const rb_config *cfg, rb_show_format f,
+                const char *state_dir, const char *run, FILE *out, int report_fd)
+{
+  rb_host host;
+  memset(&host, 0, sizeof host);
+  host.config = cfg;
+  host.emit = null_emit;
+  host.mode = RB_MODE_DRY_RUN;
+  sb_state *sb = NULL;
+  rb_model *m = NULL;
+  rb_journal j;
+  memset(&j, 0, sizeof j);
+  rb_walk w = {NULL, NULL, NULL, NULL};
+  char err[1024];
+  int code = rb_runbook_load(path, cfg, &host, quiet_print, NULL, &sb, &m, report_fd);
+  if (code != RB_EXIT_OK)
+    goto out;
+  if (run && load_walk(state_dir, run, &j, &w, err, sizeof err) != 0) {
+    fprintf(stderr, "runbook: %s\n", err);
+    code = RB_EXIT_FAILED;
+    goto out;
+  }
+  if (run && j.runbook[0] && strcmp(j.runbook, m->name) != 0) {
+    fprintf(stderr, "runbook: run %s is of runbook '%s', not '%s'\n", run, j.runbook,
+            m->name);
+    code = RB_EXIT_USAGE;
+    goto out;
+  }
+  if (f == RB_SHOW_TEXT)
+    header(m, out);
+  rb_render(m, f, run ? &w : NULL, out);
+out:
+  rb_journal_clear(&j);
+  rb_model_free(m);
+  sb_free(sb);
+  return code;
 }
