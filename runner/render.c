@@ -313,7 +313,7 @@ static void dot_node(const rb_step *s, const rb_walk *w, FILE *out)
     fprintf(out, ", color=\"#d53f8c\", penwidth=4, xlabel=\"%s\"", stop_words(w));
   else if (on_path(w, s->id))
     fputs(", color=\"#2b6cb0\", penwidth=3", out);
-  fprintf(out, ", id=\"step-%s\"];\n", s->id);
+  fprintf(out, ", id=\"step_%s\"];\n", s->id);
 }
 
 static void render_dot(const rb_model *m, const rb_walk *w, FILE *out)
