@@ -25,6 +25,8 @@
 #include "runner/scenario.h"
 #include "runner/store.h"
 #include "runner/supervise.h"
+#include "runner/digest.h"
+#include "runner/postmortem.h"
 #include "runner/render.h"
 #include "runner/timeline.h"
 #include "runner/util.h"
@@ -54,8 +56,9 @@ static const char usage_text[] =
     "  show NAME|FILE [--format text|mermaid|dot|json] [--run RUN]\n"
     "                       print the decision tree (and the path a run took)\n"
     "  list                 list the runbooks that can be found\n"
-    "  timeline INCIDENT [--format text|json|markdown]\n"
+    "  timeline INCIDENT [--format text|json|markdown] [--full] [--run RUN]\n"
     "                       print an incident's timeline (markdown: postmortem table)\n"
+    "  postmortem INCIDENT  the postmortem in markdown, prefilled from the timeline\n"
     "  verify INCIDENT      check the timeline's hash chain (edits, deletions, moves)\n"
     "  approve RUN STEP [--deny] [--as NAME] [--comment TEXT]\n"
     "                       answer a pending approval gate\n"
@@ -120,9 +123,18 @@ static const char *const cmd_help[][2] = {
      "run took (from its journal) and marks where it stopped.\n"},
     {"list", "usage: runbook list\n\nLists runbooks in ./runbooks, $RUNBOOK_PATH and the "
              "installed data dir.\n"},
-    {"timeline", "usage: runbook timeline INCIDENT [--format text|json|markdown]\n\n"
-                 "Prints an incident's timeline; markdown gives the postmortem table.\n"
-                 "Exits 1 when a line other than a torn last one cannot be parsed.\n"},
+    {"timeline",
+     "usage: runbook timeline INCIDENT [--format text|json|markdown] [--full]\n"
+     "                         [--run RUN]\n\n"
+     "Prints an incident's timeline. markdown gives the postmortem table, brief\n"
+     "unless --full: decisions, approvals, writes, status updates, escalations,\n"
+     "a wait's polls as one row. --run keeps the events of one run.\n"
+     "Exits 1 when a line other than a torn last one cannot be parsed.\n"},
+    {"postmortem",
+     "usage: runbook postmortem INCIDENT\n\n"
+     "Prints the incident's postmortem in markdown: summary, impact, detection\n"
+     "and mitigation times and the brief timeline filled in from the timeline,\n"
+     "root cause and action items as prompts.\n"},
     {"verify",
      "usage: runbook verify INCIDENT\n\n"
      "Checks that every event of the incident's timeline carries the SHA-256 of\n"
@@ -718,24 +730,61 @@ static int incident_file(globals *g, const char *incident, char *path, size_t le
   return RB_EXIT_OK;
 }
 
+/* timeline with --full or --run: through the digest (runner/digest.h). */
+static int timeline_digest(const char *path, rb_tl_format fmt, const char *run, int full)
+{
+  char err[512];
+  json_t *rows = rb_digest_load(path, run, full, err, sizeof err);
+  if (rows == NULL) {
+    fprintf(stderr, "runbook: %s\n", err);
+    return RB_EXIT_FAILED;
+  }
+  size_t i;
+  json_t *r;
+  if (fmt == RB_TL_MARKDOWN)
+    rb_digest_markdown(rows, !full, stdout);
+  else
+    json_array_foreach(rows, i, r)
+    {
+      if (fmt == RB_TL_JSON)
+        json_dumpf(json_object_get(r, "event"), stdout,
+                   JSON_COMPACT | JSON_PRESERVE_ORDER);
+      else
+        printf("%s  %s", json_string_value(json_object_get(r, "ts")),
+               json_string_value(json_object_get(r, "text")));
+      putchar('\n');
+    }
+  json_decref(rows);
+  return RB_EXIT_OK;
+}
+
 static int cmd_timeline(globals *g, int argc, char **argv)
 {
   static const struct option opts[] = {{"format", required_argument, NULL, 'f'},
+                                       {"run", required_argument, NULL, 'r'},
+                                       {"full", no_argument, NULL, 'F'},
                                        {NULL, 0, NULL, 0}};
   rb_tl_format fmt = RB_TL_TEXT;
+  const char *run = NULL;
+  int full = 0;
   optind = 1;
   int c;
   while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
-    if (c != 'f')
+    if (c == 'r') {
+      run = optarg;
+    } else if (c == 'F') {
+      full = 1;
+    } else if (c != 'f') {
       return RB_EXIT_USAGE;
-    if (strcmp(optarg, "text") == 0)
+    } else if (strcmp(optarg, "text") == 0) {
       fmt = RB_TL_TEXT;
-    else if (strcmp(optarg, "json") == 0)
+    } else if (strcmp(optarg, "json") == 0) {
       fmt = RB_TL_JSON;
-    else if (strcmp(optarg, "markdown") == 0 || strcmp(optarg, "md") == 0)
+    } else if (strcmp(optarg, "markdown") == 0 || strcmp(optarg, "md") == 0) {
       fmt = RB_TL_MARKDOWN;
-    else
+    } else {
       return usage_error("--format must be text, json or markdown, not '%s'", optarg);
+    }
   }
   if (optind != argc - 1)
     return usage_error("timeline needs one incident id");
@@ -743,7 +792,25 @@ static int cmd_timeline(globals *g, int argc, char **argv)
   int code = incident_file(g, argv[optind], path, sizeof path);
   if (code != RB_EXIT_OK)
     return code;
+  /* markdown is brief unless --full: it is what goes into the postmortem */
+  if (run || (fmt == RB_TL_MARKDOWN && !full))
+    return timeline_digest(path, fmt, run, full || fmt != RB_TL_MARKDOWN);
   if (rb_timeline_export(path, fmt, stdout, err, sizeof err) != 0) {
+    fprintf(stderr, "runbook: %s\n", err);
+    return RB_EXIT_FAILED;
+  }
+  return RB_EXIT_OK;
+}
+
+static int cmd_postmortem(globals *g, int argc, char **argv)
+{
+  if (argc != 2 || argv[1][0] == '-')
+    return usage_error("postmortem needs one incident id");
+  char path[4300], err[512];
+  int code = incident_file(g, argv[1], path, sizeof path);
+  if (code != RB_EXIT_OK)
+    return code;
+  if (rb_postmortem_write(path, argv[1], stdout, err, sizeof err) != 0) {
     fprintf(stderr, "runbook: %s\n", err);
     return RB_EXIT_FAILED;
   }
@@ -1060,6 +1127,8 @@ int main(int argc, char **argv)
     code = cmd_list(&g, argc - 1);
   else if (strcmp(cmd, "timeline") == 0)
     code = cmd_timeline(&g, argc - 1, argv + 1);
+  else if (strcmp(cmd, "postmortem") == 0)
+    code = cmd_postmortem(&g, argc - 1, argv + 1);
   else if (strcmp(cmd, "verify") == 0)
     code = cmd_verify(&g, argc - 1, argv + 1);
   else if (strcmp(cmd, "approve") == 0)

@@ -613,7 +613,7 @@ def test_list_and_show():
     r = rbtest.run(["show", "checkout-errors"])
     assert r.code == 0
     assert "recent_deploy [check] Deploy in the last 2 hours?" in r.stdout
-    assert "true -> rollback [action, approval]" in r.stdout
+    assert "true -> rollback [action, write, approval]" in r.stdout
 
 
 def test_runbook_path_is_searched(tmp_path):
@@ -639,7 +639,7 @@ def test_json_flag_streams_the_timeline_to_stdout(tmp_path):
 def test_timeline_exports_the_postmortem_table(tmp_path):
     r = rbtest.run(["drill", "checkout-errors", "--incident", "pm"])
     assert r.code == 0
-    t = rbtest.run(["timeline", "pm", "--format", "markdown"], state_dir=r.state_dir)
+    t = rbtest.run(["timeline", "pm", "--format", "markdown", "--full"], state_dir=r.state_dir)
     assert t.code == 0
     lines = t.stdout.splitlines()
     assert "| Time (UTC) | Event |" in lines

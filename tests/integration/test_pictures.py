@@ -178,3 +178,87 @@ def test_show_refuses_bad_format_and_unknown_run():
     assert r.code == 2 and "--format must be text, mermaid, dot or json" in r.stderr
     r = rbtest.run(["show", "checkout-errors", "--run", "no-such-run"])
     assert r.code == 1 and "no-such-run" in r.stderr, r
+
+
+POLLER = """
+local n = 0
+return runbook {
+  name = "poller",
+  title = "Wait for recovery",
+  start = "watch",
+  steps = {
+    watch = wait {
+      title = "Recovered?",
+      until_ = function(ctx)
+        n = n + 1
+        if n < 4 then error("not yet (poll " .. n .. ")") end
+        return n >= 6
+      end,
+      every = "50ms",
+      timeout = "10s",
+      on = { [true] = "ok", [false] = "gave_up" },
+    },
+    ok = resolved { title = "Recovered" },
+    gave_up = escalated { title = "Still broken" },
+  },
+}
+"""
+
+
+def test_brief_markdown_folds_a_waits_polls_into_one_row(tmp_path):
+    book = rbtest.write(str(tmp_path / "poller.lua"), POLLER)
+    r = rbtest.run(["exec", book, "--incident", "polls"])
+    assert r.code == 0, r
+    full = rbtest.run(["timeline", "polls", "--format", "markdown", "--full"],
+                      state_dir=r.state_dir)
+    brief = rbtest.run(["timeline", "polls", "--format", "markdown"], state_dir=r.state_dir)
+    rows = lambda t: [ln for ln in t.stdout.splitlines()  # noqa: E731
+                      if ln.startswith("| ") and "Time (UTC)" not in ln]
+    assert len(rows(full)) == len(r.timeline("polls"))
+    assert len(rows(brief)) < len(rows(full))
+    polls = [ln for ln in rows(brief) if "polled" in ln]
+    assert len(polls) == 1 and "watch: polled 6 times over " in polls[0], brief.stdout
+    assert "Recovered? -> true, taking 'ok'" in polls[0]
+    assert not [ln for ln in rows(brief) if "not yet" in ln]
+    print("rows: full %d, brief %d" % (len(rows(full)), len(rows(brief))))
+
+
+def test_brief_timeline_keeps_decisions_approvals_writes_and_status_updates():
+    r, run, ev = drill("bad-deploy", "brief")
+    t = rbtest.run(["timeline", "brief", "--format", "markdown"], state_dir=r.state_dir)
+    assert t.code == 0, t
+    out = t.stdout
+    assert "recent_deploy: Deploy in the last 2 hours? -> true, taking 'rollback'" in out
+    assert "rollback: approved by alice" in out
+    assert "rollback: would run `deploy rollback checkout` on app" in out
+    for phase in ("Investigating", "Identified", "Monitoring", "Resolved"):
+        assert "status update [%s]" % phase in out
+    assert ": started (" not in out  # step starts are in --full only
+    # --run keeps one run's events: a second run in the same incident is left out
+    r2 = rbtest.run(["drill", "checkout-errors", "--scenario", "unknown-cause", "--incident",
+                     "brief"], state_dir=r.state_dir)
+    assert r2.code == 0, r2  # a drill that walks its expected path exits 0
+    one = rbtest.run(["timeline", "brief", "--format", "markdown", "--run", run],
+                     state_dir=r.state_dir)
+    assert one.code == 0 and "escalate_unknown" not in one.stdout, one
+    both = rbtest.run(["timeline", "brief", "--format", "markdown"], state_dir=r.state_dir)
+    assert "escalate_unknown: escalated to checkout-secondary" in both.stdout, both.stdout
+
+
+def test_postmortem_is_prefilled_from_the_timeline():
+    r, run, ev = drill("bad-deploy", "pm")
+    p = rbtest.run(["postmortem", "pm"], state_dir=r.state_dir)
+    assert p.code == 0, p
+    out = p.stdout
+    assert out.startswith("# Postmortem: High error rate on checkout (pm)\n")
+    for h in ("## Summary", "## Impact", "## Detection and mitigation",
+              "## Timeline (All times UTC)", "## Root Cause Analysis", "### 5 Whys Analysis",
+              "## What Went Well", "## What Went Poorly", "## Action Items",
+              "## Lessons Learned"):
+        assert "\n" + h + "\n" in out, h
+    assert "it ended resolved" in out
+    assert "- **Detected**: " + ev[0]["ts"] in out
+    writes = [e for e in ev if e["event"] == "would_run"]
+    assert "- **First mitigation**: " + writes[0]["ts"] in out
+    assert "rollback: approved by alice" in out
+    assert rbtest.run(["postmortem", "nope"], state_dir=r.state_dir).code == 1

@@ -1,0 +1,193 @@
+/* postmortem.c: `runbook postmortem INCIDENT`, the postmortem document in
+ * markdown with what the timeline knows filled in and prompts for the rest. */
+#include "runner/postmortem.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "runner/digest.h"
+#include "runner/util.h"
+
+static const char *s_of(const json_t *o, const char *k)
+{
+  return json_string_value(json_object_get(o, k));
+}
+
+static int is(const char *a, const char *b)
+{
+  return a && b && strcmp(a, b) == 0;
+}
+
+/* Seconds since the epoch for "2026-11-22T09:36:08.312Z"; -1 if malformed. */
+static double ts_seconds(const char *ts)
+{
+  struct tm tm;
+  memset(&tm, 0, sizeof tm);
+  if (ts == NULL || sscanf(ts, "%4d-%2d-%2dT%2d:%2d:%2d", &tm.tm_year, &tm.tm_mon,
+                           &tm.tm_mday, &tm.tm_hour, &tm.tm_min, &tm.tm_sec) != 6)
+    return -1;
+  tm.tm_year -= 1900;
+  tm.tm_mon -= 1;
+  double ms = 0;
+  if (ts[19] == '.')
+    ms = atof(ts + 19);
+  return (double)timegm(&tm) + ms;
+}
+
+static void put_since(FILE *out, const char *from, const char *to)
+{
+  double a = ts_seconds(from), b = ts_seconds(to);
+  char buf[64] = "?";
+  if (a >= 0 && b >= a)
+    rb_format_elapsed((int64_t)((b - a) * 1e6), buf, sizeof buf);
+  fputs(buf, out);
+}
+
+/* The facts the document is built from, picked out of the brief rows. */
+typedef struct {
+  const json_t *first, *last;   /* first and last rows */
+  const char *detected;         /* ts of the first run's start */
+  const char *mitigated;        /* ts of the first write */
+  const char *resolved;         /* ts of the Resolved update or resolved outcome */
+  const char *outcome, *title;  /* the last run's outcome; the runbook's title */
+  const char *actor, *severity; /* who started it; the runbook's severity param */
+} facts;
+
+static void gather(const json_t *rows, facts *f)
+{
+  memset(f, 0, sizeof *f);
+  size_t i;
+  json_t *r;
+  json_array_foreach(rows, i, r)
+  {
+    const json_t *ev = json_object_get(r, "event"), *d = json_object_get(ev, "detail");
+    const char *what = s_of(r, "what"), *event = s_of(ev, "event");
+    if (!f->first)
+      f->first = r;
+    f->last = r;
+    if (is(what, "run") && is(event, "started")) {
+      if (!f->detected)
+        f->detected = s_of(r, "ts");
+      f->title = s_of(d, "title") ? s_of(d, "title") : f->title;
+      f->actor = s_of(ev, "actor");
+      const json_t *sev = json_object_get(json_object_get(d, "params"), "severity");
+      if (json_is_string(sev))
+        f->severity = json_string_value(sev);
+    }
+    if (is(what, "write") && !f->mitigated)
+      f->mitigated = s_of(r, "ts");
+    if (is(what, "status") && is(s_of(d, "phase"), "Resolved") && !f->resolved)
+      f->resolved = s_of(r, "ts");
+    if (is(what, "run") && is(event, "finished")) {
+      f->outcome = s_of(d, "outcome");
+      if (is(f->outcome, "resolved") && !f->resolved)
+        f->resolved = s_of(r, "ts");
+    }
+  }
+}
+
+static void put_head(const facts *f, const char *incident, FILE *out)
+{
+  const char *start = s_of(f->first, "ts"), *end = s_of(f->last, "ts");
+  fprintf(out, "# Postmortem: %s (%s)\n\n", f->title ? f->title : "incident", incident);
+  fprintf(out, "**Date**: %.10s\n**Duration**: ", start ? start : "(unknown)");
+  put_since(out, start, end);
+  fprintf(out, " (first to last event on the timeline)\n**Severity**: %s\n",
+          f->severity ? f->severity : "_SEV-? (say how bad, by the team's scale)_");
+  fputs("**Authors**: _who wrote this_\n**Status**: Draft\n\n", out);
+}
+
+static void put_summary(const facts *f, const json_t *rows, FILE *out)
+{
+  const json_t *ev = json_object_get(f->first, "event");
+  fprintf(out, "## Summary\n\nRunbook `%s` ran (%s) for this incident, started by %s",
+          s_of(ev, "runbook") ? s_of(ev, "runbook") : "?",
+          s_of(ev, "mode") ? s_of(ev, "mode") : "?", f->actor ? f->actor : "?");
+  fprintf(out, "; it ended %s. %zu timeline rows below.\n\n",
+          f->outcome ? f->outcome : "without an outcome (still open?)",
+          json_array_size(rows));
+  fputs(
+      "_In two or three sentences: what broke, for whom, and what brought it back._\n\n",
+      out);
+}
+
+static void put_impact(const facts *f, FILE *out)
+{
+  const char *start = s_of(f->first, "ts"),
+             *end = f->resolved ? f->resolved : s_of(f->last, "ts");
+  fprintf(out, "## Impact\n\n- **Duration**: %.5s to %.5s UTC (",
+          start ? start + 11 : "?", end ? end + 11 : "?");
+  put_since(out, start, end);
+  fputs(" on the timeline; impact may have begun before the alert)\n"
+        "- **Users affected**: _share of requests or customers, which regions or plans_\n"
+        "- **Revenue impact**: _orders or payments lost or delayed, if known_\n"
+        "- **Support tickets**: _how many came in_\n"
+        "- **SLO impact**: _error budget spent_\n\n",
+        out);
+}
+
+static void put_times(const facts *f, FILE *out)
+{
+  fputs("## Detection and mitigation\n\n", out);
+  fprintf(out, "- **Detected**: %s UTC (the runbook started)\n",
+          f->detected ? f->detected : "(unknown)");
+  if (f->mitigated) {
+    fprintf(out, "- **First mitigation**: %s UTC, ", f->mitigated);
+    put_since(out, f->detected, f->mitigated);
+    fputs(" after detection\n", out);
+  } else {
+    fputs("- **First mitigation**: none on the timeline\n", out);
+  }
+  if (f->resolved) {
+    fprintf(out, "- **Resolved**: %s UTC, ", f->resolved);
+    put_since(out, f->detected, f->resolved);
+    fputs(" after detection\n", out);
+  } else {
+    fputs("- **Resolved**: not on the timeline\n", out);
+  }
+  fputs("- _When did impact really start (dashboards, first customer report)?_\n\n", out);
+}
+
+static void put_prompts(FILE *out)
+{
+  fputs("## Root Cause Analysis\n\n### What Happened\n\n"
+        "_The chain of failure, from the change or event that set it off to the symptom "
+        "the alert saw. The decisions in the timeline are the evidence the runbook "
+        "read._\n\n"
+        "### 5 Whys Analysis\n\n"
+        "_Ask why the symptom happened, then why that cause existed, until the answer is "
+        "something the team can change._\n\n"
+        "### Contributing Factors\n\n_What made it worse, longer or harder to see._\n\n"
+        "## What Went Well\n\n_Which steps, alerts and people helped._\n\n"
+        "## What Went Poorly\n\n_Where time was lost; what the runbook did not know._\n\n"
+        "## Action Items\n\n| Priority | Action | Owner | Due Date | Status |\n"
+        "|----------|--------|-------|----------|--------|\n"
+        "| _P0-P2_ | _one change that keeps this from recurring or shortens it_ | "
+        "_@someone_ | _date_ | To Do |\n\n"
+        "## Lessons Learned\n\n_What holds beyond this incident._\n",
+        out);
+}
+
+int rb_postmortem_write(const char *path, const char *incident, FILE *out, char *err,
+                        size_t errlen)
+{
+  json_t *rows = rb_digest_load(path, NULL, 0, err, errlen);
+  if (rows == NULL)
+    return -1;
+  if (json_array_size(rows) == 0) {
+    json_decref(rows);
+    return rb_err(err, errlen, "%s: no events to write a postmortem from", path);
+  }
+  facts f;
+  gather(rows, &f);
+  put_head(&f, incident, out);
+  put_summary(&f, rows, out);
+  put_impact(&f, out);
+  put_times(&f, out);
+  rb_digest_markdown(rows, 1, out);
+  fputc('\n', out);
+  put_prompts(out);
+  json_decref(rows);
+  return 0;
+}
