@@ -106,7 +106,7 @@ def test_the_same_runbook_spelt_right_asks_before_acting(tmp_path):
     r = rbtest.run(["check", path])
     assert r.code == 0, r
     r = rbtest.run(["show", path])
-    assert "rollback [action, approval] roll back" in r.stdout, r
+    assert "rollback [action, write, approval] roll back" in r.stdout, r
 
 
 OTHER_TABLES = [
