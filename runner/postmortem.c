@@ -127,20 +127,35 @@ static void put_impact(const facts *f, FILE *out)
         out);
 }
 
+/* "2026-12-01 16:37:15 UTC" from an RFC 3339 timestamp. */
+static void put_utc(FILE *out, const char *ts)
+{
+  if (ts == NULL || strlen(ts) < 19) {
+    fputs(ts ? ts : "(unknown)", out);
+    return;
+  }
+  fprintf(out, "%.10s %.8s UTC", ts, ts + 11);
+}
+
 static void put_times(const facts *f, FILE *out)
 {
   fputs("## Detection and mitigation\n\n", out);
-  fprintf(out, "- **Detected**: %s UTC (the runbook started)\n",
-          f->detected ? f->detected : "(unknown)");
+  fputs("- **Detected**: ", out);
+  put_utc(out, f->detected);
+  fputs(" (the runbook started)\n", out);
   if (f->mitigated) {
-    fprintf(out, "- **First mitigation**: %s UTC, ", f->mitigated);
+    fputs("- **First mitigation**: ", out);
+    put_utc(out, f->mitigated);
+    fputs(", ", out);
     put_since(out, f->detected, f->mitigated);
     fputs(" after detection\n", out);
   } else {
     fputs("- **First mitigation**: none on the timeline\n", out);
   }
   if (f->resolved) {
-    fprintf(out, "- **Resolved**: %s UTC, ", f->resolved);
+    fputs("- **Resolved**: ", out);
+    put_utc(out, f->resolved);
+    fputs(", ", out);
     put_since(out, f->detected, f->resolved);
     fputs(" after detection\n", out);
   } else {

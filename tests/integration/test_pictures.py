@@ -257,8 +257,10 @@ def test_postmortem_is_prefilled_from_the_timeline():
               "## Lessons Learned"):
         assert "\n" + h + "\n" in out, h
     assert "it ended resolved" in out
-    assert "- **Detected**: " + ev[0]["ts"] in out
+    def utc(ts):
+        return ts[:10] + " " + ts[11:19] + " UTC"
+    assert "- **Detected**: " + utc(ev[0]["ts"]) in out
     writes = [e for e in ev if e["event"] == "would_run"]
-    assert "- **First mitigation**: " + writes[0]["ts"] in out
+    assert "- **First mitigation**: " + utc(writes[0]["ts"]) in out
     assert "rollback: approved by alice" in out
     assert rbtest.run(["postmortem", "nope"], state_dir=r.state_dir).code == 1
