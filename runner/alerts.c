@@ -11,8 +11,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "runner/buf.h"
-#include "runner/util.h"
+#include "runner/base/buf.h"
+#include "runner/base/util.h"
 
 /* -- payload -------------------------------------------------------------- */
 

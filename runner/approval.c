@@ -13,7 +13,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "runner/util.h"
+#include "runner/base/util.h"
 
 static int valid_id(const char *s)
 {

@@ -7,7 +7,7 @@
 #include <string.h>
 
 #include "runner/approval.h"
-#include "runner/util.h"
+#include "runner/base/util.h"
 
 static int in_list(const json_t *arr, const char *name)
 {

@@ -13,7 +13,7 @@
 #include "runner/run.h"
 #include "runner/store.h"
 #include "runner/timeline.h"
-#include "runner/util.h"
+#include "runner/base/util.h"
 
 typedef struct {
   const char *incident;

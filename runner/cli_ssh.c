@@ -8,7 +8,7 @@
 #include <unistd.h>
 
 #include "runner/timeline.h"
-#include "runner/util.h"
+#include "runner/base/util.h"
 #include "stdlib/ssh/common.h"
 
 static const char usage[] =

@@ -3,8 +3,8 @@
  * that table, its markdown reference, and secret resolution from env or file. */
 #include "runner/config.h"
 
-#include "runner/redact.h"
-#include "runner/util.h"
+#include "runner/base/redact.h"
+#include "runner/base/util.h"
 
 #include <ctype.h>
 #include <errno.h>

@@ -9,8 +9,8 @@
 #include <stdarg.h>
 
 #include "runner/exec.h"
-#include "runner/redact.h"
-#include "runner/util.h"
+#include "runner/base/redact.h"
+#include "runner/base/util.h"
 
 const char *rb_console_col(const rb_exec *ex, const char *code)
 {

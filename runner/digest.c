@@ -6,7 +6,7 @@
 #include <string.h>
 
 #include "runner/timeline.h"
-#include "runner/util.h"
+#include "runner/base/util.h"
 
 typedef struct {
   const char *run; /* only this run, or NULL */

@@ -7,8 +7,8 @@
 #include <string.h>
 
 #include "runner/exec.h"
-#include "runner/redact.h"
-#include "runner/util.h"
+#include "runner/base/redact.h"
+#include "runner/base/util.h"
 
 /* Appends one event; the run stops if the journal can not be written. */
 int rb_event_emit(rb_exec *ex, const rb_step *s, const char *event, int64_t dur_ms,

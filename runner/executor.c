@@ -14,7 +14,7 @@
 #include "runner/params.h"
 #include "runner/scenario.h"
 #include "runner/supervise.h"
-#include "runner/util.h"
+#include "runner/base/util.h"
 
 #define RB_MAX_TRANSITIONS 100000
 

@@ -8,7 +8,7 @@
 
 #include "runner/timeline.h"
 #include "stdlib/policy.h"
-#include "runner/util.h"
+#include "runner/base/util.h"
 
 typedef struct {
   const char *run;

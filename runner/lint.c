@@ -13,7 +13,7 @@
 #include <unistd.h>
 
 #include "runner/loader.h"
-#include "runner/util.h"
+#include "runner/base/util.h"
 #include "sandbox/sandbox.h"
 #include "stdlib/embedded.h"
 #include "stdlib/modules.h"

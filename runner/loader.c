@@ -9,7 +9,7 @@
 #include <string.h>
 
 #include "runner/params.h"
-#include "runner/util.h"
+#include "runner/base/util.h"
 
 #define RB_KIND_FIELD "__rb_kind"
 #define RB_LINE_FIELD "__rb_line"

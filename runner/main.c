@@ -20,7 +20,7 @@
 #include "runner/netplugin.h"
 #include "runner/config.h"
 #include "runner/params.h"
-#include "runner/redact.h"
+#include "runner/base/redact.h"
 #include "runner/run.h"
 #include "runner/scenario.h"
 #include "runner/store.h"
@@ -29,7 +29,7 @@
 #include "runner/postmortem.h"
 #include "runner/render.h"
 #include "runner/timeline.h"
-#include "runner/util.h"
+#include "runner/base/util.h"
 
 typedef struct {
   const char *config_path;

@@ -7,7 +7,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "runner/util.h"
+#include "runner/base/util.h"
 
 /* Process-wide on purpose: a plugin is loaded at most once and never
  * unloaded, like any shared library the binary links. */

@@ -9,7 +9,7 @@
 #include "runner/exec.h"
 #include "runner/loader.h"
 #include "runner/supervise.h"
-#include "runner/util.h"
+#include "runner/base/util.h"
 
 #define RB_LOAD_BUDGET_MS 10000
 

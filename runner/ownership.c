@@ -6,7 +6,7 @@
 #include <string.h>
 
 #include "runner/exec.h"
-#include "runner/util.h"
+#include "runner/base/util.h"
 
 /* core.exec_lock: "incident" (the default) or "param:NAME" for a parameter
  * the runbook declares. Anything else is refused: a lock that silently

@@ -9,7 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "runner/util.h"
+#include "runner/base/util.h"
 
 int rb_params_parse_var(const char *arg, char **key, char **value, char *err,
                         size_t errlen)

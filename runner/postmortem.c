@@ -7,7 +7,7 @@
 #include <time.h>
 
 #include "runner/digest.h"
-#include "runner/util.h"
+#include "runner/base/util.h"
 
 static const char *s_of(const json_t *o, const char *k)
 {

@@ -7,7 +7,7 @@
 #include <string.h>
 
 #include "runner/exec.h"
-#include "runner/redact.h"
+#include "runner/base/redact.h"
 
 /* A step's policy comes from --in-doubt, or "rerun" for an idempotent one;
  * without either the operator must choose. */

@@ -7,7 +7,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "runner/util.h"
+#include "runner/base/util.h"
 
 int rb_scenario_find(const char *runbook_path, const char *runbook_name, const char *name,
                      char *out, size_t len)

@@ -21,11 +21,11 @@
 
 #include "runner/alerts.h"
 #include "runner/approval.h"
-#include "runner/buf.h"
-#include "runner/redact.h"
+#include "runner/base/buf.h"
+#include "runner/base/redact.h"
 #include "runner/run.h"
 #include "runner/serve_approvals.h"
-#include "runner/util.h"
+#include "runner/base/util.h"
 
 extern char **environ;
 

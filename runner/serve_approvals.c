@@ -9,7 +9,7 @@
 
 #include "runner/alerts.h"
 #include "runner/approval.h"
-#include "runner/util.h"
+#include "runner/base/util.h"
 
 #define MAX_APPROVERS 256
 

@@ -9,7 +9,7 @@
 #include "runner/exec.h"
 #include "runner/journal.h"
 #include "runner/render.h"
-#include "runner/util.h"
+#include "runner/base/util.h"
 
 static void quiet_print(void *arg, const char *text, int is_warning)
 {

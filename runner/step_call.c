@@ -10,7 +10,7 @@
 #include "runner/loader.h"
 #include "runner/scenario.h"
 #include "runner/supervise.h"
-#include "runner/util.h"
+#include "runner/base/util.h"
 
 #define RB_RESULT_MAX (64 * 1024)
 

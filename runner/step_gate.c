@@ -10,7 +10,7 @@
 
 #include "runner/approval.h"
 #include "runner/exec.h"
-#include "runner/util.h"
+#include "runner/base/util.h"
 
 /* Runs an action's function with writes recorded instead of sent, to show
  * an approver exactly what they approve. Returns the would_run list. */

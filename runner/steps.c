@@ -11,7 +11,7 @@
 
 #include "runner/exec.h"
 #include "runner/loader.h"
-#include "runner/util.h"
+#include "runner/base/util.h"
 
 int rb_step_fail(rb_step_out *o, const char *fmt, ...)
 {

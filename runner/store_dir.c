@@ -14,7 +14,7 @@
 #include "runner/journal.h"
 #include "runner/store.h"
 #include "runner/timeline.h"
-#include "runner/util.h"
+#include "runner/base/util.h"
 
 typedef struct {
   rb_store base;

@@ -9,7 +9,7 @@
 
 #include "runner/store.h"
 #include "runner/timeline.h"
-#include "runner/util.h"
+#include "runner/base/util.h"
 
 typedef struct {
   rb_run_info info;

@@ -17,7 +17,7 @@
 
 #include "runner/run.h"
 #include "runner/timeline.h"
-#include "runner/util.h"
+#include "runner/base/util.h"
 
 #define WATCH_CMDS 8 /* commands in flight at once (cmd runs one at a time) */
 

@@ -3,9 +3,9 @@
  * chain verification and exports. */
 #include "runner/timeline.h"
 
-#include "runner/redact.h"
-#include "runner/sha256.h"
-#include "runner/util.h"
+#include "runner/base/redact.h"
+#include "runner/base/sha256.h"
+#include "runner/base/util.h"
 
 #include <errno.h>
 #include <fcntl.h>

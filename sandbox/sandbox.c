@@ -13,7 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "runner/util.h"
+#include "runner/base/util.h"
 #include "stdlib/embedded.h"
 #include "stdlib/modules.h"
 

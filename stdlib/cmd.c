@@ -16,10 +16,10 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "runner/buf.h"
-#include "runner/redact.h"
+#include "runner/base/buf.h"
+#include "runner/base/redact.h"
 #include "runner/supervise.h"
-#include "runner/util.h"
+#include "runner/base/util.h"
 #include "stdlib/box.h"
 #include "stdlib/cmd_env.h"
 #include "stdlib/host.h"

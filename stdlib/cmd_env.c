@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "runner/util.h"
+#include "runner/base/util.h"
 
 /* What every command gets when the executor has it: finding programs,
  * the user's home, and how to print text and times. */

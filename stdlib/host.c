@@ -9,7 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "runner/util.h"
+#include "runner/base/util.h"
 
 #define RB_HOST_KEY "rb.host"
 #define RB_JSON_MAX_DEPTH 64

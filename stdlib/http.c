@@ -11,8 +11,8 @@
 #include <strings.h>
 
 #include "runner/config.h"
-#include "runner/redact.h"
-#include "runner/util.h"
+#include "runner/base/redact.h"
+#include "runner/base/util.h"
 #include "stdlib/host.h"
 #include "stdlib/http/engine.h"
 #include "stdlib/http/preflight.h"

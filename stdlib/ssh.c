@@ -6,7 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "runner/util.h"
+#include "runner/base/util.h"
 #include "stdlib/box.h"
 #include "stdlib/host.h"
 #include "stdlib/modules.h"

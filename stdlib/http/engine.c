@@ -11,8 +11,8 @@
 #include <sys/random.h>
 #include <time.h>
 
-#include "runner/buf.h"
-#include "runner/util.h"
+#include "runner/base/buf.h"
+#include "runner/base/util.h"
 
 #define BACKOFF_BASE_MS 200
 #define BACKOFF_CAP_MS 10000

@@ -5,7 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "runner/util.h"
+#include "runner/base/util.h"
 
 int rb_ssh_config_read(const rb_config *cfg, rb_ssh_config *out, char *err, size_t errlen)
 {

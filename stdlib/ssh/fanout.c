@@ -25,8 +25,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "runner/buf.h"
-#include "runner/util.h"
+#include "runner/base/buf.h"
+#include "runner/base/util.h"
 #include "stdlib/ssh/knownhosts.h"
 
 #define DEF_PARALLEL 20

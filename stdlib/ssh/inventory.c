@@ -9,8 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "runner/buf.h"
-#include "runner/util.h"
+#include "runner/base/buf.h"
+#include "runner/base/util.h"
 
 #define INV_MAX_RANGE 100000
 #define INV_MAX_DEPTH 64

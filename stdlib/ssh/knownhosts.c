@@ -19,7 +19,7 @@
 #include <strings.h>
 #include <unistd.h>
 
-#include "runner/util.h"
+#include "runner/base/util.h"
 
 #define KH_MAX_BLOB 16384
 

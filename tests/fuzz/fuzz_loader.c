@@ -9,7 +9,7 @@
 #include "runner/config.h"
 #include "runner/loader.h"
 #include "runner/model.h"
-#include "runner/util.h"
+#include "runner/base/util.h"
 #include "sandbox/sandbox.h"
 #include "stdlib/host.h"
 

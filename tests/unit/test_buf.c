@@ -1,4 +1,4 @@
-/* test_buf.c: unit tests of the capped growable buffer (runner/buf.c):
+/* test_buf.c: unit tests of the capped growable buffer (runner/base/buf.c):
  * growth, the cap, partial appends, formatting, reset and hand-over. */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -9,7 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "runner/buf.h"
+#include "runner/base/buf.h"
 
 static void test_empty_buffer_reads_as_empty_string(void **state)
 {

@@ -13,8 +13,8 @@
 #include <unistd.h>
 
 #include "runner/config.h"
-#include "runner/redact.h"
-#include "runner/util.h"
+#include "runner/base/redact.h"
+#include "runner/base/util.h"
 
 static char scratch[4096];
 static char origin[4096];

@@ -15,7 +15,7 @@
 
 #include <cmocka.h>
 
-#include "runner/util.h"
+#include "runner/base/util.h"
 #include "stdlib/http/engine.h"
 
 /* A server that answers connection i with replies[i] and records requests. */

@@ -1,5 +1,5 @@
 /* test_redact.c: unit tests of the secret registry and the string, URL and
- * JSON scrubbers (runner/redact.c). */
+ * JSON scrubbers (runner/base/redact.c). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -9,7 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "runner/redact.h"
+#include "runner/base/redact.h"
 
 static int teardown(void **state)
 {

@@ -13,7 +13,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "runner/util.h"
+#include "runner/base/util.h"
 #include "sandbox/sandbox.h"
 
 static sb_state *fresh(size_t mem, int64_t instr)

@@ -16,10 +16,10 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "runner/redact.h"
-#include "runner/sha256.h"
+#include "runner/base/redact.h"
+#include "runner/base/sha256.h"
 #include "runner/timeline.h"
-#include "runner/util.h"
+#include "runner/base/util.h"
 
 static char scratch[4096];
 static int seq;

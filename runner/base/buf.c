@@ -1,6 +1,6 @@
 /* buf.c: the capped growable byte buffer: doubling growth up to the cap,
  * so appends stay amortised O(1) and no caller writes its own realloc loop. */
-#include "runner/buf.h"
+#include "runner/base/buf.h"
 
 #include <stdarg.h>
 #include <stdint.h>

@@ -1,6 +1,6 @@
 /* sha256.c: a compact SHA-256 (FIPS 180-4), one buffer at a time; the
  * timeline hashes whole lines, so no streaming interface is needed. */
-#include "runner/sha256.h"
+#include "runner/base/sha256.h"
 
 #include <stdint.h>
 #include <stdio.h>

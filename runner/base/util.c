@@ -1,6 +1,6 @@
 /* util.c: clocks, timestamps, durations, ids and checked formatting shared by
  * the runner and the stdlib. */
-#include "runner/util.h"
+#include "runner/base/util.h"
 
 #include <ctype.h>
 #include <errno.h>

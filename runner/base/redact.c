@@ -1,8 +1,8 @@
 /* redact.c: the process-wide registry of secret values and the scrubbers that
  * keep them, URL credentials and credential-named JSON members out of output. */
-#include "runner/redact.h"
+#include "runner/base/redact.h"
 
-#include "runner/buf.h"
+#include "runner/base/buf.h"
 
 #include <ctype.h>
 #include <pthread.h>
