@@ -21,24 +21,8 @@ typedef struct {
   json_t *answers; /* the answers it was made of, or NULL; caller decrefs */
 } rb_approval_decision;
 
-/* One answer. identity is who answers, established by the channel (the
- * account of the uid, the name of an HTTP credential), never by the
- * request; label is what `--as` said, shown next to it. */
-typedef struct {
-  const char *identity;
-  const char *label; /* or NULL */
-  int approve;
-  const char *comment;
-  const char *channel; /* "terminal", "cli", "http", "slack" */
-} rb_approval_answer;
-
-enum {
-  RB_APPROVAL_OK = 0,
-  RB_APPROVAL_ERROR = -1,     /* cannot write, bad ids */
-  RB_APPROVAL_NOT_FOUND = -2, /* no such pending request */
-  RB_APPROVAL_REFUSED = -3,   /* the policy does not let this identity answer */
-  RB_APPROVAL_CONFLICT = -4,  /* decided already, or this identity answered */
-};
+/* rb_approval_answer and the RB_APPROVAL_* results are part of the host
+ * interface (stdlib/rb_host.h): the listener answers gates through it. */
 
 /* The waiter reports each answer and refusal it sees (detail stolen). */
 typedef void (*rb_approval_note_fn)(void *arg, const char *event, json_t *detail);

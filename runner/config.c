@@ -170,6 +170,24 @@ const rb_config_key *rb_config_key_find(const char *section, const char *key)
   return NULL;
 }
 
+int rb_config_secret_env(const rb_config *c, const char *var, char *where, size_t len)
+{
+  for (size_t i = 0; c != NULL && var != NULL && i < c->n; i++) {
+    const entry *e = &c->v[i];
+    size_t n = strlen(e->key);
+    if (n <= 4 || strcmp(e->key + n - 4, "_env") != 0 || strcmp(e->value, var) != 0)
+      continue;
+    char key[128];
+    snprintf(key, sizeof key, "%.*s", (int)(n - 4), e->key);
+    const rb_config_key *k = rb_config_key_find(e->section, key);
+    if (k != NULL && k->type == RB_CFG_SECRET) {
+      snprintf(where, len, "[%s] %s", e->section, e->key);
+      return 1;
+    }
+  }
+  return 0;
+}
+
 static const rb_config_key *key_row(const char *section, const char *key)
 {
   return rb_config_key_find(section, key);

@@ -8,6 +8,8 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "stdlib/rb_host.h"
+
 typedef struct rb_config rb_config;
 
 /* Loads path, or when path is NULL the first of ./runbook.conf and
@@ -50,6 +52,10 @@ int rb_config_set(rb_config *c, const char *section, const char *key, const char
 char *rb_config_secret(const rb_config *c, const char *section, const char *key,
                        int *absent, char *err, size_t errlen);
 
+/* 1 when the secret of some section is read from environment variable var
+ * (`token_env = VAR`), with where naming it ("[serve] token_env"); else 0. */
+int rb_config_secret_env(const rb_config *c, const char *var, char *where, size_t len);
+
 /* Calls fn for each section name that starts with prefix (e.g. "flags."). */
 void rb_config_each_section(const rb_config *c, const char *prefix,
                             void (*fn)(const char *section, void *arg), void *arg);
@@ -59,35 +65,8 @@ void rb_config_each_section(const rb_config *c, const char *prefix,
  * doc; the reference section of docs/config.md is generated from it
  * (rb_config_reference) and a unit test holds the two together. Each module
  * contributes the sections it owns; runner/config_keys.c lists them. */
-typedef enum {
-  RB_CFG_STRING,
-  RB_CFG_INT,
-  RB_CFG_BOOL,
-  RB_CFG_DURATION,
-  RB_CFG_PATH,
-  RB_CFG_SECRET, /* only accepted as KEY_env or KEY_file */
-} rb_config_type;
-
-typedef struct {
-  const char *key;
-  rb_config_type type;
-  /* The default in the file's own syntax ("10s", "22", "false"), parsed by
-   * the same code as a value; NULL when there is none or it is computed. */
-  const char *def;
-  /* How the docs show a NULL def ("`$USER`", "the system store"); NULL
-   * means "none": the feature needing the key is off until it is set. */
-  const char *def_doc;
-  long min, max; /* int: inclusive bounds; both 0 means ">= 0" */
-  const char *doc;
-} rb_config_key;
-
-/* A section ending in ".*" matches user-named sections ("flags.*" matches
- * [flags.checkout]). keys ends with a row whose key is NULL. */
-typedef struct {
-  const char *name;
-  const char *title; /* the heading's text after the name, or "" */
-  const rb_config_key *keys;
-} rb_config_section;
+/* The key table's types (rb_config_key, rb_config_section) are part of the
+ * host interface: each module contributes its sections (stdlib/rb_host.h). */
 
 /* The registry, NULL-terminated, in the order the docs show them. */
 extern const rb_config_section *const rb_config_sections[];

@@ -16,7 +16,7 @@
 #include "runner/journal.h"
 #include "runner/lint.h"
 #include "runner/cli_runs.h"
-#include "runner/cli_ssh.h"
+#include "stdlib/ssh/cli.h"
 #include "runner/netplugin.h"
 #include "runner/config.h"
 #include "runner/params.h"

@@ -10,19 +10,12 @@
 #include "runner/config.h"
 #include "runner/store.h"
 #include "runner/timeline.h"
-#include "stdlib/host.h"
+#include "stdlib/rb_host.h"
 
-enum {
-  RB_EXIT_OK = 0,        /* resolved (or the command succeeded) */
-  RB_EXIT_FAILED = 1,    /* a step failed and nothing handled it */
-  RB_EXIT_USAGE = 2,     /* bad command line: unknown option, missing --var */
-  RB_EXIT_INVALID = 3,   /* the runbook or scenario is invalid */
-  RB_EXIT_ABORTED = 4,   /* an approval was denied or the run was aborted */
-  RB_EXIT_ESCALATED = 5, /* the run handed the incident to a human team */
-  RB_EXIT_MISMATCH = 6,  /* drill: the path differs from the scenario's expect */
-  RB_EXIT_WOULD_FAIL = 7, /* dry-run: a write's preflight failed */
-  RB_EXIT_BUSY = 8        /* refused: a live process owns the run or its exec lock */
-};
+/* The exit codes (RB_EXIT_*) and rb_mode are part of the host interface. */
+
+/* Attaches the host of a run to its Lua state (rb_host_get reads it). */
+void rb_host_set(lua_State *L, rb_host *h);
 
 typedef struct {
   const char *runbook_path; /* resolved file */

@@ -18,12 +18,11 @@
 
 #include "runner/base/buf.h"
 #include "runner/base/redact.h"
-#include "runner/supervise.h"
 #include "runner/base/util.h"
 #include "stdlib/box.h"
 #include "stdlib/cmd_env.h"
-#include "stdlib/host.h"
 #include "stdlib/preflight.h"
+#include "stdlib/rb_host.h"
 #include "stdlib/modules.h"
 
 #define CMD_MAX_ARGS 256
@@ -168,7 +167,7 @@ static int cmd_execute(const cmd_spec *s, cmd_result *r)
   if (pid == 0)
     cmd_child(s, r->env.vars, parent, in[0], out[1], err[1], st[1]);
   setpgid(pid, pid);
-  rb_supervise_command_started(pid, summary ? summary : s->argv[0]);
+  rb_host_command_started(pid, summary ? summary : s->argv[0]);
   free(summary);
   close(in[0]);
   close(out[1]);
@@ -179,7 +178,7 @@ static int cmd_execute(const cmd_spec *s, cmd_result *r)
   if (read(st[0], &child_errno, sizeof child_errno) == (ssize_t)sizeof child_errno) {
     int status;
     waitpid(pid, &status, 0);
-    rb_supervise_command_ended(pid);
+    rb_host_command_ended(pid);
     snprintf(r->error, sizeof r->error, "cannot run '%s': %s", s->argv[0],
              strerror(child_errno));
     goto out;
@@ -237,7 +236,7 @@ static int cmd_execute(const cmd_spec *s, cmd_result *r)
       usleep(1000);
     }
   }
-  rb_supervise_command_ended(pid);
+  rb_host_command_ended(pid);
   r->duration_ms = rb_now_mono_ms() - start;
   if (WIFEXITED(status) && !r->timed_out)
     r->exit_code = WEXITSTATUS(status);
@@ -264,7 +263,7 @@ static int name_cmp(const void *a, const void *b)
 }
 
 /* A secret variable: env = { NAME = { section = "s", key = "k" } }. With r,
- * resolves it into r->env (registered for redaction by rb_config_secret). */
+ * resolves it into r->env (registered for redaction by rb_host_config_secret). */
 static void cmd_env_secret(lua_State *L, const char *name, cmd_result *r)
 {
   int v = lua_gettop(L);
@@ -287,7 +286,7 @@ static void cmd_env_secret(lua_State *L, const char *name, cmd_result *r)
   if (r != NULL) {
     char err[512];
     rb_host *h = rb_host_get(L);
-    char *value = rb_config_secret(h->config, section, key, NULL, err, sizeof err);
+    char *value = rb_host_config_secret(h->config, section, key, NULL, err, sizeof err);
     if (value == NULL)
       luaL_error(L, "cmd: option 'env': %s: %s", name, err);
     int rc = rb_cmd_env_set(&r->env, name, value);
@@ -364,9 +363,9 @@ static void cmd_parse(lua_State *L, cmd_spec *s)
   int64_t def_timeout;
   long out_kb;
   char err[256];
-  if (rb_config_get_duration(h->config, "cmd", "timeout", &def_timeout, err,
-                             sizeof err) != 0 ||
-      rb_config_get_int(h->config, "cmd", "output_kb", &out_kb, err, sizeof err) != 0)
+  if (rb_host_config_duration(h->config, "cmd", "timeout", &def_timeout, err,
+                              sizeof err) != 0 ||
+      rb_host_config_int(h->config, "cmd", "output_kb", &out_kb, err, sizeof err) != 0)
     luaL_error(L, "%s", err);
   s->timeout_ms = def_timeout;
   s->output_limit = (size_t)out_kb * 1024;

@@ -45,44 +45,6 @@ static int env_push(rb_cmd_env *e, char *var)
   return 0;
 }
 
-typedef struct {
-  const rb_config *c;
-  const char *name; /* the allowed variable looked for */
-  char found[300];  /* "[section] key_env" naming it, "" when none */
-} secret_hunt;
-
-/* The key table of a section present in the file, "flags.*" for [flags.x]. */
-static const rb_config_section *table_of(const char *section)
-{
-  for (int i = 0; rb_config_sections[i]; i++) {
-    const char *t = rb_config_sections[i]->name;
-    size_t n = strlen(t);
-    if (strcmp(t, section) == 0 ||
-        (n > 2 && strcmp(t + n - 2, ".*") == 0 && strncmp(t, section, n - 1) == 0))
-      return rb_config_sections[i];
-  }
-  return NULL;
-}
-
-static void hunt_section(const char *section, void *arg)
-{
-  secret_hunt *h = arg;
-  const rb_config_section *t = table_of(section);
-  if (t == NULL || h->found[0])
-    return;
-  for (const rb_config_key *k = t->keys; k->key; k++) {
-    if (k->type != RB_CFG_SECRET)
-      continue;
-    char ref[160];
-    snprintf(ref, sizeof ref, "%s_env", k->key);
-    const char *v = rb_config_get(h->c, section, ref);
-    if (v != NULL && strcmp(v, h->name) == 0) {
-      snprintf(h->found, sizeof h->found, "[%s] %s", section, ref);
-      return;
-    }
-  }
-}
-
 /* Checks one allowed name; err when it is malformed or names a secret. */
 static int allowed_ok(const rb_config *c, const char *name, char *err, size_t errlen)
 {
@@ -91,14 +53,13 @@ static int allowed_ok(const rb_config *c, const char *name, char *err, size_t er
                   "[cmd] env_allow: '%s' is not an environment variable name "
                   "(letters, digits, _; a comma-separated list)",
                   name);
-  secret_hunt h = {c, name, ""};
-  rb_config_each_section(c, "", hunt_section, &h);
-  if (h.found[0])
+  char where[300];
+  if (rb_host_config_secret_env(c, name, where, sizeof where))
     return rb_err(
         err, errlen,
         "[cmd] env_allow: %s holds a secret (%s names it); pass it to the "
         "command that needs it with env = { %s = { section = ..., key = ... } }",
-        name, h.found, name);
+        name, where, name);
   return 0;
 }
 
@@ -140,7 +101,7 @@ static int check_list(const rb_config *c, const char *list, char *err, size_t er
 int rb_cmd_env_base(rb_cmd_env *e, const rb_config *c, char *const *envp, char *err,
                     size_t errlen)
 {
-  const char *allow = rb_config_get_string(c, "cmd", "env_allow");
+  const char *allow = rb_host_config_string(c, "cmd", "env_allow");
   if (check_list(c, allow, err, errlen) != 0)
     return -1;
   if (env_push(e, NULL) != 0) /* vars is never NULL once filled */

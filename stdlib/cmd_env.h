@@ -7,7 +7,7 @@
 
 #include <stddef.h>
 
-#include "../runner/config.h"
+#include "stdlib/rb_host.h"
 
 /* "NAME=value" strings, NULL-terminated in vars[n]; every string is wiped
  * when freed, as an explicit variable may hold a secret. */

@@ -3,7 +3,7 @@
 #include <lauxlib.h>
 #include <string.h>
 
-#include "stdlib/host.h"
+#include "stdlib/rb_host.h"
 #include "stdlib/modules.h"
 
 static int config_get(lua_State *L)
@@ -14,7 +14,7 @@ static int config_get(lua_State *L)
   if ((n > 4 && strcmp(key + n - 4, "_env") == 0) ||
       (n > 5 && strcmp(key + n - 5, "_file") == 0))
     return luaL_argerror(L, 2, "secret references are not readable from runbooks");
-  const char *v = rb_config_get_string(rb_host_get(L)->config, section, key);
+  const char *v = rb_host_config_string(rb_host_get(L)->config, section, key);
   if (v == NULL)
     lua_pushnil(L);
   else
@@ -33,7 +33,7 @@ static int config_sections(lua_State *L)
 {
   const char *prefix = luaL_optstring(L, 1, "");
   lua_newtable(L);
-  rb_config_each_section(rb_host_get(L)->config, prefix, config_add_section, L);
+  rb_host_config_each_section(rb_host_get(L)->config, prefix, config_add_section, L);
   return 1;
 }
 

@@ -10,10 +10,9 @@
 #include <string.h>
 #include <strings.h>
 
-#include "runner/config.h"
 #include "runner/base/redact.h"
 #include "runner/base/util.h"
-#include "stdlib/host.h"
+#include "stdlib/rb_host.h"
 #include "stdlib/http/engine.h"
 #include "stdlib/http/preflight.h"
 #include "stdlib/modules.h"
@@ -201,7 +200,8 @@ static char *table_secret(lua_State *L, const char *opt, int optional, char *fro
   }
   char err[ERRLEN];
   int absent = 0;
-  char *v = rb_config_secret(host_of(L)->config, section, key, &absent, err, sizeof err);
+  char *v =
+      rb_host_config_secret(host_of(L)->config, section, key, &absent, err, sizeof err);
   lua_pop(L, 2);
   if (v == NULL && !(absent && optional))
     luaL_error(L, "http: %s", err);
@@ -405,10 +405,10 @@ static void parse_limits(lua_State *L, rb_http_req *q)
   long retries, kb;
   int insecure;
   /* defaults and bounds: the [http] table in http/keys.c */
-  if (rb_config_get_duration(c, "http", "timeout", &timeout, err, sizeof err) ||
-      rb_config_get_int(c, "http", "retries", &retries, err, sizeof err) ||
-      rb_config_get_int(c, "http", "max_body_kb", &kb, err, sizeof err) ||
-      rb_config_get_bool(c, "http", "insecure", &insecure, err, sizeof err))
+  if (rb_host_config_duration(c, "http", "timeout", &timeout, err, sizeof err) ||
+      rb_host_config_int(c, "http", "retries", &retries, err, sizeof err) ||
+      rb_host_config_int(c, "http", "max_body_kb", &kb, err, sizeof err) ||
+      rb_host_config_bool(c, "http", "insecure", &insecure, err, sizeof err))
     luaL_error(L, "http: %s", err);
   int t = lua_getfield(L, 1, "timeout");
   if (t == LUA_TNUMBER) {
@@ -440,7 +440,7 @@ static void parse_limits(lua_State *L, rb_http_req *q)
   q->retries = (int)retries;
   q->max_body = (size_t)kb * 1024;
   q->insecure = opt_bool(L, "insecure", insecure);
-  q->ca_bundle = rb_config_get_string(c, "http", "ca_bundle");
+  q->ca_bundle = rb_host_config_string(c, "http", "ca_bundle");
   if (opt_field(L, "ca_bundle", LUA_TSTRING)) {
     q->ca_bundle = lua_tostring(L, -1);
     lua_replace(L, 2); /* keep it alive in the shortcut-free slot */
@@ -504,7 +504,7 @@ static void on_retry(void *arg, int attempt, const char *why, int64_t wait_ms)
   char line[1024];
   snprintf(line, sizeof line, "http %s %s: %s; retrying in %.1f s (attempt %d failed)",
            r->method, r->shown, why, wait_ms / 1000.0, attempt);
-  char *safe = rb_redact_str(line);
+  char *safe = rb_host_redact(line);
   h->progress(h, safe ? safe : line);
   free(safe);
 }
@@ -523,7 +523,7 @@ static void push_snippet(lua_State *L, req_state *r)
     if (buf[i] == '\n' || buf[i] == '\r')
       buf[i] = ' ';
   free(r->snippet);
-  r->snippet = rb_redact_str(buf);
+  r->snippet = rb_host_redact(buf);
   lua_pushfstring(L, "%s%s", r->snippet ? r->snippet : "",
                   resp->body_len > n ? "..." : "");
 }
@@ -600,7 +600,7 @@ static int do_request(lua_State *L)
   parse_body(L, r);
   parse_limits(L, &q);
   int check = opt_bool(L, "check", 1);
-  r->shown = r->url_from ? strdup(RB_REDACTED) : rb_redact_str(r->url);
+  r->shown = r->url_from ? strdup(RB_REDACTED) : rb_host_redact(r->url);
   if (r->shown == NULL)
     return luaL_error(L, "http: out of memory");
 

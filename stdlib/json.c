@@ -4,8 +4,7 @@
 #include <malloc.h>
 #include <stdlib.h>
 
-#include "sandbox/sandbox.h"
-#include "stdlib/host.h"
+#include "stdlib/rb_host.h"
 #include "stdlib/modules.h"
 
 #define RB_JSON_MAX_TEXT (16u << 20)
@@ -33,9 +32,7 @@ static void *rb_json_malloc(size_t n)
 static void rb_json_count_begin(lua_State *L)
 {
   json_set_alloc_funcs(rb_json_malloc, free);
-  sb_state *sb = sb_from_lua(L);
-  size_t lim = sb ? sb_memory_limit(sb) : (64u << 20);
-  g_left = lim;
+  g_left = rb_host_memory_limit(L);
   g_refused = 0;
   g_counting = 1;
 }
@@ -61,7 +58,7 @@ static int json_decode_l(lua_State *L)
     return luaL_error(L,
                       "json.decode: the text needs more than the memory budget "
                       "(%d MiB) to parse",
-                      (int)(sb_memory_limit(sb_from_lua(L)) >> 20));
+                      (int)(rb_host_memory_limit(L) >> 20));
   }
   if (v == NULL) {
     lua_pushnil(L);

@@ -1,6 +1,6 @@
 /* lua_keys.c: the config sections owned by the Lua stdlib modules (prom,
  * flags, deploy, notify), which read them with config.get. */
-#include "runner/config.h"
+#include "stdlib/rb_host.h"
 
 #include <stddef.h>
 

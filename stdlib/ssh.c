@@ -8,7 +8,7 @@
 
 #include "runner/base/util.h"
 #include "stdlib/box.h"
-#include "stdlib/host.h"
+#include "stdlib/rb_host.h"
 #include "stdlib/modules.h"
 #include "stdlib/preflight.h"
 #include "stdlib/ssh/common.h"

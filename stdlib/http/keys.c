@@ -1,6 +1,6 @@
 /* keys.c: the [http] config section. Built into the binary, not the http
  * plugin, so the settings file is checked before the plugin is loaded. */
-#include "runner/config.h"
+#include "stdlib/rb_host.h"
 
 #include <limits.h>
 #include <stddef.h>

@@ -14,23 +14,24 @@ int rb_ssh_config_read(const rb_config *cfg, rb_ssh_config *out, char *err, size
   int64_t connect_ms, command_ms;
   memset(out, 0, sizeof *out);
   /* defaults and bounds: the [ssh] table in keys.c */
-  if (rb_config_get_int(cfg, "ssh", "port", &port, err, errlen) < 0 ||
-      rb_config_get_int(cfg, "ssh", "parallel", &parallel, err, errlen) < 0 ||
-      rb_config_get_int(cfg, "ssh", "output_kb", &output_kb, err, errlen) < 0 ||
-      rb_config_get_bool(cfg, "ssh", "use_agent", &use_agent, err, errlen) < 0 ||
-      rb_config_get_bool(cfg, "ssh", "trust_on_first_use", &tofu, err, errlen) < 0 ||
-      rb_config_get_duration(cfg, "ssh", "connect_timeout", &connect_ms, err, errlen) <
+  if (rb_host_config_int(cfg, "ssh", "port", &port, err, errlen) < 0 ||
+      rb_host_config_int(cfg, "ssh", "parallel", &parallel, err, errlen) < 0 ||
+      rb_host_config_int(cfg, "ssh", "output_kb", &output_kb, err, errlen) < 0 ||
+      rb_host_config_bool(cfg, "ssh", "use_agent", &use_agent, err, errlen) < 0 ||
+      rb_host_config_bool(cfg, "ssh", "trust_on_first_use", &tofu, err, errlen) < 0 ||
+      rb_host_config_duration(cfg, "ssh", "connect_timeout", &connect_ms, err, errlen) <
           0 ||
-      rb_config_get_duration(cfg, "ssh", "command_timeout", &command_ms, err, errlen) < 0)
+      rb_host_config_duration(cfg, "ssh", "command_timeout", &command_ms, err, errlen) <
+          0)
     return -1;
-  out->settings.known_hosts = rb_config_get_string(cfg, "ssh", "known_hosts");
-  out->settings.identity = rb_config_get_string(cfg, "ssh", "identity_file");
-  out->settings.user = rb_config_get_string(cfg, "ssh", "user");
+  out->settings.known_hosts = rb_host_config_string(cfg, "ssh", "known_hosts");
+  out->settings.identity = rb_host_config_string(cfg, "ssh", "identity_file");
+  out->settings.user = rb_host_config_string(cfg, "ssh", "user");
   out->settings.port = (int)port;
   out->settings.use_agent = use_agent;
   out->settings.trust_on_first_use = tofu;
   out->settings.connect_timeout_ms = connect_ms;
-  out->inventory = rb_config_get_string(cfg, "ssh", "inventory");
+  out->inventory = rb_host_config_string(cfg, "ssh", "inventory");
   out->parallel = (int)parallel;
   out->command_ms = command_ms;
   out->output_max = (size_t)output_kb * 1024;

@@ -7,7 +7,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "runner/config.h"
+#include "stdlib/rb_host.h"
 #include "stdlib/ssh/fanout.h"
 #include "stdlib/ssh/inventory.h"
 

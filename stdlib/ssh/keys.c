@@ -1,6 +1,6 @@
 /* keys.c: the [ssh] config section. Built into the binary, not the ssh
  * plugin, so the settings file is checked before the plugin is loaded. */
-#include "runner/config.h"
+#include "stdlib/rb_host.h"
 
 #include <stddef.h>
 

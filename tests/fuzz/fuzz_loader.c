@@ -11,7 +11,7 @@
 #include "runner/model.h"
 #include "runner/base/util.h"
 #include "sandbox/sandbox.h"
-#include "stdlib/host.h"
+#include "stdlib/rb_host.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerInitialize(int *argc, char ***argv);

@@ -10,7 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "runner/alerts.h"
+#include "stdlib/serve/alerts.h"
 
 static char *read_fixture(const char *name, size_t *len)
 {

@@ -1,6 +1,6 @@
 /* serve.c: the alert listener on libmicrohttpd: authenticates webhooks,
  * starts matched runs as child processes, reaps them, exposes metrics. */
-#include "runner/serve.h"
+#include "stdlib/serve/serve.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -19,12 +19,11 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "runner/alerts.h"
-#include "runner/approval.h"
+#include "stdlib/serve/alerts.h"
 #include "runner/base/buf.h"
 #include "runner/base/redact.h"
-#include "runner/run.h"
-#include "runner/serve_approvals.h"
+#include "stdlib/rb_host.h"
+#include "stdlib/serve/approvals.h"
 #include "runner/base/util.h"
 
 extern char **environ;
@@ -223,7 +222,7 @@ static enum MHD_Result respond(server *s, struct MHD_Connection *c, const char *
   char line[1024];
   snprintf(line, sizeof line, "%s %.8s %.200s %u%s%.600s", peer, method, url, code,
            note && *note ? " " : "", note ? note : "");
-  char *red = rb_redact_str(line);
+  char *red = rb_host_redact(line);
   fprintf(stderr, "runbook serve: %s\n", red ? red : "(unprintable)");
   free(red);
   return rc;
@@ -389,7 +388,7 @@ static enum MHD_Result on_alerts(server *s, struct MHD_Connection *c, const char
                       note);
 }
 
-/* -- /approvals: serve_approvals.c ----------------------------------------- */
+/* -- /approvals: approvals.c ---------------------------------------------- */
 
 static enum MHD_Result on_approvals(server *s, struct MHD_Connection *c,
                                     const char *method, const char *url, request *rq)
@@ -615,7 +614,7 @@ static char *secret(const rb_config *cfg, const char *key, int *bad)
 {
   char err[512];
   int absent = 0;
-  char *v = rb_config_secret(cfg, "serve", key, &absent, err, sizeof err);
+  char *v = rb_host_config_secret(cfg, "serve", key, &absent, err, sizeof err);
   if (v == NULL && !absent) {
     fprintf(stderr, "runbook: %s\n", err);
     *bad = 1;
@@ -650,13 +649,13 @@ static int setup(server *s, const rb_config *cfg, const serve_opts *o)
     fprintf(stderr,
             "runbook serve: WARNING: --insecure-no-auth: anyone who can reach the "
             "listener can start runs (approvals still need an approver's token)\n");
-  /* the table's bound (serve_keys.c) is MAX_RUNS_CAP */
-  if (rb_config_get_int(cfg, "serve", "max_runs", &max_runs, err, sizeof err) != 0) {
+  /* the table's bound (serve/keys.c) is MAX_RUNS_CAP */
+  if (rb_host_config_int(cfg, "serve", "max_runs", &max_runs, err, sizeof err) != 0) {
     fprintf(stderr, "runbook: %s\n", err);
     return -1;
   }
   s->max_runs = (int)max_runs;
-  const char *rules = o->rules ? o->rules : rb_config_get_string(cfg, "serve", "rules");
+  const char *rules = o->rules ? o->rules : rb_host_config_string(cfg, "serve", "rules");
   if (rules == NULL) {
     fprintf(stderr,
             "runbook: serve: no rules file: pass --rules FILE or set [serve] rules\n");
@@ -737,7 +736,8 @@ int rb_cli_serve(const rb_config *cfg, const char *state_dir, int argc, char **a
     fprintf(stderr, "(see runbook serve --help)\n");
     return RB_EXIT_USAGE;
   }
-  const char *listen = o.listen ? o.listen : rb_config_get_string(cfg, "serve", "listen");
+  const char *listen =
+      o.listen ? o.listen : rb_host_config_string(cfg, "serve", "listen");
   if (listen == NULL)
     listen = "127.0.0.1:9095";
   struct sockaddr_storage ss;
@@ -751,7 +751,7 @@ int rb_cli_serve(const rb_config *cfg, const char *state_dir, int argc, char **a
     return RB_EXIT_FAILED;
   pthread_mutex_init(&s->mu, NULL);
   s->state_dir = state_dir;
-  s->config_file = rb_config_file(cfg);
+  s->config_file = rb_host_config_file(cfg);
   int code = RB_EXIT_USAGE;
   if (setup(s, cfg, &o) != 0)
     goto out;

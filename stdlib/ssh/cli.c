@@ -1,13 +1,13 @@
 /* cli_ssh.c: `runbook ssh`, one command on a host or group from the command
  * line, verified and fanned out like ssh.run, optionally on an incident. */
-#include "runner/cli_ssh.h"
+#include "stdlib/ssh/cli.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
-#include "runner/timeline.h"
+#include "stdlib/rb_host.h"
 #include "runner/base/util.h"
 #include "stdlib/ssh/common.h"
 
@@ -127,7 +127,7 @@ static void record(cli_ctx *c, const char *event, int64_t dur_ms, json_t *detail
     json_object_set_new(ev, "duration_ms", json_integer(dur_ms));
   json_object_set_new(ev, "detail", detail ? detail : json_object());
   char err[512];
-  if (rb_timeline_append(c->tl, ev, err, sizeof err) < 0)
+  if (rb_host_timeline_append(c->tl, ev, err, sizeof err) < 0)
     fprintf(stderr, "runbook ssh: cannot write the timeline: %s\n", err);
   json_decref(ev);
 }
@@ -211,7 +211,7 @@ static rb_timeline *open_timeline(const char *state_dir, const char *incident, c
     return NULL;
   }
   int repaired = 0;
-  return rb_timeline_open(path, 1, &repaired, err, errlen);
+  return rb_host_timeline_open(path, 1, &repaired, err, errlen);
 }
 
 static void run_opts(const cli_args *a, const rb_ssh_config *sc, cli_ctx *ctx,
@@ -261,7 +261,7 @@ int rb_cli_ssh(const rb_config *cfg, const char *state_dir, const char *incident
   ctx.command = a.command;
   ctx.incident = incident;
   ctx.tty = isatty(STDERR_FILENO);
-  ctx.actor = rb_config_get_string(cfg, "core", "actor");
+  ctx.actor = rb_host_config_string(cfg, "core", "actor");
   if (ctx.actor == NULL)
     ctx.actor = getenv("USER") ? getenv("USER") : "unknown";
   rb_new_id(ctx.run_id, sizeof ctx.run_id);
@@ -296,7 +296,7 @@ out:
   rb_ssh_pool_free(pool);
   rb_ssh_hosts_free(hosts, n);
   rb_ssh_inventory_free(inv);
-  rb_timeline_free(ctx.tl);
+  rb_host_timeline_close(ctx.tl);
   free(a.command);
   return code;
 }

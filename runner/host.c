@@ -1,7 +1,7 @@
 /* host.c: the glue every stdlib module uses to reach its run: the rb_host in
  * the registry, the read/write gates of dry-run and drill, deadlines, and
  * conversion between Lua values and JSON. */
-#include "stdlib/host.h"
+#include "stdlib/rb_host.h"
 
 #include <lauxlib.h>
 #include <math.h>
@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "runner/base/util.h"
+#include "runner/run.h"
 
 #define RB_HOST_KEY "rb.host"
 #define RB_JSON_MAX_DEPTH 64

@@ -3,7 +3,7 @@
 #ifndef RB_CLI_SSH_H
 #define RB_CLI_SSH_H
 
-#include "runner/config.h"
+#include "stdlib/rb_host.h"
 
 /* argv are the arguments after "ssh". Prints each host's result on stdout and
  * progress on stderr; with incident non-NULL records events in

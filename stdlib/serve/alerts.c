@@ -1,6 +1,6 @@
 /* alerts.c: Alertmanager webhook parsing, the alert-to-runbook rules
  * (exact and regex label matchers, templated vars), HMAC checks and dedup. */
-#include "runner/alerts.h"
+#include "stdlib/serve/alerts.h"
 
 #include <openssl/crypto.h>
 #include <openssl/evp.h>

@@ -3,7 +3,7 @@
 #ifndef RB_SERVE_H
 #define RB_SERVE_H
 
-#include "runner/config.h"
+#include "stdlib/rb_host.h"
 
 /* Runs the listener until SIGTERM or SIGINT; argv[0] is "serve". Returns an
  * exit code of the runbook command (0 after a graceful stop). */

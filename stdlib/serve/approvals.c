@@ -1,14 +1,14 @@
-/* serve_approvals.c: answering approval gates over HTTP; the approver is
+/* approvals.c: answering approval gates over HTTP; the approver is
  * whoever the bearer token belongs to, never a field of the request. */
-#include "runner/serve_approvals.h"
+#include "stdlib/serve/approvals.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
-#include "runner/alerts.h"
-#include "runner/approval.h"
+#include "stdlib/serve/alerts.h"
+#include "stdlib/rb_host.h"
 #include "runner/base/util.h"
 
 #define MAX_APPROVERS 256
@@ -44,7 +44,7 @@ static void load_one(const char *section, void *arg)
     if (strcmp(c->a->v[i].name, name) == 0)
       return; /* each_section may name a section once per key */
   int absent = 0;
-  char *tok = rb_config_secret(c->cfg, section, "token", &absent, c->err, c->errlen);
+  char *tok = rb_host_config_secret(c->cfg, section, "token", &absent, c->err, c->errlen);
   if (tok == NULL) {
     if (absent)
       rb_err(c->err, c->errlen, "[%s]: set token_env or token_file", section);
@@ -76,7 +76,7 @@ rb_approvers *rb_approvers_load(const rb_config *cfg, const char *alert_token, c
     return NULL;
   }
   load_ctx c = {a, cfg, alert_token, err, errlen, 0};
-  rb_config_each_section(cfg, "approver.", load_one, &c);
+  rb_host_config_each_section(cfg, "approver.", load_one, &c);
   if (c.bad) {
     rb_approvers_free(a);
     return NULL;
@@ -166,7 +166,7 @@ static json_t *answer(const char *who_, const char *state_dir, const char *url,
   const json_t *cm = json_object_get(j, "comment");
   rb_approval_answer a = {who_, NULL, json_is_true(json_object_get(j, "approve")),
                           cm ? json_string_value(cm) : "", "http"};
-  int rc = rb_approval_answer_gate(state_dir, run, step, &a, msg, sizeof msg);
+  int rc = rb_host_approval_answer(state_dir, run, step, &a, msg, sizeof msg);
   json_decref(j);
   static const unsigned codes[] = {200, 500, 404, 403, 409};
   if (rc != RB_APPROVAL_OK)
@@ -193,7 +193,7 @@ json_t *rb_approvals_http(const rb_approvers *a, const char *state_dir,
   if (!list)
     return answer(name, state_dir, url, body, len, code, note, notelen);
   char err[512];
-  json_t *p = rb_approval_pending(state_dir, err, sizeof err);
+  json_t *p = rb_host_approval_pending(state_dir, err, sizeof err);
   if (p == NULL)
     return fail(code, 500, err, note, notelen);
   *code = 200;

@@ -1,4 +1,4 @@
-/* serve_approvals.h: the listener's approvals endpoint: approver
+/* approvals.h: the listener's approvals endpoint: approver
  * credentials from [approver.NAME] and the answers they give over HTTP. */
 #ifndef RB_SERVE_APPROVALS_H
 #define RB_SERVE_APPROVALS_H
@@ -6,7 +6,7 @@
 #include <jansson.h>
 #include <stddef.h>
 
-#include "runner/config.h"
+#include "stdlib/rb_host.h"
 
 typedef struct rb_approvers rb_approvers;
 

@@ -1,6 +1,7 @@
-/* serve_keys.c: the [serve] config section of the alert listener. It is
- * built into the binary (serve.c is a plugin) so the file is checked early. */
-#include "runner/config.h"
+/* keys.c: the [serve] config section of the alert listener. It is built
+ * into the binary (the rest of stdlib/serve/ is a plugin) so the file is
+ * checked early. */
+#include "stdlib/rb_host.h"
 
 #include <stddef.h>
 
