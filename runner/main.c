@@ -16,7 +16,6 @@
 #include "runner/journal.h"
 #include "runner/lint.h"
 #include "runner/cli_runs.h"
-#include "stdlib/ssh/cli.h"
 #include "runner/netplugin.h"
 #include "runner/config.h"
 #include "runner/params.h"
@@ -917,32 +916,18 @@ static int cmd_approvals(globals *g, int argc)
 
 /* -- ssh ------------------------------------------------------------------- */
 
-static int cmd_ssh(globals *g, int argc, char **argv)
+/* A command whose code lives in a plugin (runner/netplugin.h). */
+static int cmd_plugin(globals *g, const char *plugin, int argc, char **argv)
 {
   char err[768];
-  void *sym = rb_net_symbol("ssh", "rb_cli_ssh", err, sizeof err);
-  if (sym == NULL) {
-    fprintf(stderr, "runbook: ssh: %s\n", err);
+  const rb_plugin *p = rb_net_plugin(plugin, err, sizeof err);
+  if (p == NULL || p->cli == NULL) {
+    fprintf(stderr, "runbook: %s: %s\n", plugin,
+            p ? "the plugin provides no command" : err);
     return RB_EXIT_FAILED;
   }
-  int (*fn)(const rb_config *, const char *, const char *, int, char **);
-  memcpy(&fn, &sym, sizeof fn);
-  return fn(g->cfg, g->state_dir, g->incident, argc, argv);
-}
-
-/* A command whose code lives in a plugin: fn(cfg, state_dir, argc, argv). */
-static int cmd_plugin(globals *g, const char *plugin, const char *symbol, int argc,
-                      char **argv)
-{
-  char err[768];
-  void *sym = rb_net_symbol(plugin, symbol, err, sizeof err);
-  if (sym == NULL) {
-    fprintf(stderr, "runbook: %s: %s\n", plugin, err);
-    return RB_EXIT_FAILED;
-  }
-  int (*fn)(const rb_config *, const char *, int, char **);
-  memcpy(&fn, &sym, sizeof fn);
-  return fn(g->cfg, g->state_dir, argc, argv);
+  const rb_host_cli host = {g->cfg, g->state_dir, g->incident};
+  return p->cli(&host, argc, argv);
 }
 
 /* -- globals ---------------------------------------------------------------- */
@@ -1142,9 +1127,9 @@ int main(int argc, char **argv)
   else if (strcmp(cmd, "cancel") == 0)
     code = rb_cli_cancel(g.state_dir, argc - 1, argv + 1);
   else if (strcmp(cmd, "ssh") == 0)
-    code = cmd_ssh(&g, argc - 2, argv + 2);
+    code = cmd_plugin(&g, "ssh", argc - 2, argv + 2);
   else if (strcmp(cmd, "serve") == 0)
-    code = cmd_plugin(&g, "serve", "rb_cli_serve", argc - 1, argv + 1);
+    code = cmd_plugin(&g, "serve", argc - 1, argv + 1);
   else
     code = usage_error("unknown command '%s'", cmd);
   rb_config_free(g.cfg);

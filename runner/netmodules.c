@@ -9,18 +9,17 @@
 #include "runner/netplugin.h"
 #include "stdlib/modules.h"
 
-/* Upvalues: plugin name, symbol. Stack: the stand-in, the key. */
+/* Upvalue: plugin name. Stack: the stand-in, the key. */
 static int standin_index(lua_State *L)
 {
   const char *plugin = lua_tostring(L, lua_upvalueindex(1));
-  const char *symbol = lua_tostring(L, lua_upvalueindex(2));
   char err[768];
-  void *sym = rb_net_symbol(plugin, symbol, err, sizeof err);
-  if (sym == NULL)
+  const rb_plugin *p = rb_net_plugin(plugin, err, sizeof err);
+  if (p == NULL)
     return luaL_error(L, "module '%s': %s", plugin, err);
-  lua_CFunction open;
-  memcpy(&open, &sym, sizeof open);
-  lua_pushcfunction(L, open);
+  if (p->open == NULL)
+    return luaL_error(L, "module '%s': the plugin provides no module", plugin);
+  lua_pushcfunction(L, p->open);
   lua_pushstring(L, plugin);
   lua_call(L, 1, 1);
   if (!lua_istable(L, -1))
@@ -40,13 +39,12 @@ static int standin_index(lua_State *L)
   return 1;
 }
 
-static int standin(lua_State *L, const char *plugin, const char *symbol)
+static int standin(lua_State *L, const char *plugin)
 {
   lua_newtable(L);
-  lua_createtable(L, 0, 2);
+  lua_createtable(L, 0, 1);
   lua_pushstring(L, plugin);
-  lua_pushstring(L, symbol);
-  lua_pushcclosure(L, standin_index, 2);
+  lua_pushcclosure(L, standin_index, 1);
   lua_setfield(L, -2, "__index");
   lua_setmetatable(L, -2);
   return 1;
@@ -54,10 +52,10 @@ static int standin(lua_State *L, const char *plugin, const char *symbol)
 
 int rb_net_open_http(lua_State *L)
 {
-  return standin(L, "http", "luaopen_runbook_http");
+  return standin(L, "http");
 }
 
 int rb_net_open_ssh(lua_State *L)
 {
-  return standin(L, "ssh", "luaopen_runbook_ssh");
+  return standin(L, "ssh");
 }

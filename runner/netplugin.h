@@ -10,11 +10,19 @@
 
 #include <stddef.h>
 
-/* The address of symbol `name` in runbook-<plugin>.so ("http", "ssh", "serve"),
- * loading it on first use from the binary's own directory or
- * <prefix>/lib/runbook. NULL with err when it can not be loaded. A plugin
- * resolves the runner's functions (config, redaction, timeline) against
- * the binary, so all share one secret registry. */
-void *rb_net_symbol(const char *plugin, const char *name, char *err, size_t errlen);
+#include "stdlib/rb_host.h"
+
+/* The descriptor of runbook-<plugin>.so ("http", "ssh", "serve"), loading
+ * it on first use from the binary's own directory or <prefix>/lib/runbook.
+ * NULL with err when it can not be loaded, exports no descriptor, names
+ * another plugin or was built against another RB_HOST_ABI_VERSION. A plugin
+ * resolves the host interface against the binary, so all share one config
+ * and one secret registry. */
+const rb_plugin *rb_net_plugin(const char *plugin, char *err, size_t errlen);
+
+/* Checks a descriptor read from file against what the loader expected:
+ * 0, or -1 with err saying what differs. */
+int rb_net_check(const rb_plugin *d, const char *plugin, const char *file, char *err,
+                 size_t errlen);
 
 #endif
