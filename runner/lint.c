@@ -6,17 +6,18 @@
 #include <fcntl.h>
 #include <lauxlib.h>
 #include <spawn.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "runner/base/buf.h"
 #include "runner/loader.h"
+#include "runner/modules.h"
 #include "runner/base/util.h"
 #include "sandbox/sandbox.h"
-#include "stdlib/embedded.h"
-#include "stdlib/modules.h"
 
 extern char **environ;
 
@@ -128,26 +129,10 @@ static int lint_interpreter(char *out, size_t len)
   return rb_fmt(out, len, "%s", interp);
 }
 
-typedef struct {
-  char *s;
-  size_t len, cap;
-  int oom;
-} strbuf;
-
-static void sb_add(strbuf *b, const char *a, const char *c)
+static void lint_add(rb_buf *b, int *oom, const char *a, const char *c)
 {
-  size_t need = strlen(a) + (c ? strlen(c) + 1 : 0) + 2;
-  if (b->len + need > b->cap) {
-    size_t cap = (b->cap + need) * 2;
-    char *n = realloc(b->s, cap);
-    if (n == NULL) {
-      b->oom = 1;
-      return;
-    }
-    b->s = n;
-    b->cap = cap;
-  }
-  b->len += (size_t)sprintf(b->s + b->len, "%s%s%s,", a, c ? "." : "", c ? c : "");
+  if (rb_buf_addf(b, "%s%s%s,", a, c ? "." : "", c ? c : "") != RB_BUF_OK)
+    *oom = 1;
 }
 
 /* "print,string.format,..." : every global of a fresh sandbox with the DSL,
@@ -163,18 +148,20 @@ static char *lint_globals(void)
     return NULL;
   rb_loader_install_dsl(sb);
   lua_State *L = sb_lua(sb);
-  strbuf b = {NULL, 0, 0, 0};
+  rb_buf b;
+  int oom = 0;
+  rb_buf_init(&b, SIZE_MAX);
   lua_pushglobaltable(L);
   lua_pushnil(L);
   while (lua_next(L, -2) != 0) {
     if (lua_type(L, -2) == LUA_TSTRING) {
       const char *g = lua_tostring(L, -2);
-      sb_add(&b, g, NULL);
+      lint_add(&b, &oom, g, NULL);
       if (lua_type(L, -1) == LUA_TTABLE) {
         lua_pushnil(L);
         while (lua_next(L, -2) != 0) {
           if (lua_type(L, -2) == LUA_TSTRING)
-            sb_add(&b, g, lua_tostring(L, -2));
+            lint_add(&b, &oom, g, lua_tostring(L, -2));
           lua_pop(L, 1);
         }
       }
@@ -183,15 +170,14 @@ static char *lint_globals(void)
   }
   sb_free(sb);
   /* require's modules, which the sandbox also resolves as globals */
-  for (const rb_c_module *m = rb_c_modules; m->name; m++)
-    sb_add(&b, m->name, "*");
-  for (const rb_embedded_module *m = rb_embedded_modules; m->name; m++)
-    sb_add(&b, m->name, "*");
-  if (b.oom) {
-    free(b.s);
+  for (const sb_module *const *t = rb_stdlib_modules; *t; t++)
+    for (const sb_module *m = *t; m->name; m++)
+      lint_add(&b, &oom, m->name, "*");
+  if (oom) {
+    rb_buf_free(&b);
     return NULL;
   }
-  return b.s;
+  return rb_buf_take(&b);
 }
 
 /* Starts interp with the script on stdin; *out_fd reads its stdout. */

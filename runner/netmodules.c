@@ -7,7 +7,6 @@
 #include <string.h>
 
 #include "runner/netplugin.h"
-#include "stdlib/modules.h"
 
 /* Upvalue: plugin name. Stack: the stand-in, the key. */
 static int standin_index(lua_State *L)

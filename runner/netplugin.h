@@ -25,4 +25,9 @@ const rb_plugin *rb_net_plugin(const char *plugin, char *err, size_t errlen);
 int rb_net_check(const rb_plugin *d, const char *plugin, const char *file, char *err,
                  size_t errlen);
 
+/* The http and ssh modules as require returns them: a stand-in whose first
+ * field read loads the plugin and opens the real module (netmodules.c). */
+int rb_net_open_http(lua_State *L);
+int rb_net_open_ssh(lua_State *L);
+
 #endif

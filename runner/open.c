@@ -8,6 +8,7 @@
 
 #include "runner/exec.h"
 #include "runner/loader.h"
+#include "runner/modules.h"
 #include "runner/supervise.h"
 #include "runner/base/util.h"
 
@@ -43,6 +44,7 @@ int rb_runbook_open(const char *path, const rb_config *cfg, rb_host *host,
     return RB_EXIT_INVALID;
   lim.print = print;
   lim.print_arg = print_arg;
+  lim.modules = rb_stdlib_modules;
   sb_state *sb = sb_new(&lim, err, errlen);
   if (sb == NULL)
     return RB_EXIT_FAILED;

@@ -14,8 +14,6 @@
 #include <string.h>
 
 #include "runner/base/util.h"
-#include "stdlib/embedded.h"
-#include "stdlib/modules.h"
 
 #define SB_HOOK_EVERY 1000
 #define SB_KILL_SLACK (1u << 20) /* room to unwind after the memory cap */
@@ -516,22 +514,53 @@ static int sb_cowrap(lua_State *L)
 
 /* -- require --------------------------------------------------------------- */
 
+/* The module tables this state was created with (sb_limits.modules). */
+static const sb_module *const *sb_module_tables(lua_State *L)
+{
+  sb_state *sb = sb_from_lua(L);
+  static const sb_module *const none[] = {NULL};
+  return sb && sb->lim.modules ? sb->lim.modules : none;
+}
+
 static void sb_push_known_modules(lua_State *L)
 {
   luaL_Buffer b;
   luaL_buffinit(L, &b);
   int first = 1;
-  for (const rb_c_module *m = rb_c_modules; m->name; m++) {
-    if (!first)
-      luaL_addstring(&b, ", ");
-    luaL_addstring(&b, m->name);
-    first = 0;
-  }
-  for (const rb_embedded_module *m = rb_embedded_modules; m->name; m++) {
-    luaL_addstring(&b, ", ");
-    luaL_addstring(&b, m->name);
+  for (const sb_module *const *t = sb_module_tables(L); *t; t++) {
+    for (const sb_module *m = *t; m->name; m++) {
+      if (!first)
+        luaL_addstring(&b, ", ");
+      luaL_addstring(&b, m->name);
+      first = 0;
+    }
   }
   luaL_pushresult(&b);
+}
+
+static const sb_module *sb_find_module(lua_State *L, const char *name)
+{
+  for (const sb_module *const *t = sb_module_tables(L); *t; t++)
+    for (const sb_module *m = *t; m->name; m++)
+      if (strcmp(m->name, name) == 0)
+        return m;
+  return NULL;
+}
+
+/* Runs the module's opener (C) or chunk (Lua text, never bytecode) with its
+ * name as the argument, leaving one result. */
+static void sb_open_module(lua_State *L, const sb_module *m)
+{
+  if (m->open != NULL) {
+    luaL_requiref(L, m->name, m->open, 0);
+    return;
+  }
+  char chunk[128];
+  snprintf(chunk, sizeof chunk, "@stdlib/%s.lua", m->name);
+  if (luaL_loadbufferx(L, m->src, m->len, chunk, "t") != LUA_OK)
+    lua_error(L);
+  lua_pushstring(L, m->name);
+  lua_call(L, 1, 1);
 }
 
 /* Pushes the module, loading it once per run. Returns 0 when name is not a
@@ -544,28 +573,12 @@ static int sb_require_known(lua_State *L, const char *name)
     return 1;
   }
   lua_pop(L, 1);
-  int found = 0;
-  for (const rb_c_module *m = rb_c_modules; m->name && !found; m++) {
-    if (strcmp(m->name, name) == 0) {
-      luaL_requiref(L, name, m->open, 0);
-      found = 1;
-    }
-  }
-  for (const rb_embedded_module *m = rb_embedded_modules; m->name && !found; m++) {
-    if (strcmp(m->name, name) == 0) {
-      char chunk[128];
-      snprintf(chunk, sizeof chunk, "@stdlib/%s.lua", name);
-      if (luaL_loadbufferx(L, m->src, m->len, chunk, "t") != LUA_OK)
-        return lua_error(L);
-      lua_pushstring(L, name);
-      lua_call(L, 1, 1);
-      found = 1;
-    }
-  }
-  if (!found) {
+  const sb_module *m = sb_find_module(L, name);
+  if (m == NULL) {
     lua_pop(L, 1);
     return 0;
   }
+  sb_open_module(L, m);
   if (lua_isnil(L, -1)) {
     lua_pop(L, 1);
     lua_pushboolean(L, 1);

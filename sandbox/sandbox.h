@@ -8,7 +8,19 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* One module `require` can return: a C opener, or Lua source text (loaded
+ * as text only, under the name "@stdlib/<name>.lua"). */
 typedef struct {
+  const char *name;
+  lua_CFunction open; /* NULL for a Lua module */
+  const char *src;
+  size_t len;
+} sb_module;
+
+typedef struct {
+  /* The modules require finds, and nothing else: a NULL-terminated list of
+   * tables, each ended by an entry whose name is NULL. NULL = none. */
+  const sb_module *const *modules;
   size_t memory_bytes;  /* cap on the Lua allocator */
   int64_t instructions; /* VM instructions for the whole run; 0 = none */
   size_t print_bytes;   /* cap on print/warn output per run */

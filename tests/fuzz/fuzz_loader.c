@@ -6,12 +6,13 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "runner/base/util.h"
 #include "runner/config.h"
 #include "runner/loader.h"
 #include "runner/model.h"
-#include "runner/base/util.h"
+#include "runner/modules.h"
+#include "runner/run.h"
 #include "sandbox/sandbox.h"
-#include "stdlib/rb_host.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerInitialize(int *argc, char ***argv);
@@ -64,6 +65,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
   lim.instructions = 2000000;
   lim.print_bytes = 4096;
   lim.print = fuzz_print;
+  lim.modules = rb_stdlib_modules;
   sb_state *sb = sb_new(&lim, err, sizeof err);
   if (sb == NULL)
     return 0;
