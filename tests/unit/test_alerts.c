@@ -1,5 +1,5 @@
 /* test_alerts.c: unit tests of Alertmanager payload parsing, the rules,
- * templates, HMAC checks and the dedup table (runner/alerts.c). */
+ * templates, HMAC checks and the dedup table (stdlib/serve/alerts.c). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
