@@ -146,6 +146,39 @@ static void test_binary_chunks_are_refused(void **state)
   sb_free(sb);
 }
 
+static int open_answer(lua_State *L)
+{
+  lua_pushinteger(L, 42);
+  return 1;
+}
+
+/* The sandbox knows no module: require finds what the tables it was handed
+ * hold (a C opener, Lua text) and names exactly those when it finds none. */
+static void test_require_knows_only_the_tables_it_was_given(void **state)
+{
+  (void)state;
+  static const char src[] = "return { twice = function(x) return 2 * x end }";
+  static const sb_module c_mods[] = {{"answer", open_answer, NULL, 0},
+                                     {NULL, NULL, NULL, 0}};
+  static const sb_module lua_mods[] = {{"twice", NULL, src, sizeof src - 1},
+                                       {NULL, NULL, NULL, 0}};
+  static const sb_module *const tables[] = {c_mods, lua_mods, NULL};
+  sb_limits lim;
+  memset(&lim, 0, sizeof lim);
+  lim.modules = tables;
+  char err[512];
+  sb_state *sb = sb_new(&lim, err, sizeof err);
+  assert_non_null(sb);
+  assert_int_equal(run(sb,
+                       "assert(require('answer') == 42) "
+                       "assert(require('twice').twice(4) == 8)",
+                       err, sizeof err),
+                   LUA_OK);
+  assert_int_not_equal(run(sb, "require('json')", err, sizeof err), LUA_OK);
+  assert_non_null(strstr(err, "runbooks can require only answer, twice"));
+  sb_free(sb);
+}
+
 static void test_safe_tostring_runs_no_metamethod(void **state)
 {
   (void)state;
@@ -176,6 +209,7 @@ int main(void)
       cmocka_unit_test(test_dangerous_globals_are_absent),
       cmocka_unit_test(test_locked_globals_name_the_undeclared_one),
       cmocka_unit_test(test_binary_chunks_are_refused),
+      cmocka_unit_test(test_require_knows_only_the_tables_it_was_given),
       cmocka_unit_test(test_safe_tostring_runs_no_metamethod),
   };
   return cmocka_run_group_tests_name("sandbox", tests, NULL, NULL);
