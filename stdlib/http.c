@@ -2,7 +2,6 @@
  * delete over the engine in stdlib/http/, gated by the run's mode. */
 #include <ctype.h>
 #include <jansson.h>
-#include <openssl/evp.h>
 #include <lauxlib.h>
 #include <lua.h>
 #include <stdio.h>
@@ -11,6 +10,7 @@
 #include <strings.h>
 
 #include "runner/base/redact.h"
+#include "runner/base/sha256.h"
 #include "runner/base/util.h"
 #include "stdlib/rb_host.h"
 #include "stdlib/http/engine.h"
@@ -565,14 +565,8 @@ static int push_response(lua_State *L, req_state *r, int check, const char *engi
  * (then the request must not be sent). */
 static int intent(rb_host *h, const req_state *r)
 {
-  unsigned char md[EVP_MAX_MD_SIZE];
-  unsigned int mdlen = 0;
-  char hex[2 * EVP_MAX_MD_SIZE + 1];
-  const char *body = r->body ? r->body : "";
-  if (!EVP_Digest(body, r->body_len, md, &mdlen, EVP_sha256(), NULL))
-    return -1;
-  for (unsigned int i = 0; i < mdlen; i++)
-    snprintf(hex + 2 * i, 3, "%02x", md[i]);
+  char hex[65];
+  rb_sha256_hex(r->body ? r->body : "", r->body_len, hex);
   json_t *d = base_detail(r);
   json_object_set_new(d, "body_sha256", json_string(hex));
   json_object_set_new(d, "body_bytes", json_integer((json_int_t)r->body_len));

@@ -1,5 +1,6 @@
-/* sha256.h: SHA-256 (FIPS 180-4) of a buffer, for the timeline's hash chain.
- * Built in so the core binary does not load libcrypto at every start. */
+/* sha256.h: SHA-256 (FIPS 180-4) of a buffer, for the timeline's hash chain
+ * and http's write intents. Built in so the core binary does not load
+ * libcrypto at every start. */
 #ifndef RB_SHA256_H
 #define RB_SHA256_H
 
