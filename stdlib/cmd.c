@@ -360,8 +360,10 @@ static void cmd_parse(lua_State *L, cmd_spec *s)
   }
   s->argc = (int)n;
   s->argv[n] = NULL;
-  int64_t def_timeout;
-  long out_kb;
+  /* set by the getters; zero only because clang does not know that
+   * luaL_error never returns (the fuzz build is clang's) */
+  int64_t def_timeout = 0;
+  long out_kb = 0;
   char err[256];
   if (rb_host_config_duration(h->config, "cmd", "timeout", &def_timeout, err,
                               sizeof err) != 0 ||
