@@ -1,4 +1,4 @@
-/* cli_ssh.c: `runbook ssh`, one command on a host or group from the command
+/* cli.c: `runbook ssh`, one command on a host or group from the command
  * line, verified and fanned out like ssh.run, optionally on an incident. */
 #include "stdlib/ssh/cli.h"
 

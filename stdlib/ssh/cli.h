@@ -1,4 +1,4 @@
-/* cli_ssh.h: `runbook ssh TARGET [options] -- COMMAND`, an ad-hoc command on
+/* cli.h: `runbook ssh TARGET [options] -- COMMAND`, an ad-hoc command on
  * a host or group with the same verification, fan-out and timeline as ssh.run. */
 #ifndef RB_CLI_SSH_H
 #define RB_CLI_SSH_H
