@@ -91,7 +91,7 @@ static void run_on_closed_ports(int max_fail, int parallel, rb_ssh_result **res,
   *pool = rb_ssh_pool_new(&s, err, sizeof err);
   assert_non_null(*pool);
   rb_ssh_host hosts[4];
-  char names[4][16];
+  char names[4][32];
   for (size_t i = 0; i < n; i++) {
     snprintf(names[i], sizeof names[i], "app-%zu", i + 1);
     hosts[i] = (rb_ssh_host){names[i], "127.0.0.1", closed_port(), NULL, NULL};
