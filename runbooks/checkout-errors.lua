@@ -85,7 +85,7 @@ return runbook {
     dependency = check {
       title = "Payment provider healthy?",
       run = function(ctx)
-        local r = http.get(ctx.provider_status, { check = false, timeout = "10s" })
+        local r = http.get(ctx.provider_status, { allow_fail = true, timeout = "10s" })
         local ok = r.status == 200 and r.json and r.json.status
           and r.json.status.indicator == "none"
         return ok and true or false

@@ -54,48 +54,6 @@ int rb_param_type_parse(const char *s, rb_param_type *out)
   return -1;
 }
 
-/* Optimal string alignment distance (a swap of neighbours counts as one),
- * capped: names longer than 63 bytes are never suggested. */
-static int edit_distance(const char *a, const char *b)
-{
-  size_t la = strlen(a), lb = strlen(b);
-  if (la > 63 || lb > 63)
-    return 99;
-  int d[64][64];
-  for (size_t i = 0; i <= la; i++)
-    d[i][0] = (int)i;
-  for (size_t j = 0; j <= lb; j++)
-    d[0][j] = (int)j;
-  for (size_t i = 1; i <= la; i++)
-    for (size_t j = 1; j <= lb; j++) {
-      int best = d[i - 1][j] + 1;
-      if (d[i][j - 1] + 1 < best)
-        best = d[i][j - 1] + 1;
-      if (d[i - 1][j - 1] + (a[i - 1] != b[j - 1]) < best)
-        best = d[i - 1][j - 1] + (a[i - 1] != b[j - 1]);
-      if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] &&
-          d[i - 2][j - 2] + 1 < best)
-        best = d[i - 2][j - 2] + 1;
-      d[i][j] = best;
-    }
-  return d[la][lb];
-}
-
-const char *rb_suggest(const char *word, const char *const *cands)
-{
-  const char *best = NULL;
-  int dist = 3;
-  for (; cands && *cands; cands++) {
-    int d = edit_distance(word, *cands);
-    /* Two edits of a three-letter word is another word, not a typo. */
-    if (d < dist && d * 2 < (int)strlen(*cands)) {
-      dist = d;
-      best = *cands;
-    }
-  }
-  return best;
-}
-
 static char *dup_or_null(const char *s)
 {
   return s ? strdup(s) : NULL;

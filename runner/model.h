@@ -102,9 +102,6 @@ rb_outcome rb_step_kind_outcome(rb_step_kind k);
 const char *rb_param_type_name(rb_param_type t);
 /* Returns 0 and sets *out for "string", "number", ...; -1 for anything else. */
 int rb_param_type_parse(const char *s, rb_param_type *out);
-/* The candidate closest to word (at most two edits away), or NULL: the
- * "did you mean" of every unknown-name error. cands ends with NULL. */
-const char *rb_suggest(const char *word, const char *const *cands);
 
 rb_model *rb_model_new(const char *file);
 /* NULL-safe. */

@@ -24,6 +24,7 @@
 #include "stdlib/preflight.h"
 #include "stdlib/rb_host.h"
 #include "stdlib/modules.h"
+#include "stdlib/opts.h"
 
 #define CMD_MAX_ARGS 256
 #define CMD_MAX_ENV 64 /* variables a runbook passes to one command */
@@ -340,7 +341,7 @@ static json_t *cmd_env_json(const cmd_spec *s)
   return a;
 }
 
-static void cmd_parse(lua_State *L, cmd_spec *s)
+static void cmd_parse(lua_State *L, const char *what, cmd_spec *s)
 {
   rb_host *h = rb_host_get(L);
   if (lua_type(L, 1) == LUA_TSTRING)
@@ -372,32 +373,21 @@ static void cmd_parse(lua_State *L, cmd_spec *s)
   s->timeout_ms = def_timeout;
   s->output_limit = (size_t)out_kb * 1024;
   if (lua_istable(L, 2)) {
-    if (lua_getfield(L, 2, "timeout") != LUA_TNIL) {
-      if (lua_isnumber(L, -1)) {
-        s->timeout_ms = (int64_t)(lua_tonumber(L, -1) * 1000);
-      } else if (rb_parse_duration(lua_tostring(L, -1), &s->timeout_ms, err,
-                                   sizeof err)) {
-        luaL_error(L, "bad option 'timeout': %s", err);
-      }
-    }
-    lua_pop(L, 1);
-    lua_getfield(L, 2, "allow_fail");
-    s->allow_fail = lua_toboolean(L, -1);
-    lua_pop(L, 1);
-    if (lua_getfield(L, 2, "stdin") == LUA_TSTRING)
+    static const char *const known[] = {"allow_fail", "cwd",     "env",
+                                        "stdin",      "timeout", NULL};
+    rb_opts_check(L, 2, what, known, NULL);
+    s->timeout_ms = rb_opts_duration(L, 2, what, "timeout", s->timeout_ms);
+    s->allow_fail = rb_opts_bool(L, 2, what, "allow_fail", 0);
+    if (rb_opts_field(L, 2, what, "stdin", LUA_TSTRING)) {
       s->stdin_data = lua_tolstring(L, -1, &s->stdin_len);
-    lua_pop(L, 1); /* the option table keeps the string alive */
-    if (lua_getfield(L, 2, "cwd") == LUA_TSTRING)
-      s->cwd = lua_tostring(L, -1);
-    lua_pop(L, 1);
-    int t = lua_getfield(L, 2, "env");
-    if (t == LUA_TTABLE) {
+      lua_pop(L, 1); /* the option table keeps the string alive */
+    }
+    s->cwd = rb_opts_string(L, 2, what, "cwd", NULL);
+    if (rb_opts_field(L, 2, what, "env", LUA_TTABLE)) {
       s->env_idx = 1;
       cmd_env_walk(L, lua_gettop(L), s, NULL);
-    } else if (t != LUA_TNIL) {
-      luaL_error(L, "cmd: option 'env' must be a table of NAME = value");
+      lua_pop(L, 1);
     }
-    lua_pop(L, 1);
   } else if (!lua_isnoneornil(L, 2)) {
     luaL_argerror(L, 2, "options must be a table");
   }
@@ -476,9 +466,9 @@ static int cmd_do(lua_State *L, int is_write)
 {
   cmd_spec s;
   memset(&s, 0, sizeof s);
-  cmd_parse(L, &s);
-  rb_host *h = rb_host_get(L);
   const char *what = is_write ? "cmd.run" : "cmd.read";
+  cmd_parse(L, what, &s);
+  rb_host *h = rb_host_get(L);
   lua_settop(L, 2); /* the box goes above the arguments */
   /* The output buffers outlive Lua calls that may raise (the memory budget
    * while pushing stdout), so a box owns them: see stdlib/box.h. */

@@ -97,7 +97,7 @@ end
 local function k8s_req(k, t)
   t.ca_bundle = k.ca
   t.auth = { section = k.section, key = "token", scheme = "Bearer", optional = true }
-  t.check = false
+  t.allow_fail = true
   local r = http.request(t)
   if r.simulated then return r end
   if r.status >= 400 then

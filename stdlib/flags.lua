@@ -61,7 +61,7 @@ end
 
 local function req(p, t)
   t.auth = t.auth or p.auth
-  t.check = false
+  t.allow_fail = true
   local r = http.request(t)
   if r.simulated then return r end
   if r.status >= 400 then

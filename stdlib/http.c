@@ -16,6 +16,7 @@
 #include "stdlib/http/engine.h"
 #include "stdlib/http/preflight.h"
 #include "stdlib/modules.h"
+#include "stdlib/opts.h"
 
 #define REQ_META "runbook.http.request"
 #define MAX_RETRIES 10
@@ -39,6 +40,7 @@ typedef struct {
   char *secret;      /* auth token or secret URL; wiped on free */
   int has_ctype;
   rb_http_resp resp;
+  const char *fn;  /* the function as the runbook called it: "http.get" */
   char *snippet;   /* redacted start of an error body, for the message */
   json_t *decoded; /* the JSON response body while it becomes Lua values */
 } req_state;
@@ -90,62 +92,27 @@ static void emit(rb_host *h, const char *event, json_t *detail)
     json_decref(detail);
 }
 
-/* The field of the options table at 1, if present, pushed; type-checked. */
-static int opt_field(lua_State *L, const char *name, int type)
-{
-  int t = lua_getfield(L, 1, name);
-  if (t == LUA_TNIL) {
-    lua_pop(L, 1);
-    return 0;
-  }
-  if (t != type)
-    luaL_error(L, "http: option '%s' must be a %s, not a %s", name, lua_typename(L, type),
-               luaL_typename(L, -1));
-  return 1;
-}
-
-static int opt_bool(lua_State *L, const char *name, int def)
-{
-  if (!opt_field(L, name, LUA_TBOOLEAN))
-    return def;
-  int v = lua_toboolean(L, -1);
-  lua_pop(L, 1);
-  return v;
-}
-
-static void check_known_options(lua_State *L)
-{
-  static const char *const known[] = {"auth",
-                                      "body",
-                                      "ca_bundle",
-                                      "check",
-                                      "follow_redirects",
-                                      "headers",
-                                      "insecure",
-                                      "json",
-                                      "max_body_kb",
-                                      "method",
-                                      "query",
-                                      "read",
-                                      "retries",
-                                      "retry_non_idempotent",
-                                      "timeout",
-                                      "url",
-                                      "url_secret",
-                                      NULL};
-  lua_pushnil(L);
-  while (lua_next(L, 1) != 0) {
-    lua_pop(L, 1);
-    if (lua_type(L, -1) != LUA_TSTRING)
-      luaL_error(L, "http: options must be named (got a %s key)", luaL_typename(L, -1));
-    const char *k = lua_tostring(L, -1);
-    int ok = 0;
-    for (int i = 0; known[i] != NULL && !ok; i++)
-      ok = strcmp(k, known[i]) == 0;
-    if (!ok)
-      luaL_error(L, "http: unknown option '%s'", k);
-  }
-}
+static const char *const known_options[] = {"allow_fail",
+                                            "auth",
+                                            "body",
+                                            "ca_bundle",
+                                            "follow_redirects",
+                                            "headers",
+                                            "insecure",
+                                            "json",
+                                            "max_body_kb",
+                                            "method",
+                                            "query",
+                                            "read",
+                                            "retries",
+                                            "retry_non_idempotent",
+                                            "timeout",
+                                            "url",
+                                            "url_secret",
+                                            NULL};
+/* check = false was the opt-out before allow_fail (docs/design.md). */
+static const rb_opt_retired retired_options[] = {{"check", "use allow_fail = true"},
+                                                 {NULL, NULL}};
 
 static void add_line(lua_State *L, req_state *r, const char *name, const char *value)
 {
@@ -210,7 +177,7 @@ static char *table_secret(lua_State *L, const char *opt, int optional, char *fro
 
 static void parse_auth(lua_State *L, req_state *r)
 {
-  if (!opt_field(L, "auth", LUA_TTABLE))
+  if (!rb_opts_field(L, 1, r->fn, "auth", LUA_TTABLE))
     return;
   char from[256];
   int optional = lua_getfield(L, -1, "optional") == LUA_TBOOLEAN && lua_toboolean(L, -1);
@@ -234,8 +201,10 @@ static void parse_auth(lua_State *L, req_state *r)
            RB_REDACTED);
   size_t n = strlen(secret) + (scheme ? strlen(scheme) + 1 : 0) + 1;
   char *value = malloc(n);
-  if (value == NULL)
+  if (value == NULL) {
     luaL_error(L, "http: out of memory");
+    return; /* not reached: said for the compiler, which does not know it */
+  }
   snprintf(value, n, "%s%s%s", scheme ? scheme : "", scheme ? " " : "", secret);
   if (!rb_http_header_value_ok(value)) {
     wipe_free(value);
@@ -249,7 +218,7 @@ static void parse_auth(lua_State *L, req_state *r)
 
 static void parse_headers(lua_State *L, req_state *r)
 {
-  if (!opt_field(L, "headers", LUA_TTABLE))
+  if (!rb_opts_field(L, 1, r->fn, "headers", LUA_TTABLE))
     return;
   lua_pushnil(L);
   while (lua_next(L, -2) != 0) {
@@ -287,7 +256,7 @@ static int cmp_names(const void *a, const void *b)
  * The names stay anchored in the query table while they are used. */
 static void parse_query(lua_State *L, req_state *r)
 {
-  if (!opt_field(L, "query", LUA_TTABLE))
+  if (!rb_opts_field(L, 1, r->fn, "query", LUA_TTABLE))
     return;
   int q = lua_gettop(L);
   size_t n = 0;
@@ -356,8 +325,8 @@ static void parse_body(lua_State *L, req_state *r)
 
 static void parse_url(lua_State *L, req_state *r)
 {
-  int has_url = opt_field(L, "url", LUA_TSTRING);
-  int has_secret = opt_field(L, "url_secret", LUA_TTABLE);
+  int has_url = rb_opts_field(L, 1, r->fn, "url", LUA_TSTRING);
+  int has_secret = rb_opts_field(L, 1, r->fn, "url_secret", LUA_TTABLE);
   if (has_url == has_secret)
     luaL_error(L, "http: give url= or url_secret={section=, key=}, exactly one");
   if (has_secret) {
@@ -382,7 +351,7 @@ static void parse_url(lua_State *L, req_state *r)
 static void parse_method(lua_State *L, req_state *r, int *is_read)
 {
   const char *m = "GET";
-  if (opt_field(L, "method", LUA_TSTRING)) {
+  if (rb_opts_field(L, 1, r->fn, "method", LUA_TSTRING)) {
     m = lua_tostring(L, -1);
     lua_pop(L, 1);
   }
@@ -393,11 +362,11 @@ static void parse_method(lua_State *L, req_state *r, int *is_read)
     r->method[i] = (char)toupper((unsigned char)m[i]);
   *is_read = strcmp(r->method, "GET") == 0 || strcmp(r->method, "HEAD") == 0 ||
              strcmp(r->method, "OPTIONS") == 0;
-  *is_read = opt_bool(L, "read", *is_read);
+  *is_read = rb_opts_bool(L, 1, r->fn, "read", *is_read);
 }
 
 /* Settings that come from the call, else [http] in the config, else defaults. */
-static void parse_limits(lua_State *L, rb_http_req *q)
+static void parse_limits(lua_State *L, const req_state *r, rb_http_req *q)
 {
   const rb_config *c = host_of(L)->config;
   char err[ERRLEN];
@@ -410,43 +379,21 @@ static void parse_limits(lua_State *L, rb_http_req *q)
       rb_host_config_int(c, "http", "max_body_kb", &kb, err, sizeof err) ||
       rb_host_config_bool(c, "http", "insecure", &insecure, err, sizeof err))
     luaL_error(L, "http: %s", err);
-  int t = lua_getfield(L, 1, "timeout");
-  if (t == LUA_TNUMBER) {
-    timeout = (int64_t)(lua_tonumber(L, -1) * 1000);
-  } else if (t == LUA_TSTRING) {
-    if (rb_parse_duration(lua_tostring(L, -1), &timeout, err, sizeof err) != 0)
-      luaL_error(L, "http: timeout: %s", err);
-  } else if (t != LUA_TNIL) {
-    luaL_error(L, "http: timeout must be a duration (\"10s\") or seconds");
-  }
-  lua_pop(L, 1);
+  timeout = rb_opts_duration(L, 1, r->fn, "timeout", timeout);
   if (timeout <= 0)
-    luaL_error(L, "http: timeout must be positive");
-  if (opt_field(L, "retries", LUA_TNUMBER)) {
-    if (!lua_isinteger(L, -1))
-      luaL_error(L, "http: retries must be an integer");
-    retries = (long)lua_tointeger(L, -1);
-    lua_pop(L, 1);
-  }
-  if (retries < 0 || retries > MAX_RETRIES)
-    luaL_error(L, "http: retries must be between 0 and %d", MAX_RETRIES);
-  if (opt_field(L, "max_body_kb", LUA_TNUMBER)) {
-    kb = (long)lua_tointeger(L, -1);
-    lua_pop(L, 1);
-  }
-  if (kb <= 0)
-    luaL_error(L, "http: max_body_kb must be positive");
+    luaL_error(L, "%s: option 'timeout' must be positive", r->fn);
   q->timeout_ms = timeout;
-  q->retries = (int)retries;
-  q->max_body = (size_t)kb * 1024;
-  q->insecure = opt_bool(L, "insecure", insecure);
+  q->retries = (int)rb_opts_int(L, 1, r->fn, "retries", 0, MAX_RETRIES, retries);
+  q->max_body =
+      (size_t)rb_opts_int(L, 1, r->fn, "max_body_kb", 1, 1024 * 1024, kb) * 1024;
+  q->insecure = rb_opts_bool(L, 1, r->fn, "insecure", insecure);
   q->ca_bundle = rb_host_config_string(c, "http", "ca_bundle");
-  if (opt_field(L, "ca_bundle", LUA_TSTRING)) {
+  if (rb_opts_field(L, 1, r->fn, "ca_bundle", LUA_TSTRING)) {
     q->ca_bundle = lua_tostring(L, -1);
     lua_replace(L, 2); /* keep it alive in the shortcut-free slot */
   }
-  q->follow_redirects = opt_bool(L, "follow_redirects", 0);
-  q->retry_unsafe = opt_bool(L, "retry_non_idempotent", 0);
+  q->follow_redirects = rb_opts_bool(L, 1, r->fn, "follow_redirects", 0);
+  q->retry_unsafe = rb_opts_bool(L, 1, r->fn, "retry_non_idempotent", 0);
 }
 
 static json_t *base_detail(const req_state *r)
@@ -573,16 +520,17 @@ static int intent(rb_host *h, const req_state *r)
   return h->emit != NULL ? h->emit(h, "started", d) : (json_decref(d), 0);
 }
 
-static int do_request(lua_State *L)
+static int do_request(lua_State *L, const char *fn)
 {
   luaL_checktype(L, 1, LUA_TTABLE);
   lua_settop(L, 1);
   lua_pushnil(L); /* 2: keeps ca_bundle alive */
   rb_host *h = host_of(L);
-  check_known_options(L);
+  rb_opts_check(L, 1, fn, known_options, retired_options);
   req_state *r = lua_newuserdatauv(L, sizeof *r, 0); /* 3 */
   memset(r, 0, sizeof *r);
   luaL_setmetatable(L, REQ_META);
+  r->fn = fn;
   r->shown_headers = json_object();
   rb_http_req q = {0};
   int is_read = 0;
@@ -592,8 +540,8 @@ static int do_request(lua_State *L)
   parse_headers(L, r);
   parse_auth(L, r);
   parse_body(L, r);
-  parse_limits(L, &q);
-  int check = opt_bool(L, "check", 1);
+  parse_limits(L, r, &q);
+  int check = !rb_opts_bool(L, 1, r->fn, "allow_fail", 0);
   r->shown = r->url_from ? strdup(RB_REDACTED) : rb_host_redact(r->url);
   if (r->shown == NULL)
     return luaL_error(L, "http: out of memory");
@@ -641,7 +589,7 @@ static int do_request(lua_State *L)
 }
 
 /* http.get(url [, opts]) and friends: a request with the method filled in. */
-static int shortcut(lua_State *L, const char *method)
+static int shortcut(lua_State *L, const char *method, const char *fn)
 {
   lua_newtable(L);
   int t = lua_gettop(L);
@@ -676,17 +624,17 @@ static int shortcut(lua_State *L, const char *method)
   lua_setfield(L, t, "method");
   lua_replace(L, 1);
   lua_settop(L, 1);
-  return do_request(L);
+  return do_request(L, fn);
 }
 
 static int http_delete(lua_State *L)
 {
-  return shortcut(L, "DELETE");
+  return shortcut(L, "DELETE", "http.delete");
 }
 
 static int http_get(lua_State *L)
 {
-  return shortcut(L, "GET");
+  return shortcut(L, "GET", "http.get");
 }
 
 /* http.note(detail): a note on the timeline of the running step. The flags,
@@ -705,23 +653,23 @@ static int http_note(lua_State *L)
 
 static int http_patch(lua_State *L)
 {
-  return shortcut(L, "PATCH");
+  return shortcut(L, "PATCH", "http.patch");
 }
 
 static int http_post(lua_State *L)
 {
-  return shortcut(L, "POST");
+  return shortcut(L, "POST", "http.post");
 }
 
 static int http_put(lua_State *L)
 {
-  return shortcut(L, "PUT");
+  return shortcut(L, "PUT", "http.put");
 }
 
 static int http_request(lua_State *L)
 {
   luaL_checktype(L, 1, LUA_TTABLE);
-  return do_request(L);
+  return do_request(L, "http.request");
 }
 
 static int http_urlencode(lua_State *L)

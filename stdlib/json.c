@@ -6,6 +6,7 @@
 
 #include "stdlib/rb_host.h"
 #include "stdlib/modules.h"
+#include "stdlib/opts.h"
 
 #define RB_JSON_MAX_TEXT (16u << 20)
 
@@ -46,6 +47,14 @@ static int json_decode_l(lua_State *L)
 {
   size_t len;
   const char *s = luaL_checklstring(L, 1, &len);
+  int allow_fail = 0;
+  if (!lua_isnoneornil(L, 2)) {
+    static const char *const known[] = {"allow_fail", NULL};
+    luaL_checktype(L, 2, LUA_TTABLE);
+    rb_opts_check(L, 2, "json.decode", known, NULL);
+    allow_fail = rb_opts_bool(L, 2, "json.decode", "allow_fail", 0);
+  }
+  lua_settop(L, 1);
   if (len > RB_JSON_MAX_TEXT)
     return luaL_error(L, "json.decode: text larger than 16 MiB");
   json_error_t e;
@@ -61,6 +70,11 @@ static int json_decode_l(lua_State *L)
                       (int)(rb_host_memory_limit(L) >> 20));
   }
   if (v == NULL) {
+    /* Bad text is the input's failure, not the runbook's: it raises unless
+     * the caller said it expects it (docs/design.md, "Stdlib bindings"). */
+    if (!allow_fail)
+      return luaL_error(L, "json.decode: invalid JSON at line %d column %d: %s", e.line,
+                        e.column, e.text);
     lua_pushnil(L);
     lua_pushfstring(L, "invalid JSON at line %d column %d: %s", e.line, e.column, e.text);
     return 2;

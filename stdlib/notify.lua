@@ -77,7 +77,7 @@ function M.post(u)
       fail("notify: [%s] type must be slack or webhook (got %s)", section, kind)
     end
     local r = http.request { method = "POST", url_secret = { section = section, key = "url" },
-      json = body, check = false }
+      json = body, allow_fail = true }
     if not r.simulated and r.status >= 300 then
       fail("notify %s: POST [%s url]: HTTP %d: %s", section, section, r.status,
         (r.body or ""):sub(1, 200))

@@ -41,7 +41,7 @@ local function api(path, params, expr, opts)
     method = "GET",
     url = base_url(opts) .. path,
     query = params,
-    check = false,
+    allow_fail = true,
     timeout = opts.timeout,
     auth = { section = "prom", key = "token", scheme = "Bearer", optional = true },
   }

@@ -10,6 +10,7 @@
 #include "stdlib/box.h"
 #include "stdlib/rb_host.h"
 #include "stdlib/modules.h"
+#include "stdlib/opts.h"
 #include "stdlib/preflight.h"
 #include "stdlib/ssh/common.h"
 #include "stdlib/ssh/preflight.h"
@@ -103,21 +104,20 @@ static const char *ssh_check_target(lua_State *L, int idx)
   return lua_tostring(L, idx);
 }
 
-static rb_ssh_count ssh_opt_count(lua_State *L, int opts, const char *key, int def)
+static rb_ssh_count ssh_opt_count(lua_State *L, int opts, const char *fn, const char *key,
+                                  int def)
 {
   rb_ssh_count c = {def, 0};
   lua_getfield(L, opts, key);
   if (lua_isinteger(L, -1)) {
-    lua_Integer v = lua_tointeger(L, -1);
-    if (v < 0 || v > 1000000)
-      luaL_error(L, "ssh: opts.%s must be >= 0", key);
-    c.value = (int)v;
+    c.value = (int)rb_opts_int(L, opts, fn, key, 0, 1000000, def);
   } else if (lua_type(L, -1) == LUA_TSTRING) {
-    char err[200];
-    if (rb_ssh_parse_count(lua_tostring(L, -1), key, &c, err, sizeof err) < 0)
-      luaL_error(L, "ssh: opts.%s", err);
+    char err[200], what[80];
+    snprintf(what, sizeof what, "'%s'", key);
+    if (rb_ssh_parse_count(lua_tostring(L, -1), what, &c, err, sizeof err) < 0)
+      luaL_error(L, "%s: option %s", fn, err);
   } else if (!lua_isnil(L, -1)) {
-    luaL_error(L, "ssh: opts.%s must be a count or a percentage string", key);
+    rb_opts_type_error(L, fn, key, "a count or a percentage string");
   }
   lua_pop(L, 1);
   return c;
@@ -131,6 +131,7 @@ typedef struct {
 static void ssh_check_opts(lua_State *L, int opts, const ssh_state *st, int is_write,
                            ssh_call *c)
 {
+  const char *fn = is_write ? "ssh.run" : "ssh.read";
   memset(c, 0, sizeof *c);
   c->o.parallel = st->cfg.parallel;
   c->o.output_max = st->cfg.output_max;
@@ -144,38 +145,17 @@ static void ssh_check_opts(lua_State *L, int opts, const ssh_state *st, int is_w
     return;
   }
   luaL_checktype(L, opts, LUA_TTABLE);
-  lua_getfield(L, opts, "parallel");
-  if (!lua_isnil(L, -1)) {
-    lua_Integer v = luaL_checkinteger(L, -1);
-    if (v < 1 || v > 10000)
-      luaL_error(L, "ssh: opts.parallel must be 1..10000");
-    c->o.parallel = (int)v;
-  }
-  lua_pop(L, 1);
-  c->o.batch = ssh_opt_count(L, opts, "batch", -1);
-  c->o.max_fail = ssh_opt_count(L, opts, "max_fail", c->o.max_fail.value);
-  lua_getfield(L, opts, "timeout");
-  if (lua_type(L, -1) == LUA_TSTRING) {
-    char err[200];
-    if (rb_parse_duration(lua_tostring(L, -1), &timeout, err, sizeof err) < 0)
-      luaL_error(L, "ssh: opts.timeout: %s", err);
-  } else if (lua_isnumber(L, -1)) {
-    timeout = (int64_t)(lua_tonumber(L, -1) * 1000);
-  } else if (!lua_isnil(L, -1)) {
-    luaL_error(L, "ssh: opts.timeout must be a duration (\"30s\") or seconds");
-  }
-  lua_pop(L, 1);
-  lua_getfield(L, opts, "output_kb");
-  if (!lua_isnil(L, -1)) {
-    lua_Integer v = luaL_checkinteger(L, -1);
-    if (v < 1 || v > 1024 * 1024)
-      luaL_error(L, "ssh: opts.output_kb must be 1..1048576");
-    c->o.output_max = (size_t)v * 1024;
-  }
-  lua_pop(L, 1);
-  lua_getfield(L, opts, "allow_fail");
-  c->allow_fail = lua_toboolean(L, -1);
-  lua_pop(L, 1);
+  static const char *const known[] = {"allow_fail", "batch",   "max_fail", "output_kb",
+                                      "parallel",   "timeout", NULL};
+  rb_opts_check(L, opts, fn, known, NULL);
+  c->o.parallel = (int)rb_opts_int(L, opts, fn, "parallel", 1, 10000, c->o.parallel);
+  c->o.batch = ssh_opt_count(L, opts, fn, "batch", -1);
+  c->o.max_fail = ssh_opt_count(L, opts, fn, "max_fail", c->o.max_fail.value);
+  timeout = rb_opts_duration(L, opts, fn, "timeout", timeout);
+  lua_Integer kb = rb_opts_int(L, opts, fn, "output_kb", 1, 1024 * 1024, 0);
+  if (kb > 0)
+    c->o.output_max = (size_t)kb * 1024;
+  c->allow_fail = rb_opts_bool(L, opts, fn, "allow_fail", 0);
   c->o.timeout_ms = rb_host_time_left(L, timeout);
 }
 

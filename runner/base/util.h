@@ -1,5 +1,5 @@
-/* util.h: small helpers shared by the runner and the stdlib: clocks,
- * RFC 3339 timestamps, durations ("15s", "5m"), ids and checked formatting. */
+/* util.h: small helpers shared by the runner and the stdlib: clocks, RFC 3339
+ * timestamps, durations ("15s", "5m"), ids, checked formatting, suggestions. */
 #ifndef RB_UTIL_H
 #define RB_UTIL_H
 
@@ -39,5 +39,9 @@ char *rb_trim(char *s);
 
 /* mkdir -p with mode 0700 for the leaves we create. Returns 0 or -errno. */
 int rb_mkdirs(const char *path);
+
+/* The candidate closest to word (at most two edits away), or NULL: the
+ * "did you mean" of every unknown-name error. cands ends with NULL. */
+const char *rb_suggest(const char *word, const char *const *cands);
 
 #endif

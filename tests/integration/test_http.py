@@ -135,7 +135,7 @@ def test_404_raises_unless_check_is_off(tmp_path, fake):
     res = hs.run_book(tmp_path, """
         local ok, err = pcall(http.get, "%s/missing")
         assert(not ok and err:find("HTTP 404", 1, true), err)
-        local r = http.get("%s/missing", { check = false })
+        local r = http.get("%s/missing", { allow_fail = true })
         assert(r.status == 404 and r.body == "nope")
     """ % (fake.url, fake.url))
     ok(res)

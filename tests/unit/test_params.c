@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "runner/base/util.h"
 #include "runner/params.h"
 
 static rb_model *model(void)
