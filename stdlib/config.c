@@ -1,8 +1,10 @@
-/* config.c: the `config` module: read-only access to the settings file for
- * runbooks and the Lua stdlib. Secrets are never readable from here. */
+/* config.c: the `config` module: read-only access to the settings file, and
+ * its duration parser, for runbooks and the Lua stdlib. Secrets never. */
 #include <lauxlib.h>
+#include <stdint.h>
 #include <string.h>
 
+#include "runner/base/util.h"
 #include "stdlib/rb_host.h"
 #include "stdlib/modules.h"
 
@@ -19,6 +21,19 @@ static int config_get(lua_State *L)
     lua_pushnil(L);
   else
     lua_pushstring(L, v);
+  return 1;
+}
+
+/* config.duration("90s") -> 90000: the C duration parser (milliseconds), so
+ * the Lua stdlib reads "15s", "5m", "2h" exactly as the settings file does. */
+static int config_duration(lua_State *L)
+{
+  const char *s = luaL_checkstring(L, 1);
+  int64_t ms = 0;
+  char err[200];
+  if (rb_parse_duration(s, &ms, err, sizeof err) != 0)
+    return luaL_error(L, "config.duration: %s", err);
+  lua_pushinteger(L, (lua_Integer)ms);
   return 1;
 }
 
@@ -39,8 +54,10 @@ static int config_sections(lua_State *L)
 
 int luaopen_runbook_config(lua_State *L)
 {
-  static const luaL_Reg fns[] = {
-      {"get", config_get}, {"sections", config_sections}, {NULL, NULL}};
+  static const luaL_Reg fns[] = {{"duration", config_duration},
+                                 {"get", config_get},
+                                 {"sections", config_sections},
+                                 {NULL, NULL}};
   luaL_newlib(L, fns);
   return 1;
 }

@@ -3,22 +3,11 @@
 local http = require "http"
 local config = require "config"
 local strict = require("json").strict
+local rb = require "stdrb"
 
 local M = {}
 
-local function fail(fmt, ...)
-  error(string.format(fmt, ...), 0)
-end
-
-local function seconds(v)
-  if type(v) == "number" then return v end
-  local n, unit = tostring(v):match("^%s*([%d.]+)%s*(%a*)%s*$")
-  local mult = ({ [""] = 1, s = 1, m = 60, h = 3600, d = 86400 })[unit or ""]
-  if not n or not tonumber(n) or not mult then
-    fail("deploy: bad duration %q (want e.g. 30m, 2h, 1d)", tostring(v))
-  end
-  return tonumber(n) * mult
-end
+local fail = rb.fail
 
 -- Unix seconds of an RFC 3339 UTC time ("2026-11-22T09:36:08Z").
 local function parse_time(s)
@@ -38,18 +27,8 @@ end
 M._parse_time = parse_time
 
 local function section_for(service, opts)
-  local all = config.sections("deploy.")
-  local want = opts.source
-  if want ~= nil then
-    local s = want:find("^deploy%.") and want or ("deploy." .. want)
-    for _, n in ipairs(all) do if n == s then return s end end
-    fail("deploy: no [%s] section in the config", s)
-  end
-  for _, n in ipairs(all) do if n == "deploy." .. service then return n end end
-  if #all == 1 then return all[1] end
-  if #all == 0 then fail("deploy: no [deploy.NAME] section in the config") end
-  fail("deploy: several sources configured (%s): say which with { source = ... }",
-    table.concat(all, ", "))
+  return rb.section("deploy", opts.source,
+    { default = service, option = "source", noun = "sources" })
 end
 
 local function kind_of(section)
@@ -170,7 +149,7 @@ function M.recent(service, opts)
     error("deploy.recent: service must be a string", 2)
   end
   opts = opts or {}
-  local within = seconds(opts.within or "2h")
+  local within = rb.seconds(opts.within or "2h", "deploy.recent", "within")
   local section = section_for(service, opts)
   local optional = "author message image time_iso"
   if kind_of(section) == "git" then return strict(git_recent(section, service, within), "deploy.recent", optional) end

@@ -3,31 +3,18 @@
 local http = require "http"
 local config = require "config"
 local strict = require("json").strict
+local rb = require "stdrb"
 
 local M = {}
 
 local function esc(s) return http.urlencode(s) end -- http loads on first use
 
-local function fail(fmt, ...)
-  error(string.format(fmt, ...), 0)
-end
+local fail = rb.fail
 
 -- The [flags.NAME] section for opts.provider ("unleash" or "flags.unleash"),
 -- or the only flags section there is.
 local function section_for(opts)
-  local want = opts.provider
-  local all = config.sections("flags.")
-  if want ~= nil then
-    if type(want) ~= "string" then fail("flags: provider must be a section name") end
-    local s = want:find("^flags%.") and want or ("flags." .. want)
-    for _, name in ipairs(all) do if name == s then return s end end
-    fail("flags: no [%s] section in the config (have: %s)", s,
-      #all > 0 and table.concat(all, ", ") or "none")
-  end
-  if #all == 1 then return all[1] end
-  if #all == 0 then fail("flags: no [flags.NAME] section in the config") end
-  fail("flags: several providers configured (%s): say which with { provider = ... }",
-    table.concat(all, ", "))
+  return rb.section("flags", opts.provider, { option = "provider", noun = "providers" })
 end
 
 local function need(section, key)

@@ -3,14 +3,13 @@
 local http = require "http"
 local config = require "config"
 local strict = require("json").strict
+local rb = require "stdrb"
 
 local M = {}
 
 local PHASES = { Investigating = true, Identified = true, Monitoring = true, Resolved = true }
 
-local function fail(fmt, ...)
-  error(string.format(fmt, ...), 0)
-end
+local fail = rb.fail
 
 local function list(v)
   if v == nil then return nil end
@@ -29,13 +28,7 @@ local function channels(want)
     return all
   end
   local out = {}
-  for _, w in ipairs(list(want)) do
-    local s = w:find("^notify%.") and w or ("notify." .. w)
-    local found = false
-    for _, n in ipairs(all) do if n == s then found = true end end
-    if not found then fail("notify: no [%s] section in the config", s) end
-    out[#out + 1] = s
-  end
+  for _, w in ipairs(list(want)) do out[#out + 1] = rb.section("notify", w) end
   return out
 end
 

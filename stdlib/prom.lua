@@ -2,22 +2,12 @@
 -- values, labelled series and range queries, with Prometheus's own errors.
 local http = require "http"
 local config = require "config"
+local rb = require "stdrb"
 
 local M = {}
 
 -- Seconds in "500ms", "15s", "5m", "2h", "1d" or a bare number of seconds.
-local function seconds(v, what)
-  if type(v) == "number" then return v end
-  if type(v) ~= "string" then
-    error(string.format("prom: %s must be a duration like \"5m\" or seconds", what), 4)
-  end
-  local n, unit = v:match("^%s*([%d.]+)%s*(%a*)%s*$")
-  local mult = ({ [""] = 1, ms = 0.001, s = 1, m = 60, h = 3600, d = 86400 })[unit or ""]
-  if not n or not tonumber(n) or not mult then
-    error(string.format("prom: bad %s %q (want e.g. 15s, 5m, 2h)", what, v), 4)
-  end
-  return tonumber(n) * mult
-end
+local function seconds(v, what) return rb.seconds(v, "prom", what) end
 
 -- Prometheus writes sample values as strings, NaN and +Inf included.
 local function number(s)

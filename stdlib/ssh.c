@@ -104,6 +104,18 @@ static const char *ssh_check_target(lua_State *L, int idx)
   return lua_tostring(L, idx);
 }
 
+/* Misuse is refused first, before any mode, inventory or host is looked at,
+ * so a dry-run and a drill word a bad option as a real run does. */
+static void ssh_check_names(lua_State *L, int opts, const char *fn)
+{
+  static const char *const known[] = {"allow_fail", "batch",   "max_fail", "output_kb",
+                                      "parallel",   "timeout", NULL};
+  if (lua_isnoneornil(L, opts))
+    return;
+  luaL_checktype(L, opts, LUA_TTABLE);
+  rb_opts_check(L, opts, fn, known, NULL);
+}
+
 static rb_ssh_count ssh_opt_count(lua_State *L, int opts, const char *fn, const char *key,
                                   int def)
 {
@@ -145,9 +157,6 @@ static void ssh_check_opts(lua_State *L, int opts, const ssh_state *st, int is_w
     return;
   }
   luaL_checktype(L, opts, LUA_TTABLE);
-  static const char *const known[] = {"allow_fail", "batch",   "max_fail", "output_kb",
-                                      "parallel",   "timeout", NULL};
-  rb_opts_check(L, opts, fn, known, NULL);
   c->o.parallel = (int)rb_opts_int(L, opts, fn, "parallel", 1, 10000, c->o.parallel);
   c->o.batch = ssh_opt_count(L, opts, fn, "batch", -1);
   c->o.max_fail = ssh_opt_count(L, opts, fn, "max_fail", c->o.max_fail.value);
@@ -425,6 +434,7 @@ static int ssh_do(lua_State *L, int is_write)
   const char *command = luaL_checkstring(L, 2);
   rb_host *h = rb_host_get(L);
   const char *what = is_write ? "ssh.run" : "ssh.read";
+  ssh_check_names(L, 3, what);
   int real = 1;
   if (is_write)
     real = rb_host_may_write(L, what);
