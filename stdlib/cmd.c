@@ -20,14 +20,12 @@
 #include "runner/base/redact.h"
 #include "runner/base/util.h"
 #include "stdlib/box.h"
+#include "stdlib/cmd_engine.h"
 #include "stdlib/cmd_env.h"
 #include "stdlib/preflight.h"
 #include "stdlib/rb_host.h"
 #include "stdlib/modules.h"
 #include "stdlib/opts.h"
-
-#define CMD_MAX_ARGS 256
-#define CMD_MAX_ENV 64 /* variables a runbook passes to one command */
 
 extern char **environ;
 
@@ -44,220 +42,6 @@ static const rb_config_key cmd_keys[] = {
 const rb_config_section rb_config_cmd = {"cmd", "local commands", cmd_keys};
 #define CMD_TAIL 2048 /* bytes of output kept on the timeline */
 
-/* One output stream, capped at [cmd] output_kb; the rest is counted as cut. */
-typedef struct {
-  rb_buf b;
-  int truncated;
-} cmd_buf;
-
-typedef struct {
-  const char *argv[CMD_MAX_ARGS + 1];
-  int argc;
-  int64_t timeout_ms;
-  size_t output_limit;
-  int allow_fail;
-  const char *stdin_data;
-  size_t stdin_len;
-  const char *cwd;
-  int env_idx;                        /* stack index of opts.env, 0 = none */
-  const char *env_names[CMD_MAX_ENV]; /* its names, sorted, for the timeline */
-  int envc;
-} cmd_spec;
-
-typedef struct {
-  int exit_code; /* -1 when killed by a signal or not started */
-  int signal;
-  int timed_out;
-  int64_t duration_ms;
-  cmd_buf out, err;
-  char error[256]; /* could not start */
-  rb_cmd_env env;  /* owned here so a raise while building it frees it */
-} cmd_result;
-
-static void buf_add(cmd_buf *b, const char *p, size_t n)
-{
-  if (rb_buf_add_upto(&b->b, p, n) != RB_BUF_OK)
-    b->truncated = 1;
-}
-
-static void cmd_child(const cmd_spec *s, char *const *envp, pid_t parent, int in_fd,
-                      int out_fd, int err_fd, int status_fd)
-{
-  /* Its own group, so a timeout kills what it started too, and the
-   * supervisor kills that group if the executor dies. The parent-death
-   * signal is the backstop when the supervisor dies with it (kill -9 of the
-   * whole run); the re-check closes the window where the executor died
-   * before prctl. */
-  setpgid(0, 0);
-  if (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0 || getppid() != parent) {
-    int e = errno ? errno : ESRCH;
-    (void)!write(status_fd, &e, sizeof e);
-    _exit(127);
-  }
-  sigset_t none;
-  sigemptyset(&none);
-  sigprocmask(SIG_SETMASK, &none, NULL);
-  signal(SIGPIPE, SIG_DFL);
-  signal(SIGINT, SIG_DFL);
-  signal(SIGTERM, SIG_DFL);
-  dup2(in_fd, 0);
-  dup2(out_fd, 1);
-  dup2(err_fd, 2);
-  if (s->cwd && chdir(s->cwd) != 0) {
-    int e = errno;
-    (void)!write(status_fd, &e, sizeof e);
-    _exit(127);
-  }
-  execvpe(s->argv[0], (char *const *)s->argv, envp);
-  int e = errno;
-  (void)!write(status_fd, &e, sizeof e);
-  _exit(127);
-}
-
-static void cmd_kill_group(pid_t pid, int *status)
-{
-  kill(-pid, SIGTERM);
-  for (int i = 0; i < 20; i++) {
-    if (waitpid(pid, status, WNOHANG) == pid)
-      return;
-    usleep(50 * 1000);
-  }
-  kill(-pid, SIGKILL);
-  waitpid(pid, status, 0);
-}
-
-/* The command as the supervisor may show it on the timeline: argv joined
- * by spaces, scrubbed of secrets, or NULL when out of memory. */
-static char *cmd_summary(const cmd_spec *s)
-{
-  rb_buf b;
-  rb_buf_init(&b, 65536); /* redacted whole, then cut by the report line */
-  for (int i = 0; i < s->argc; i++) {
-    if ((i > 0 && rb_buf_add_upto(&b, " ", 1) != RB_BUF_OK) ||
-        rb_buf_add_upto(&b, s->argv[i], strlen(s->argv[i])) != RB_BUF_OK)
-      break;
-  }
-  char *out = rb_redact_str(rb_buf_str(&b));
-  rb_buf_free(&b);
-  return out;
-}
-
-/* Runs s to completion or timeout; fills r. Returns 0, or -1 when the
- * command could not be started (r->error says why). */
-static int cmd_execute(const cmd_spec *s, cmd_result *r)
-{
-  int in[2] = {-1, -1}, out[2] = {-1, -1}, err[2] = {-1, -1}, st[2] = {-1, -1};
-  int rc = -1;
-  r->exit_code = -1;
-  rb_buf_init(&r->out.b, s->output_limit);
-  rb_buf_init(&r->err.b, s->output_limit);
-  if (pipe2(in, O_CLOEXEC) || pipe2(out, O_CLOEXEC) || pipe2(err, O_CLOEXEC) ||
-      pipe2(st, O_CLOEXEC)) {
-    snprintf(r->error, sizeof r->error, "pipe: %s", strerror(errno));
-    goto out;
-  }
-  char *summary = cmd_summary(s);
-  pid_t parent = getpid();
-  int64_t start = rb_now_mono_ms();
-  pid_t pid = fork();
-  if (pid < 0) {
-    snprintf(r->error, sizeof r->error, "fork: %s", strerror(errno));
-    free(summary);
-    goto out;
-  }
-  if (pid == 0)
-    cmd_child(s, r->env.vars, parent, in[0], out[1], err[1], st[1]);
-  setpgid(pid, pid);
-  rb_host_command_started(pid, summary ? summary : s->argv[0]);
-  free(summary);
-  close(in[0]);
-  close(out[1]);
-  close(err[1]);
-  close(st[1]);
-  in[0] = out[1] = err[1] = st[1] = -1;
-  int child_errno = 0;
-  if (read(st[0], &child_errno, sizeof child_errno) == (ssize_t)sizeof child_errno) {
-    int status;
-    waitpid(pid, &status, 0);
-    rb_host_command_ended(pid);
-    snprintf(r->error, sizeof r->error, "cannot run '%s': %s", s->argv[0],
-             strerror(child_errno));
-    goto out;
-  }
-  fcntl(in[1], F_SETFL, O_NONBLOCK);
-  size_t in_off = 0;
-  if (s->stdin_len == 0) {
-    close(in[1]);
-    in[1] = -1;
-  }
-  int status = 0;
-  while (out[0] >= 0 || err[0] >= 0) {
-    struct pollfd p[3] = {{out[0], POLLIN, 0}, {err[0], POLLIN, 0}, {in[1], POLLOUT, 0}};
-    int64_t left = start + s->timeout_ms - rb_now_mono_ms();
-    if (left <= 0) {
-      r->timed_out = 1;
-      break;
-    }
-    if (poll(p, 3, left > 1000 ? 1000 : (int)left) < 0 && errno != EINTR)
-      break;
-    char chunk[16384];
-    for (int i = 0; i < 2; i++) {
-      int *fd = i == 0 ? &out[0] : &err[0];
-      if (*fd < 0 || !(p[i].revents & (POLLIN | POLLHUP | POLLERR)))
-        continue;
-      ssize_t n = read(*fd, chunk, sizeof chunk);
-      if (n > 0)
-        buf_add(i == 0 ? &r->out : &r->err, chunk, (size_t)n);
-      else if (n == 0 || (errno != EINTR && errno != EAGAIN)) {
-        close(*fd);
-        *fd = -1;
-      }
-    }
-    if (in[1] >= 0 && (p[2].revents & (POLLOUT | POLLERR | POLLHUP))) {
-      ssize_t n = write(in[1], s->stdin_data + in_off, s->stdin_len - in_off);
-      if (n > 0)
-        in_off += (size_t)n;
-      if (n < 0 || in_off >= s->stdin_len) {
-        close(in[1]);
-        in[1] = -1;
-      }
-    }
-  }
-  if (r->timed_out) {
-    cmd_kill_group(pid, &status);
-  } else {
-    /* Output closed; the process may still be exiting, or may have left a
-     * child holding nothing. Wait up to the deadline. */
-    while (waitpid(pid, &status, WNOHANG) == 0) {
-      if (rb_now_mono_ms() - start > s->timeout_ms) {
-        r->timed_out = 1;
-        cmd_kill_group(pid, &status);
-        break;
-      }
-      usleep(1000);
-    }
-  }
-  rb_host_command_ended(pid);
-  r->duration_ms = rb_now_mono_ms() - start;
-  if (WIFEXITED(status) && !r->timed_out)
-    r->exit_code = WEXITSTATUS(status);
-  else if (WIFSIGNALED(status))
-    r->signal = WTERMSIG(status);
-  rc = 0;
-out:
-  for (int i = 0; i < 2; i++) {
-    if (in[i] >= 0)
-      close(in[i]);
-    if (out[i] >= 0)
-      close(out[i]);
-    if (err[i] >= 0)
-      close(err[i]);
-    if (st[i] >= 0)
-      close(st[i]);
-  }
-  return rc;
-}
-
 static int name_cmp(const void *a, const void *b)
 {
   return strcmp(*(const char *const *)a, *(const char *const *)b);
@@ -265,7 +49,7 @@ static int name_cmp(const void *a, const void *b)
 
 /* A secret variable: env = { NAME = { section = "s", key = "k" } }. With r,
  * resolves it into r->env (registered for redaction by rb_host_config_secret). */
-static void cmd_env_secret(lua_State *L, const char *name, cmd_result *r)
+static void cmd_env_secret(lua_State *L, const char *name, rb_cmd_result *r)
 {
   int v = lua_gettop(L);
   lua_pushnil(L);
@@ -301,7 +85,7 @@ static void cmd_env_secret(lua_State *L, const char *name, cmd_result *r)
 
 /* Walks opts.env (at index t): checks every name and value and lists the
  * names in s; with r, also puts each variable into r->env. */
-static void cmd_env_walk(lua_State *L, int t, cmd_spec *s, cmd_result *r)
+static void cmd_env_walk(lua_State *L, int t, rb_cmd_spec *s, rb_cmd_result *r)
 {
   s->envc = 0;
   lua_pushnil(L);
@@ -333,7 +117,7 @@ static void cmd_env_walk(lua_State *L, int t, cmd_spec *s, cmd_result *r)
   qsort(s->env_names, (size_t)s->envc, sizeof s->env_names[0], name_cmp);
 }
 
-static json_t *cmd_env_json(const cmd_spec *s)
+static json_t *cmd_env_json(const rb_cmd_spec *s)
 {
   json_t *a = json_array();
   for (int i = 0; i < s->envc; i++)
@@ -341,7 +125,7 @@ static json_t *cmd_env_json(const cmd_spec *s)
   return a;
 }
 
-static void cmd_parse(lua_State *L, const char *what, cmd_spec *s)
+static void cmd_parse(lua_State *L, const char *what, rb_cmd_spec *s)
 {
   rb_host *h = rb_host_get(L);
   if (lua_type(L, 1) == LUA_TSTRING)
@@ -394,7 +178,7 @@ static void cmd_parse(lua_State *L, const char *what, cmd_spec *s)
   s->timeout_ms = rb_host_time_left(L, s->timeout_ms);
 }
 
-static json_t *cmd_argv_json(const cmd_spec *s)
+static json_t *cmd_argv_json(const rb_cmd_spec *s)
 {
   json_t *a = json_array();
   for (int i = 0; i < s->argc; i++)
@@ -402,7 +186,7 @@ static json_t *cmd_argv_json(const cmd_spec *s)
   return a;
 }
 
-static json_t *cmd_tail(const cmd_buf *b)
+static json_t *cmd_tail(const rb_cmd_buf *b)
 {
   size_t off = b->b.len > CMD_TAIL ? b->b.len - CMD_TAIL : 0;
   /* Do not start inside a UTF-8 sequence. */
@@ -412,7 +196,7 @@ static json_t *cmd_tail(const cmd_buf *b)
   return j ? j : json_string("(output is not UTF-8)");
 }
 
-static void cmd_push_result(lua_State *L, const cmd_result *r, int simulated)
+static void cmd_push_result(lua_State *L, const rb_cmd_result *r, int simulated)
 {
   lua_createtable(L, 0, 9);
   lua_pushboolean(L, r->exit_code == 0);
@@ -436,7 +220,7 @@ static void cmd_push_result(lua_State *L, const cmd_result *r, int simulated)
 }
 
 /* The would_run detail; a dry-run adds whether argv[0] can be found. */
-static json_t *cmd_would_run(const rb_host *h, const cmd_spec *s)
+static json_t *cmd_would_run(const rb_host *h, const rb_cmd_spec *s)
 {
   json_t *d =
       json_pack("{s:s, s:o, s:b}", "op", "cmd", "command", cmd_argv_json(s), "write", 1);
@@ -455,7 +239,7 @@ static json_t *cmd_would_run(const rb_host *h, const cmd_spec *s)
 static void result_free(void *p, size_t n)
 {
   (void)n;
-  cmd_result *r = p;
+  rb_cmd_result *r = p;
   rb_buf_free(&r->out.b);
   rb_buf_free(&r->err.b);
   rb_cmd_env_free(&r->env);
@@ -464,7 +248,7 @@ static void result_free(void *p, size_t n)
 
 static int cmd_do(lua_State *L, int is_write)
 {
-  cmd_spec s;
+  rb_cmd_spec s;
   memset(&s, 0, sizeof s);
   const char *what = is_write ? "cmd.run" : "cmd.read";
   cmd_parse(L, what, &s);
@@ -473,7 +257,7 @@ static int cmd_do(lua_State *L, int is_write)
   /* The output buffers outlive Lua calls that may raise (the memory budget
    * while pushing stdout), so a box owns them: see stdlib/box.h. */
   rb_box *box = rb_box_push(L, result_free);
-  cmd_result *r = calloc(1, sizeof *r);
+  rb_cmd_result *r = calloc(1, sizeof *r);
   if (r == NULL)
     return luaL_error(L, "cmd: out of memory");
   rb_box_hold(box, r, 1);
@@ -509,7 +293,7 @@ static int cmd_do(lua_State *L, int is_write)
       return luaL_error(L, "cmd.run %s: not run: the timeline could not record it",
                         s.argv[0]);
   }
-  int rc = cmd_execute(&s, r);
+  int rc = rb_cmd_execute(&s, r);
   json_t *d =
       json_pack("{s:s, s:o, s:i, s:I}", "op", "cmd", "command", cmd_argv_json(&s),
                 "exit_code", r->exit_code, "duration_ms", (json_int_t)r->duration_ms);
