@@ -26,6 +26,7 @@
 #include "runner/supervise.h"
 #include "runner/digest.h"
 #include "runner/postmortem.h"
+#include "runner/report.h"
 #include "runner/render.h"
 #include "runner/timeline.h"
 #include "runner/base/util.h"
@@ -58,6 +59,8 @@ static const char usage_text[] =
     "  timeline INCIDENT [--format text|json|markdown] [--full] [--run RUN]\n"
     "                       print an incident's timeline (markdown: postmortem table)\n"
     "  postmortem INCIDENT  the postmortem in markdown, prefilled from the timeline\n"
+    "  report INCIDENT --html FILE\n"
+    "                       one self-contained HTML page: graph, path, timeline\n"
     "  verify INCIDENT      check the timeline's hash chain (edits, deletions, moves)\n"
     "  approve RUN STEP [--deny] [--as NAME] [--comment TEXT]\n"
     "                       answer a pending approval gate\n"
@@ -134,6 +137,13 @@ static const char *const cmd_help[][2] = {
      "Prints the incident's postmortem in markdown: summary, impact, detection\n"
      "and mitigation times and the brief timeline filled in from the timeline,\n"
      "root cause and action items as prompts.\n"},
+    {"report",
+     "usage: runbook report INCIDENT --html FILE\n\n"
+     "Writes one self-contained HTML page (no script, nothing fetched): each run's\n"
+     "graph with its path lit (SVG from Graphviz's dot when it is on PATH, the\n"
+     "text tree otherwise), the brief timeline, decisions with the values read,\n"
+     "approvals with who and what they saw, writes and their results, status\n"
+     "updates.\n"},
     {"verify",
      "usage: runbook verify INCIDENT\n\n"
      "Checks that every event of the incident's timeline carries the SHA-256 of\n"
@@ -816,6 +826,44 @@ static int cmd_postmortem(globals *g, int argc, char **argv)
   return RB_EXIT_OK;
 }
 
+typedef struct {
+  globals *g;
+  const char *incident, *tl, *html;
+} report_job;
+
+/* In the supervised child: the pictures load the runbooks' Lua. */
+static int report_child(void *arg, int report_fd)
+{
+  report_job *j = arg;
+  return rb_report_html(j->tl, j->incident, j->g->cfg, j->g->state_dir, j->html,
+                        report_fd);
+}
+
+static int cmd_report(globals *g, int argc, char **argv)
+{
+  const char *incident = NULL, *html = NULL;
+  for (int i = 1; i < argc; i++) {
+    if (strcmp(argv[i], "--html") == 0) {
+      if (i + 1 >= argc)
+        return usage_error("report: --html needs a file");
+      html = argv[++i];
+    } else if (argv[i][0] == '-' || incident) {
+      return usage_error("report: unexpected '%s'", argv[i]);
+    } else {
+      incident = argv[i];
+    }
+  }
+  if (incident == NULL || html == NULL)
+    return usage_error("report needs an incident id and --html FILE");
+  char path[4300];
+  int code = incident_file(g, incident, path, sizeof path);
+  if (code != RB_EXIT_OK)
+    return code;
+  report_job j = {g, incident, path, html};
+  rb_watch w = {NULL, NULL, NULL, NULL, NULL, 1000};
+  return rb_supervise(report_child, &j, &w);
+}
+
 static int cmd_verify(globals *g, int argc, char **argv)
 {
   if (argc != 2 || argv[1][0] == '-')
@@ -1114,6 +1162,8 @@ int main(int argc, char **argv)
     code = cmd_timeline(&g, argc - 1, argv + 1);
   else if (strcmp(cmd, "postmortem") == 0)
     code = cmd_postmortem(&g, argc - 1, argv + 1);
+  else if (strcmp(cmd, "report") == 0)
+    code = cmd_report(&g, argc - 1, argv + 1);
   else if (strcmp(cmd, "verify") == 0)
     code = cmd_verify(&g, argc - 1, argv + 1);
   else if (strcmp(cmd, "approve") == 0)

@@ -310,9 +310,10 @@ static void dot_node(const rb_step *s, const rb_walk *w, FILE *out)
   fprintf(out, "\\n(%s%s%s)\"", s->id, s->kind == RB_STEP_ACTION ? ", write" : "",
           is_gate(s) ? ", approval" : "");
   if (is_stop(w, s->id))
-    fprintf(out, ", color=\"#d53f8c\", penwidth=4, xlabel=\"%s\"", stop_words(w));
+    fprintf(out, ", color=\"#d53f8c\", penwidth=4, xlabel=\"%s\", class=\"stopped\"",
+            stop_words(w));
   else if (on_path(w, s->id))
-    fputs(", color=\"#2b6cb0\", penwidth=3", out);
+    fputs(", color=\"#2b6cb0\", penwidth=3, class=\"taken\"", out);
   fprintf(out, ", id=\"step_%s\"];\n", s->id);
 }
 
