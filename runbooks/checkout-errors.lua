@@ -17,7 +17,7 @@ end
 return runbook {
   name = "checkout-errors",
   title = "High error rate on checkout",
-  description = "Alert: checkout error rate above 1%. Rolls back a recent deploy, "
+  description = "Alert: checkout's error rate is above its threshold. Rolls back a recent deploy, "
     .. "falls back from a failing payment provider, or restarts checkout and pages "
     .. "the database team; then checks that the error rate is back to baseline.",
   params = {
@@ -28,6 +28,11 @@ return runbook {
       type = "number",
       default = 0.01,
       description = "error rate that counts as recovered",
+    },
+    pool_threshold = {
+      type = "number",
+      default = 0.9,
+      description = "share of the database pool in use (0..1) that counts as saturated",
     },
     fallback_flag = { default = "checkout-payment-fallback" },
     provider_status = {
@@ -112,9 +117,9 @@ return runbook {
     },
 
     database = check {
-      title = "Database connection pool saturated (over 90%)?",
+      title = "Database connection pool saturated (over pool_threshold)?",
       run = function(ctx)
-        return prom.value(ctx.pool_query) > 0.9
+        return prom.value(ctx.pool_query) > ctx.pool_threshold
       end,
       on = { [true] = "restart", [false] = "escalate_unknown" },
     },
@@ -137,7 +142,7 @@ return runbook {
     },
 
     verify = wait {
-      title = "Error rate back under 1% within 5 minutes?",
+      title = "Error rate back under threshold within 5 minutes?",
       until_ = function(ctx)
         return error_rate(ctx) < ctx.threshold
       end,
@@ -171,7 +176,10 @@ return runbook {
     escalate_unresolved = escalate {
       title = "Errors persist after mitigation: escalate to the tech lead",
       to = "tech-lead",
-      message = "Checkout errors are still above threshold 5 minutes after mitigation.",
+      message = function(ctx)
+        return string.format("Checkout errors are still above %g%% 5 minutes after mitigation.",
+          ctx.threshold * 100)
+      end,
     },
 
     escalate_unknown = escalate {
