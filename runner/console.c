@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <stdarg.h>
 
@@ -27,6 +28,7 @@ void rb_console_say(rb_exec *ex, const char *fmt, ...)
   vsnprintf(buf, sizeof buf, fmt, ap);
   va_end(ap);
   char *clean = rb_redact_str(buf);
+  rb_console_poll_end(ex); /* keep the last poll on screen, under this line */
   fputs(clean ? clean : "[output withheld]", ex->out);
   fputc('\n', ex->out);
   fflush(ex->out);
@@ -38,9 +40,45 @@ static void elapsed(int64_t start_us, char *buf, size_t len)
   rb_format_elapsed(rb_now_mono_us() - start_us, buf, len);
 }
 
+void rb_console_poll(rb_exec *ex, int n, int64_t waited_ms, int64_t timeout_ms,
+                     const char *last)
+{
+  if (ex->o->quiet || ex->o->json_stream)
+    return;
+  char el[32], to[32], buf[160];
+  rb_format_elapsed(waited_ms * 1000, el, sizeof el);
+  rb_format_elapsed(timeout_ms * 1000, to, sizeof to);
+  if (!isatty(fileno(ex->out))) {
+    rb_console_say(ex, "      poll %d, %s of %s: %s", n, el, to, last);
+    return;
+  }
+  /* Cut to fit one line: a wrapped line cannot be rewritten with \r. */
+  snprintf(buf, sizeof buf, "poll %d, %s of %s: %s", n, el, to, last);
+  buf[strcspn(buf, "\n")] = '\0';
+  if (strlen(buf) > 100)
+    memcpy(buf + 97, "...", 4);
+  char *clean = rb_redact_str(buf);
+  fprintf(ex->out, "\r\033[K      %s%s%s", rb_console_col(ex, C_DIM),
+          clean ? clean : "[output withheld]", rb_console_col(ex, C_RESET));
+  fflush(ex->out);
+  free(clean);
+  ex->poll_line = 1;
+}
+
+void rb_console_poll_end(rb_exec *ex)
+{
+  if (ex->poll_line) {
+    fputc('\n', ex->out);
+    ex->poll_line = 0;
+  }
+}
+
 void rb_console_op(rb_exec *ex, const char *event, const json_t *d)
 {
   if (ex->o->quiet || ex->o->json_stream)
+    return;
+  /* A read failing in a wait is what the poll line reports, once. */
+  if (ex->polling && strcmp(event, "failed") == 0)
     return;
   if (strcmp(event, "would_run") != 0 && strcmp(event, "failed") != 0)
     return;

@@ -34,7 +34,9 @@ typedef struct {
   int journal_broken;
   rb_lease *exec_lease; /* the (runbook, incident) lock, NULL when forced */
   FILE *log;
-  FILE *out; /* progress lines */
+  FILE *out;     /* progress lines */
+  int polling;   /* in a wait's condition: its reads' failures go to the poll line */
+  int poll_line; /* an updating poll line is on the terminal, not ended */
 } rb_exec;
 
 /* What one step did. */
@@ -60,6 +62,12 @@ int rb_exec_interrupted(void);
 
 /* code when the run prints in colour, "" otherwise. */
 const char *rb_console_col(const rb_exec *ex, const char *code);
+/* A wait's poll n, elapsed of timeout and what it read: one line rewritten in
+ * place on a terminal, a plain line per poll otherwise. */
+void rb_console_poll(rb_exec *ex, int n, int64_t waited_ms, int64_t timeout_ms,
+                     const char *last);
+/* Ends the updating poll line, if one is on screen. */
+void rb_console_poll_end(rb_exec *ex);
 /* One redacted progress line, unless quiet or --json. */
 void rb_console_say(rb_exec *ex, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));

@@ -159,6 +159,30 @@ static void sleep_until(rb_exec *ex, int64_t until_ms)
   }
 }
 
+/* One call of the wait's condition, its answer shown on the poll line.
+ * Returns 0 with *met set, or -1 with last_err (and *fatal). */
+static int poll_once(rb_exec *ex, const rb_step *s, const char *cond, int n,
+                     int64_t start, int64_t deadline, char *last_err, size_t len,
+                     int *met, int *fatal)
+{
+  lua_State *L = sb_lua(ex->sb);
+  ex->polling = 1;
+  int rc = rb_step_call(ex, s, cond, last_err, len, fatal);
+  ex->polling = 0;
+  if (rc == 0) {
+    *met = lua_toboolean(L, -1);
+    lua_pop(L, 1);
+    last_err[0] = '\0';
+  }
+  /* The step's own timeout reads better than the few ms short the deadline is. */
+  int64_t span = deadline - start;
+  if (s->timeout_ms > 0 && s->timeout_ms < span + 1000)
+    span = s->timeout_ms;
+  rb_console_poll(ex, n, rb_now_mono_ms() - start, span,
+                  rc == 0 ? (*met ? "true" : "not yet (false)") : last_err);
+  return rc;
+}
+
 /* Polls the wait's condition until it holds, the step's deadline comes, or
  * the run is interrupted. Returns met (0/1), or -1 on a fatal failure. */
 static int poll_condition(rb_exec *ex, const rb_step *s, rb_step_out *o, json_t *detail)
@@ -176,18 +200,16 @@ static int poll_condition(rb_exec *ex, const rb_step *s, rb_step_out *o, json_t 
   for (;;) {
     polls++;
     int fatal = 0;
-    if (rb_step_call(ex, s, cond, last_err, sizeof last_err, &fatal) == 0) {
-      met = lua_toboolean(L, -1);
-      lua_pop(L, 1);
-      last_err[0] = '\0';
-    } else if (fatal) {
-      o->fatal = 1;
-      return rb_step_fail(o, "%s", last_err);
-    } else if (strstr(last_err, RB_HOST_NO_FIELD)) {
-      return rb_step_fail(o, "%s", last_err); /* a typo does not go away by polling */
-    } else if (strstr(last_err, "exceeded its timeout")) {
-      break;
-    } else {
+    if (poll_once(ex, s, cond, polls, start, deadline, last_err, sizeof last_err, &met,
+                  &fatal) != 0) {
+      if (fatal) {
+        o->fatal = 1;
+        return rb_step_fail(o, "%s", last_err);
+      }
+      if (strstr(last_err, RB_HOST_NO_FIELD))
+        return rb_step_fail(o, "%s", last_err); /* a typo does not go away by polling */
+      if (strstr(last_err, "exceeded its timeout"))
+        break;
       json_t *n = json_pack("{s:s, s:i}", "error", last_err, "poll", polls);
       rb_event_emit(ex, s, "note", -1, n);
     }
@@ -199,6 +221,7 @@ static int poll_condition(rb_exec *ex, const rb_step *s, rb_step_out *o, json_t 
     /* The condition must not count the sleep against its own deadline. */
     sleep_until(ex, next);
   }
+  rb_console_poll_end(ex);
   json_object_set_new(detail, "polls", json_integer(polls));
   json_object_set_new(detail, "waited_ms", json_integer(rb_now_mono_ms() - start));
   if (!met && last_err[0])
