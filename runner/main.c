@@ -16,6 +16,7 @@
 #include "runner/journal.h"
 #include "runner/lint.h"
 #include "runner/cli_runs.h"
+#include "runner/cli_test.h"
 #include "runner/netplugin.h"
 #include "runner/config.h"
 #include "runner/params.h"
@@ -55,6 +56,8 @@ static const char usage_text[] =
     "                       validate runbooks (graph, fields, globals, file:line)\n"
     "  show NAME|FILE [--format text|mermaid|dot|json] [--run RUN]\n"
     "                       print the decision tree (and the path a run took)\n"
+    "  test [--junit FILE] [--coverage] [NAME|FILE...]\n"
+    "                       run every scenario with an expect as a test\n"
     "  list                 list the runbooks that can be found\n"
     "  timeline INCIDENT [--format text|json|markdown] [--full] [--run RUN]\n"
     "                       print an incident's timeline (markdown: postmortem table)\n"
@@ -118,6 +121,13 @@ static const char *const cmd_help[][2] = {
      "file:line: what. Then a static pass (luacheck, Debian package lua-check)\n"
      "warns about undeclared globals and writes called from check or wait steps;\n"
      "--strict makes its warnings errors (exit 3).\n"},
+    {"test",
+     "usage: runbook test [--junit FILE] [--coverage] [NAME|FILE...]\n\n"
+     "Runs every scenario of the named runbooks (default: all that runbook list\n"
+     "finds) that states an expect, each as a drill: one line per scenario, then\n"
+     "\"N passed, N failed\". Exits 1 when one failed or none was found.\n"
+     "--junit writes a JUnit XML report; --coverage lists the (step, answer)\n"
+     "branches no scenario takes and the steps no scenario reaches.\n"},
     {"show",
      "usage: runbook show NAME|FILE [--format text|mermaid|dot|json] [--run RUN]\n\n"
      "Prints the runbook's decision tree: questions on the edges, writes and\n"
@@ -725,6 +735,94 @@ static int cmd_list(globals *g, int argc)
   return rb_supervise(list_child, g, &w);
 }
 
+/* -- test ------------------------------------------------------------------ */
+
+/* 1 when a runbook of that file name is in the list already: a name found
+ * in two search dirs is the first one's, as for drill and exec. */
+static int listed_name(char **paths, size_t n, const char *file)
+{
+  for (size_t i = 0; i < n; i++)
+    if (strcmp(strrchr(paths[i], '/') ? strrchr(paths[i], '/') + 1 : paths[i], file) == 0)
+      return 1;
+  return 0;
+}
+
+/* Every runbook file runbook list would show, in its order, each name once
+ * (malloc'd). */
+static void all_runbooks(const globals *g, char ***out, size_t *n)
+{
+  char dirs[16][4096];
+  int nd;
+  search_dirs(g, dirs, &nd);
+  for (int i = 0; i < nd; i++) {
+    struct dirent **names = NULL;
+    int k = scandir(dirs[i], &names, NULL, alphasort);
+    for (int j = 0; j < k; j++) {
+      size_t len = strlen(names[j]->d_name);
+      char path[8300], abs[PATH_MAX];
+      snprintf(path, sizeof path, "%.4095s/%.255s", dirs[i], names[j]->d_name);
+      char **grown = realloc(*out, (*n + 1) * sizeof *grown);
+      if (grown && len > 4 && strcmp(names[j]->d_name + len - 4, ".lua") == 0 &&
+          !listed_name(grown, *n, names[j]->d_name)) {
+        *out = grown;
+        (*out)[(*n)++] = strdup(realpath(path, abs) ? abs : path);
+      } else if (grown) {
+        *out = grown;
+      }
+      free(names[j]);
+    }
+    free(names);
+  }
+}
+
+static int test_child(void *arg, int report_fd)
+{
+  return rb_cli_test_run(arg, report_fd);
+}
+
+static int cmd_test(globals *g, int argc, char **argv)
+{
+  static const struct option opts[] = {{"junit", required_argument, NULL, 'j'},
+                                       {"coverage", no_argument, NULL, 'c'},
+                                       {NULL, 0, NULL, 0}};
+  char self[PATH_MAX];
+  ssize_t sl = readlink("/proc/self/exe", self, sizeof self - 1);
+  rb_test_opts o = {NULL, g->config_path, g->cfg, NULL, 0, NULL, 0};
+  int c, code = RB_EXIT_USAGE;
+  optind = 1;
+  while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+    if (c == 'j')
+      o.junit = optarg;
+    else if (c == 'c')
+      o.coverage = 1;
+    else
+      return RB_EXIT_USAGE;
+  }
+  if (sl <= 0)
+    return usage_error("test: cannot find the runbook binary (/proc/self/exe)");
+  self[sl] = '\0';
+  o.self = self;
+  for (int i = optind; i < argc; i++) {
+    char path[4096];
+    char **grown = realloc(o.runbooks, (o.nrunbooks + 1) * sizeof *grown);
+    if (grown == NULL || find_runbook(g, argv[i], path, sizeof path) != 0) {
+      o.runbooks = grown ? grown : o.runbooks;
+      goto out;
+    }
+    o.runbooks = grown;
+    o.runbooks[o.nrunbooks++] = strdup(path);
+  }
+  if (optind == argc)
+    all_runbooks(g, &o.runbooks, &o.nrunbooks);
+  rb_watch w = {NULL, NULL, NULL, NULL, NULL, 1000};
+  code = rb_supervise(test_child, &o, &w);
+out:
+  for (size_t i = 0; i < o.nrunbooks; i++)
+    free(o.runbooks[i]);
+  free(o.runbooks);
+  return code;
+}
+
 /* -- timeline and approvals ------------------------------------------------ */
 
 /* The incident's timeline path for a command given one incident id. */
@@ -1156,6 +1254,8 @@ int main(int argc, char **argv)
     code = cmd_check(&g, argc - 1, argv + 1, 0);
   else if (strcmp(cmd, "show") == 0)
     code = cmd_check(&g, argc - 1, argv + 1, 1);
+  else if (strcmp(cmd, "test") == 0)
+    code = cmd_test(&g, argc - 1, argv + 1);
   else if (strcmp(cmd, "list") == 0)
     code = cmd_list(&g, argc - 1);
   else if (strcmp(cmd, "timeline") == 0)
