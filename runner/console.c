@@ -130,8 +130,10 @@ void rb_console_step_start(rb_exec *ex, const rb_step *s)
 void rb_console_step_end(rb_exec *ex, const rb_step *s, int64_t t0, const rb_step_out *o,
                          const json_t *detail, int ok)
 {
-  char el[32], what[512];
+  char el[32], what[512], waited[96] = "";
   elapsed(t0, el, sizeof el);
+  if (json_is_true(json_object_get(detail, "simulated"))) /* a drill's wait */
+    rb_timeline_waited(detail, waited, sizeof waited);
   const json_t *v = json_object_get(detail, "value");
   if (!ok) {
     rb_console_say(ex, "  %sx %-20s failed: %s%s (%s)", rb_console_col(ex, C_RED), s->id,
@@ -140,7 +142,8 @@ void rb_console_step_end(rb_exec *ex, const rb_step *s, int64_t t0, const rb_ste
   }
   if (v && o->next) {
     char *vs = json_dumps(v, JSON_ENCODE_ANY | JSON_COMPACT);
-    snprintf(what, sizeof what, "%s -> %s", vs ? vs : "?", o->next);
+    snprintf(what, sizeof what, "%s -> %s%s%s", vs ? vs : "?", o->next,
+             waited[0] ? " " : "", waited);
     free(vs);
   } else if (o->next) {
     snprintf(what, sizeof what, "done -> %s", o->next);

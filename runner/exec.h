@@ -28,6 +28,7 @@ typedef struct {
   json_t *would_fail; /* dry-run: "target: reason" of each failed preflight */
   int preflights;     /* dry-run: would_run events that carried a preflight */
   int64_t run_start_us;
+  int64_t sim_ms; /* drill: simulated time the waits have spent */
   int64_t step_timeout_ms;
   int64_t run_deadline_ms;
   int64_t approval_timeout_ms;
@@ -95,6 +96,12 @@ int rb_event_host_emit(rb_host *h, const char *event, json_t *detail);
 void rb_event_preflight(rb_exec *ex, const json_t *detail);
 /* Adds "ctx" to detail when the runbook's ctx changed during the step. */
 void rb_event_ctx(rb_exec *ex, json_t *detail);
+
+/* -- drill.c -------------------------------------------------------------- */
+/* drill: polls s's scenario answer ans ("value", or "values" one per poll)
+ * on the simulated clock, on exec's schedule, and records polls, waited_ms
+ * and simulated in detail. Returns 1 when the condition was met. */
+int rb_drill_wait(rb_exec *ex, const rb_step *s, const json_t *ans, json_t *detail);
 
 /* -- step_call.c ---------------------------------------------------------- */
 int64_t rb_step_deadline(rb_exec *ex, const rb_step *s);

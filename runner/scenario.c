@@ -24,8 +24,9 @@ int rb_scenario_find(const char *runbook_path, const char *runbook_name, const c
 /* Names each object of a scenario accepts; anything else is a typo that
  * would make the drill test something other than what its author meant. */
 static const char *const top_fields[] = {"description", "vars", "steps", "expect", NULL};
-static const char *const answer_fields[] = {
-    "value", "result", "fail", "approved", "by", "note", "ctx", "comment", NULL};
+static const char *const answer_fields[] = {"value",    "values", "result", "fail",
+                                            "approved", "by",     "note",   "ctx",
+                                            "comment",  NULL};
 static const char *const expect_fields[] = {"outcome", "path", NULL};
 static const char *const outcomes[] = {"resolved", "escalated", "aborted", "failed",
                                        NULL};
@@ -86,8 +87,41 @@ static int known_step(const char *path, const rb_model *m, const char *id,
   return -1;
 }
 
-static int check_answer(const char *path, const char *id, const json_t *v, char *err,
-                        size_t errlen)
+/* "values": a wait's condition poll by poll on the simulated clock. */
+static int check_values(const char *path, const char *id, const rb_step *st,
+                        const json_t *v, char *err, size_t errlen)
+{
+  const json_t *vals = json_object_get(v, "values");
+  if (vals == NULL)
+    return 0;
+  if (st && st->kind != RB_STEP_WAIT)
+    return rb_err(err, errlen,
+                  "scenario %s: steps.%s.values: '%s' is a %s; only a wait polls "
+                  "(answer it with \"value\")",
+                  path, id, id, rb_step_kind_name(st->kind));
+  if (json_object_get(v, "value"))
+    return rb_err(err, errlen,
+                  "scenario %s: steps.%s: give \"value\" or \"values\", not both", path,
+                  id);
+  if (!json_is_array(vals) || json_array_size(vals) == 0)
+    return rb_err(err, errlen,
+                  "scenario %s: steps.%s.values must be a non-empty list of true/false, "
+                  "one per poll",
+                  path, id);
+  size_t i;
+  json_t *b;
+  json_array_foreach(vals, i, b)
+  {
+    if (!json_is_boolean(b))
+      return rb_err(err, errlen,
+                    "scenario %s: steps.%s.values[%zu] must be true or false", path, id,
+                    i);
+  }
+  return 0;
+}
+
+static int check_answer(const char *path, const char *id, const rb_step *st,
+                        const json_t *v, char *err, size_t errlen)
 {
   if (!json_is_object(v))
     return 0;
@@ -105,7 +139,7 @@ static int check_answer(const char *path, const char *id, const json_t *v, char 
   if (a && !json_is_boolean(a))
     return rb_err(err, errlen, "scenario %s: steps.%s.approved must be true or false",
                   path, id);
-  return 0;
+  return check_values(path, id, st, v, err, errlen);
 }
 
 static int check_expect(const char *path, const json_t *e, const rb_model *m, char *err,
@@ -191,7 +225,7 @@ json_t *rb_scenario_load(const char *path, const rb_model *m, char *err, size_t 
     char where[300];
     snprintf(where, sizeof where, "steps.%s", k);
     if (known_step(path, m, k, where, err, errlen) != 0 ||
-        check_answer(path, k, v, err, errlen) != 0)
+        check_answer(path, k, m ? rb_model_find(m, k) : NULL, v, err, errlen) != 0)
       goto bad;
   }
   if (check_vars(path, json_object_get(s, "vars"), err, errlen) != 0 ||

@@ -235,11 +235,16 @@ static int run_wait(rb_exec *ex, const rb_step *s, rb_step_out *o, json_t *detai
   int met = 0;
   json_object_set_new(detail, "question", json_string(s->title));
   if (ex->o->mode == RB_MODE_DRILL) {
-    json_t *value = NULL;
-    if (drill_value(ex, s, o, &value) != 0)
+    json_t *ans = rb_step_answer(ex, s);
+    if (ans == NULL)
+      return scenario_missing(ex, s, o);
+    if (scenario_fail(ans, o)) {
+      json_decref(ans);
       return -1;
-    met = json_is_true(value);
-    json_decref(value);
+    }
+    drill_ctx(ex, ans);
+    met = rb_drill_wait(ex, s, ans, detail);
+    json_decref(ans);
   } else {
     met = poll_condition(ex, s, o, detail);
     if (met < 0)

@@ -742,6 +742,23 @@ static void put_duration(FILE *m, const json_t *ev, const char *prefix)
   fprintf(m, "%s%s", prefix, buf);
 }
 
+void rb_timeline_waited(const json_t *d, char *buf, size_t len)
+{
+  const json_t *w = json_object_get(d, "waited_ms");
+  buf[0] = '\0';
+  if (!json_is_integer(w) || json_integer_value(w) < 0)
+    return;
+  long long ms = (long long)json_integer_value(w);
+  char t[32];
+  /* Whole seconds read as the interval a runbook states ("every 15s"). */
+  if (ms % 1000 == 0 && ms < 60000)
+    snprintf(t, sizeof t, "%lld s", ms / 1000);
+  else
+    rb_format_elapsed(ms * 1000, t, sizeof t);
+  snprintf(buf, len, "after %s%s", t,
+           json_is_true(json_object_get(d, "simulated")) ? " (simulated)" : "");
+}
+
 static const char *who(const json_t *ev, const json_t *d)
 {
   const char *w = str_of(d, "approver");
@@ -797,6 +814,10 @@ static void describe_step(FILE *m, const json_t *ev, const char *event, const js
     const char *q = str_of(d, "question") ? str_of(d, "question") : title;
     fprintf(m, "%s -> ", q ? q : "decided");
     put_value(m, json_object_get(d, "value"));
+    char waited[64];
+    rb_timeline_waited(d, waited, sizeof waited);
+    if (waited[0])
+      fprintf(m, " %s", waited);
     if (str_of(d, "branch"))
       fprintf(m, ", taking '%s'", str_of(d, "branch"));
   } else if (eq(event, "would_run")) {

@@ -63,6 +63,10 @@ typedef struct {
  * or -1 with err when the file cannot be read. */
 int rb_timeline_verify(const char *path, rb_tl_verdict *v, char *err, size_t errlen);
 
+/* "after 45 s" for a wait's decision detail (waited_ms), with " (simulated)"
+ * when a drill's clock ran it; "" when the detail has no waited_ms. */
+void rb_timeline_waited(const json_t *detail, char *buf, size_t len);
+
 typedef enum { RB_TL_TEXT, RB_TL_JSON, RB_TL_MARKDOWN } rb_tl_format;
 /* Writes the timeline of path to out: text (one readable line per event),
  * json (the lines exactly as stored, header included) or markdown (the postmortem table
