@@ -1,8 +1,12 @@
 /* drill.c: what a drill simulates beyond step answers: the simulated clock
- * a wait polls on, so a five-minute verification takes milliseconds. */
+ * a wait polls on, and the call-level answers a step's own code reads. */
 #include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 
 #include "runner/exec.h"
+#include "runner/base/util.h"
 
 /* The condition's value at the poll'th poll (0-based): the scenario's
  * "values" in turn, the last one holding once they run out, or its one
@@ -36,4 +40,122 @@ int rb_drill_wait(rb_exec *ex, const rb_step *s, const json_t *ans, json_t *deta
   json_object_set_new(detail, "waited_ms", json_integer(t));
   json_object_set_new(detail, "simulated", json_true());
   return met;
+}
+
+/* -- call-level answers --------------------------------------------------- */
+
+int rb_drill_runs_code(rb_exec *ex, const rb_step *s)
+{
+  if (ex->o->mode != RB_MODE_DRILL || json_object_get(ex->scenario, "calls") == NULL)
+    return 0;
+  return json_object_get(json_object_get(ex->scenario, "steps"), s->id) == NULL;
+}
+
+/* Edit distance of a and b (each cut at 512 bytes), for the closest answer. */
+static size_t distance(const char *a, const char *b)
+{
+  size_t n = strlen(a) < 512 ? strlen(a) : 512, m = strlen(b) < 512 ? strlen(b) : 512;
+  size_t row[513];
+  for (size_t j = 0; j <= m; j++)
+    row[j] = j;
+  for (size_t i = 1; i <= n; i++) {
+    size_t diag = row[0];
+    row[0] = i;
+    for (size_t j = 1; j <= m; j++) {
+      size_t up = row[j];
+      size_t best = diag + (a[i - 1] != b[j - 1]);
+      if (up + 1 < best)
+        best = up + 1;
+      if (row[j - 1] + 1 < best)
+        best = row[j - 1] + 1;
+      row[j] = best;
+      diag = up;
+    }
+  }
+  return row[m];
+}
+
+/* The text a call is matched and named by: a query, or argv as JSON. */
+static char *call_key(const char *module, const json_t *call)
+{
+  const char *field = strcmp(module, "prom") == 0 ? "query" : "argv";
+  const json_t *v = json_object_get(call, field);
+  return json_is_string(v) ? strdup(json_string_value(v))
+                           : json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
+}
+
+/* The answer's result at this poll: "values" in turn (the last holds), or
+ * "value". */
+static json_t *at_poll(const rb_exec *ex, const json_t *a)
+{
+  const json_t *vals = json_object_get(a, "values");
+  size_t n = json_array_size(vals), i = (size_t)ex->sim_poll;
+  const json_t *v =
+      vals ? json_array_get(vals, i < n ? i : n - 1) : json_object_get(a, "value");
+  return json_pack("{s:O}", "value", v);
+}
+
+static json_t *result_of(const rb_exec *ex, const char *module, const json_t *a)
+{
+  if (strcmp(module, "prom") == 0)
+    return at_poll(ex, a);
+  const json_t *e = json_object_get(a, "exit");
+  const char *out = json_string_value(json_object_get(a, "stdout"));
+  const char *err = json_string_value(json_object_get(a, "stderr"));
+  return json_pack("{s:I, s:s, s:s}", "exit", e ? json_integer_value(e) : 0, "stdout",
+                   out ? out : "", "stderr", err ? err : "");
+}
+
+/* The run's answer for one call, or 0/-1 (rb_host_drill_answer). */
+static int drill_answer(rb_exec *ex, const char *module, const json_t *call, json_t **out,
+                        char *err, size_t errlen)
+{
+  const json_t *list = json_object_get(json_object_get(ex->scenario, "calls"), module);
+  if (list == NULL)
+    return 0;
+  char *want = call_key(module, call), *closest = NULL;
+  size_t best = (size_t)-1, i;
+  json_t *a;
+  json_array_foreach(list, i, a)
+  {
+    char *have = call_key(module, a);
+    size_t d = want && have ? distance(want, have) : (size_t)-1;
+    if (d == 0) {
+      free(have);
+      free(want);
+      free(closest);
+      *out = result_of(ex, module, a);
+      return 1;
+    }
+    if (d < best) {
+      best = d;
+      free(closest);
+      closest = have;
+    } else {
+      free(have);
+    }
+  }
+  const char *q = strcmp(module, "prom") == 0 ? "\"" : "";
+  rb_err(err, errlen,
+         "%s %s %s%s%s is answered by no entry of the scenario's calls.%s (closest: "
+         "%s%s%s)",
+         module, *q ? "query" : "argv", q, want ? want : "?", q, module, closest ? q : "",
+         closest ? closest : "none", closest ? q : "");
+  free(want);
+  free(closest);
+  /* Kept by the run too: a pcall in the runbook must not hide it. */
+  snprintf(ex->unanswered, sizeof ex->unanswered, "%s", err ? err : "");
+  return -1;
+}
+
+int rb_host_drill_answer(lua_State *L, const char *module, const json_t *call,
+                         json_t **out, char *err, size_t errlen)
+{
+  rb_host *h = rb_host_get(L);
+  *out = NULL;
+  /* Only the executor's host (inside its rb_exec) carries a scenario. */
+  rb_exec *ex = h ? h->priv : NULL;
+  if (h == NULL || h->mode != RB_MODE_DRILL || ex == NULL || &ex->host != h)
+    return 0;
+  return drill_answer(ex, module, call, out, err, errlen);
 }

@@ -28,7 +28,9 @@ typedef struct {
   json_t *would_fail; /* dry-run: "target: reason" of each failed preflight */
   int preflights;     /* dry-run: would_run events that carried a preflight */
   int64_t run_start_us;
-  int64_t sim_ms; /* drill: simulated time the waits have spent */
+  int64_t sim_ms;        /* drill: simulated time the waits have spent */
+  int64_t sim_poll;      /* drill: the poll of the running wait (0-based), 0 in a check */
+  char unanswered[1024]; /* drill: a call no answer covered; ends the drill invalid */
   int64_t step_timeout_ms;
   int64_t run_deadline_ms;
   int64_t approval_timeout_ms;
@@ -102,6 +104,9 @@ void rb_event_ctx(rb_exec *ex, json_t *detail);
  * on the simulated clock, on exec's schedule, and records polls, waited_ms
  * and simulated in detail. Returns 1 when the condition was met. */
 int rb_drill_wait(rb_exec *ex, const rb_step *s, const json_t *ans, json_t *detail);
+/* drill: 1 when s runs its own code, its reads answered at the call level:
+ * the scenario has "calls" and does not answer s itself. */
+int rb_drill_runs_code(rb_exec *ex, const rb_step *s);
 
 /* -- step_call.c ---------------------------------------------------------- */
 int64_t rb_step_deadline(rb_exec *ex, const rb_step *s);

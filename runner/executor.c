@@ -84,6 +84,10 @@ static int after_step(walk_args *a, const rb_step *s, int rc, const rb_step_out 
   rb_exec *ex = a->ex;
   if (ex->journal_broken)
     return walk_fail(a, "the timeline could not be written");
+  if (ex->unanswered[0]) { /* drill: the scenario does not cover a call */
+    a->invalid = 1;
+    return walk_fail(a, "step '%s': %s", s->id, ex->unanswered);
+  }
   if (rc != 0) {
     if (o->outcome != RB_OUTCOME_NONE) { /* aborted by a denial */
       a->outcome = o->outcome;

@@ -69,6 +69,8 @@ int rb_step_call(rb_exec *ex, const rb_step *s, const char *field, char *err,
     *fatal = sb_kill_is_fatal(ex->sb);
     sb_reset_kill(ex->sb);
   }
+  if (ex->unanswered[0]) /* the scenario is wrong: polling or on_error cannot help */
+    *fatal = 1;
   if (ex->log && tb[0])
     fprintf(ex->log, "traceback of step %s:\n%s\n", s->id, tb);
   return -1;

@@ -246,6 +246,32 @@ static void result_free(void *p, size_t n)
   free(r);
 }
 
+/* drill: a read answered by the scenario's calls.cmd (exit, stdout, stderr)
+ * instead of run. Returns 1 when it was (r filled), 0 when the read goes to
+ * the gate; raises when the scenario answers cmd but not this argv. */
+static int cmd_drill_answer(lua_State *L, const rb_cmd_spec *s, rb_cmd_result *r)
+{
+  json_t *call = json_pack("{s:o}", "argv", cmd_argv_json(s)), *a = NULL;
+  char err[1024];
+  int rc = rb_host_drill_answer(L, "cmd", call, &a, err, sizeof err);
+  json_decref(call);
+  if (rc < 0)
+    return luaL_error(L, "cmd.read: %s", err);
+  if (rc == 0)
+    return 0;
+  const char *out = json_string_value(json_object_get(a, "stdout"));
+  const char *er = json_string_value(json_object_get(a, "stderr"));
+  rb_buf_init(&r->out.b, s->output_limit);
+  rb_buf_init(&r->err.b, s->output_limit);
+  r->exit_code = (int)json_integer_value(json_object_get(a, "exit"));
+  int bad = rb_buf_adds(&r->out.b, out ? out : "") != 0 ||
+            rb_buf_adds(&r->err.b, er ? er : "") != 0;
+  json_decref(a);
+  if (bad)
+    return luaL_error(L, "cmd.read: the scenario's answer is over the output limit");
+  return 1;
+}
+
 static int cmd_do(lua_State *L, int is_write)
 {
   rb_cmd_spec s;
@@ -253,6 +279,7 @@ static int cmd_do(lua_State *L, int is_write)
   const char *what = is_write ? "cmd.run" : "cmd.read";
   cmd_parse(L, what, &s);
   rb_host *h = rb_host_get(L);
+  int answered = 0;
   lua_settop(L, 2); /* the box goes above the arguments */
   /* The output buffers outlive Lua calls that may raise (the memory budget
    * while pushing stdout), so a box owns them: see stdlib/box.h. */
@@ -271,12 +298,14 @@ static int cmd_do(lua_State *L, int is_write)
       cmd_push_result(L, r, 1);
       return rb_host_result(L, what, NULL);
     }
+  } else if (cmd_drill_answer(L, &s, r)) {
+    answered = 1;
   } else {
     rb_host_check_read(L, what);
   }
   /* Secrets are read only for a command that really runs, and before its
    * started event: a secret that cannot be read means nothing was sent. */
-  if (s.env_idx) {
+  if (s.env_idx && !answered) {
     lua_getfield(L, 2, "env");
     if (!lua_istable(L, -1))
       return luaL_error(L, "cmd: option 'env' must be a table of NAME = value");
@@ -293,7 +322,7 @@ static int cmd_do(lua_State *L, int is_write)
       return luaL_error(L, "cmd.run %s: not run: the timeline could not record it",
                         s.argv[0]);
   }
-  int rc = rb_cmd_execute(&s, r);
+  int rc = answered ? 0 : rb_cmd_execute(&s, r);
   json_t *d =
       json_pack("{s:s, s:o, s:i, s:I}", "op", "cmd", "command", cmd_argv_json(&s),
                 "exit_code", r->exit_code, "duration_ms", (json_int_t)r->duration_ms);
@@ -303,6 +332,8 @@ static int cmd_do(lua_State *L, int is_write)
     json_object_set_new(d, "timed_out", json_true());
   if (r->out.truncated || r->err.truncated)
     json_object_set_new(d, "truncated", json_true());
+  if (answered)
+    json_object_set_new(d, "answered_by", json_string("scenario"));
   json_object_set_new(d, "stdout_tail", cmd_tail(&r->out));
   json_object_set_new(d, "stderr_tail", cmd_tail(&r->err));
   char msg[512] = "";
@@ -326,7 +357,7 @@ static int cmd_do(lua_State *L, int is_write)
     lua_pushstring(L, msg);
     return lua_error(L);
   }
-  cmd_push_result(L, r, 0);
+  cmd_push_result(L, r, answered);
   return rb_host_result(L, what, NULL);
 }
 

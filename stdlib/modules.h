@@ -7,6 +7,7 @@
 
 int luaopen_runbook_cmd(lua_State *L);
 int luaopen_runbook_config(lua_State *L);
+int luaopen_runbook_drill(lua_State *L); /* stdlib/drill.h */
 int luaopen_runbook_http(lua_State *L);
 int luaopen_runbook_json(lua_State *L);
 int luaopen_runbook_ssh(lua_State *L);

@@ -3,6 +3,7 @@
 local http = require "http"
 local config = require "config"
 local rb = require "stdrb"
+local drill = require "drill"
 
 local M = {}
 
@@ -67,12 +68,21 @@ local function series_list(result, matrix)
   return out
 end
 
+-- A drill's call-level answer for an instant query (the scenario's value at
+-- this poll), or nil outside drills. A query no answer covers raises there.
+local function answered(expr)
+  local a = drill.answer("prom", { query = expr })
+  return a and a.value
+end
+
 --- prom.query(expr [, opts]): instant query. A scalar or a one-sample vector
 -- gives a number; otherwise a list of { labels = {...}, value = n }.
 -- opts: time (unix seconds), timeout, url.
 function M.query(expr, opts)
   if type(expr) ~= "string" then error("prom.query: expr must be a string", 2) end
   opts = opts or {}
+  local v = answered(expr)
+  if v ~= nil then return v end
   local data = api("/api/v1/query", { query = expr, time = opts.time }, expr, opts)
   local rt, res = data.resultType, data.result
   if rt == "scalar" then return number(res[2]) end
@@ -85,6 +95,8 @@ end
 function M.value(expr, opts)
   if type(expr) ~= "string" then error("prom.value: expr must be a string", 2) end
   opts = opts or {}
+  local v = answered(expr)
+  if v ~= nil then return v end
   local data = api("/api/v1/query", { query = expr, time = opts.time }, expr, opts)
   local rt, res = data.resultType, data.result
   if rt == "scalar" then return number(res[2]) end

@@ -20,7 +20,7 @@
 #include "stdlib/policy.h"
 
 /* Covers this header and the vocabulary it includes (stdlib/policy.h). */
-#define RB_HOST_ABI_VERSION 1
+#define RB_HOST_ABI_VERSION 2
 
 /* The exit codes of the runbook command (docs/cli.md), also returned by the
  * command a plugin provides. */
@@ -76,6 +76,15 @@ int rb_host_may_write(lua_State *L, const char *what);
  * and dry-run. Raises in drill, where nothing touches the network: drills
  * answer checks and waits from the scenario instead of running them. */
 void rb_host_check_read(lua_State *L, const char *what);
+/* drill: the scenario's call-level answer for one read of module ("prom":
+ * {"query": ...}, "cmd": {"argv": [...]}; docs/drills.md). Returns 1 with
+ * *out (new reference), or -1 with err naming the call and the closest
+ * answer when none covers it (the caller raises once it has cleaned up; the
+ * drill then ends invalid whatever the runbook does with the error).
+ * Returns 0 outside drills and in a drill that answers no call of module,
+ * whose read then goes to rb_host_check_read as before. Never raises. */
+int rb_host_drill_answer(lua_State *L, const char *module, const json_t *call,
+                         json_t **out, char *err, size_t errlen);
 /* Milliseconds left before the step's deadline (at least 1), or def_ms when
  * the step has none; min(def_ms, left) otherwise. */
 int64_t rb_host_time_left(lua_State *L, int64_t def_ms);
