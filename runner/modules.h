@@ -11,5 +11,7 @@ extern const sb_module rb_lua_modules[]; /* generated: embedded_lua.c */
 
 /* {rb_c_modules, rb_lua_modules, NULL}, for sb_limits.modules. */
 extern const sb_module *const rb_stdlib_modules[];
+/* For sb_limits.internal: only the stdlib's Lua modules require these. */
+extern const sb_module rb_internal_modules[];
 
 #endif

@@ -45,6 +45,7 @@ int rb_runbook_open(const char *path, const rb_config *cfg, rb_host *host,
   lim.print = print;
   lim.print_arg = print_arg;
   lim.modules = rb_stdlib_modules;
+  lim.internal = rb_internal_modules;
   sb_state *sb = sb_new(&lim, err, errlen);
   if (sb == NULL)
     return RB_EXIT_FAILED;

@@ -538,13 +538,32 @@ static void sb_push_known_modules(lua_State *L)
   luaL_pushresult(&b);
 }
 
+/* 1 when require was called from a chunk of a stdlib Lua module. */
+static int sb_called_from_stdlib(lua_State *L)
+{
+  lua_Debug ar;
+  if (!lua_getstack(L, 1, &ar) || !lua_getinfo(L, "S", &ar))
+    return 0;
+  return strncmp(ar.source, "@stdlib/", 8) == 0;
+}
+
+/* The internal module called name, or NULL (sb_limits.internal). */
+static const sb_module *sb_internal_module(lua_State *L, const char *name)
+{
+  sb_state *sb = sb_from_lua(L);
+  for (const sb_module *m = sb ? sb->lim.internal : NULL; m && m->name; m++)
+    if (strcmp(m->name, name) == 0)
+      return m;
+  return NULL;
+}
+
 static const sb_module *sb_find_module(lua_State *L, const char *name)
 {
   for (const sb_module *const *t = sb_module_tables(L); *t; t++)
     for (const sb_module *m = *t; m->name; m++)
       if (strcmp(m->name, name) == 0)
         return m;
-  return NULL;
+  return sb_internal_module(L, name);
 }
 
 /* Runs the module's opener (C) or chunk (Lua text, never bytecode) with its
@@ -567,6 +586,9 @@ static void sb_open_module(lua_State *L, const sb_module *m)
  * stdlib module (pushes nothing). */
 static int sb_require_known(lua_State *L, const char *name)
 {
+  /* Before the cache: a stdlib module may have loaded it already. */
+  if (sb_internal_module(L, name) && !sb_called_from_stdlib(L))
+    return 0;
   lua_getfield(L, LUA_REGISTRYINDEX, "sb.loaded");
   if (lua_getfield(L, -1, name) != LUA_TNIL) {
     lua_remove(L, -2);

@@ -21,6 +21,9 @@ typedef struct {
   /* The modules require finds, and nothing else: a NULL-terminated list of
    * tables, each ended by an entry whose name is NULL. NULL = none. */
   const sb_module *const *modules;
+  /* Modules only the stdlib's own Lua chunks ("@stdlib/...") can require;
+   * a runbook neither finds nor sees them. Ended by a NULL name; NULL = none. */
+  const sb_module *internal;
   size_t memory_bytes;  /* cap on the Lua allocator */
   int64_t instructions; /* VM instructions for the whole run; 0 = none */
   size_t print_bytes;   /* cap on print/warn output per run */

@@ -228,3 +228,14 @@ def test_bad_calls_are_refused_at_load(tmp_path, calls, message):
     r, _ = drill(tmp_path, {"calls": calls})
     assert r.code == 3, r
     assert message in r.stderr, r
+
+
+def test_a_runbook_cannot_require_the_internal_drill_module(tmp_path):
+    rb = rbtest.write(str(tmp_path / "sneaky.lua"),
+                      'local d = require "drill"\n'
+                      'return runbook { name = "sneaky", title = "x", start = "a",\n'
+                      '  steps = { a = resolved { title = "a" } } }\n')
+    r = rbtest.run(["check", rb])
+    assert r.code == 3, r
+    assert "sneaky.lua:1: module 'drill' not found: runbooks can require only cmd, config, " \
+           "http, json, ssh," in r.stderr, r
