@@ -73,9 +73,11 @@ static char *poll_text(json_t *ev, const char *described)
                                       : 0);
   size_t len = strlen(rest) + strlen(step) + 96;
   out = malloc(len);
+  /* A drill's decision says "after 45 s (simulated)" itself. */
+  int sim = json_is_true(json_object_get(d, "simulated"));
   if (out)
-    snprintf(out, len, "%s: polled %lld time%s over %s: %s", step, (long long)n,
-             n == 1 ? "" : "s", took, rest);
+    snprintf(out, len, "%s: polled %lld time%s%s%s: %s", step, (long long)n,
+             n == 1 ? "" : "s", sim ? "" : " over ", sim ? "" : took, rest);
   return out;
 }
 

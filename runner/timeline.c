@@ -814,9 +814,9 @@ static void describe_step(FILE *m, const json_t *ev, const char *event, const js
     const char *q = str_of(d, "question") ? str_of(d, "question") : title;
     fprintf(m, "%s -> ", q ? q : "decided");
     put_value(m, json_object_get(d, "value"));
-    char waited[64];
+    char waited[64]; /* a drill's simulated clock; exec's is in duration_ms */
     rb_timeline_waited(d, waited, sizeof waited);
-    if (waited[0])
+    if (waited[0] && json_is_true(json_object_get(d, "simulated")))
       fprintf(m, " %s", waited);
     if (str_of(d, "branch"))
       fprintf(m, ", taking '%s'", str_of(d, "branch"));
