@@ -25,9 +25,12 @@ def drill(tmp_path, body, runbook="checkout-errors", incident="calls", wrap=None
         r = rbtest.run(args)
     else:  # under strace or unshare: the same binary and state dir
         state = str(tmp_path / "state")
+        env = dict(os.environ, NO_COLOR="1")
+        if wrap[0] == "strace":  # LeakSanitizer cannot run under ptrace
+            env["ASAN_OPTIONS"] = env.get("ASAN_OPTIONS", "") + ":detect_leaks=0"
         proc = subprocess.run(wrap + [rbtest.RUNBOOK_BIN, "--state-dir", state] + args,
                               capture_output=True, text=True, cwd=rbtest.SOURCE_DIR,
-                              env=dict(os.environ, NO_COLOR="1"), timeout=60)
+                              env=env, timeout=60)
         r = rbtest.Result(proc, state)
     return r, time.monotonic() - t0
 
