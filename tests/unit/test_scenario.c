@@ -121,6 +121,50 @@ static void test_vars_must_be_scalars(void **state)
   assert_non_null(strstr(err, "vars.env must be a string, a number or a boolean"));
 }
 
+static void test_values_answer_only_a_wait(void **state)
+{
+  (void)state;
+  rb_model *m = model();
+  rb_model_find(m, "look")->kind = RB_STEP_CHECK;
+  rb_model_add_step(m, "settle")->kind = RB_STEP_WAIT;
+  char err[512];
+  json_t *s = rb_scenario_load(
+      write_file("v.json", "{\"steps\": {\"settle\": {\"values\": [false, true]}}}"), m,
+      err, sizeof err);
+  assert_non_null(s);
+  json_decref(s);
+  const char *p = write_file("w.json", "{\"steps\": {\"look\": {\"values\": [true]}}}");
+  assert_null(rb_scenario_load(p, m, err, sizeof err));
+  assert_non_null(strstr(err, "steps.look.values: 'look' is a check; only a wait polls"));
+  p = write_file("x.json", "{\"steps\": {\"settle\": {\"values\": [1]}}}");
+  assert_null(rb_scenario_load(p, m, err, sizeof err));
+  assert_non_null(strstr(err, "steps.settle.values[0] must be true or false"));
+  rb_model_free(m);
+}
+
+static void test_calls_stand_in_for_steps_and_are_checked(void **state)
+{
+  (void)state;
+  rb_model *m = model();
+  char err[512];
+  json_t *s = rb_scenario_load(
+      write_file("c.json", "{\"calls\": {\"prom\": [{\"query\": \"up\", \"value\": 1}],"
+                           " \"cmd\": [{\"argv\": [\"true\"], \"exit\": 0}]}}"),
+      m, err, sizeof err);
+  assert_non_null(s);
+  json_decref(s);
+  const char *p = write_file("d.json", "{\"calls\": {\"prom\": [{\"value\": 1}]}}");
+  assert_null(rb_scenario_load(p, m, err, sizeof err));
+  assert_non_null(strstr(err, "calls.prom[0].query must be the PromQL query"));
+  p = write_file("e.json", "{\"calls\": {\"ssh\": []}}");
+  assert_null(rb_scenario_load(p, m, err, sizeof err));
+  assert_non_null(strstr(err, "unknown field 'ssh' in calls"));
+  p = write_file("h.json", "{\"description\": \"no steps, no calls\"}");
+  assert_null(rb_scenario_load(p, m, err, sizeof err));
+  assert_non_null(strstr(err, "field \"steps\" must be an object"));
+  rb_model_free(m);
+}
+
 static void test_named_scenario_is_found_next_to_the_runbook(void **state)
 {
   (void)state;
@@ -142,6 +186,8 @@ int main(void)
       cmocka_unit_test(test_steps_must_be_an_object),
       cmocka_unit_test(test_unknown_answer_field_is_named),
       cmocka_unit_test(test_vars_must_be_scalars),
+      cmocka_unit_test(test_values_answer_only_a_wait),
+      cmocka_unit_test(test_calls_stand_in_for_steps_and_are_checked),
       cmocka_unit_test(test_named_scenario_is_found_next_to_the_runbook),
   };
   return cmocka_run_group_tests_name("scenario", tests, setup, teardown);
