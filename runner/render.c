@@ -376,6 +376,19 @@ json_t *rb_render_json(const rb_model *m, const rb_walk *w)
   free(e);
   json_t *doc = json_pack("{s:s, s:s?, s:s, s:o, s:o}", "runbook", m->name, "title",
                           m->title, "start", m->start, "nodes", nodes, "edges", edges);
+  /* what a program needs to call it (the alert listener checks its rules) */
+  json_t *params = json_array();
+  for (size_t i = 0; i < m->nparams; i++) {
+    const rb_param *p = &m->params[i];
+    json_t *o = json_pack("{s:s, s:b, s:s}", "name", p->name, "required", p->is_required,
+                          "type", rb_param_type_name(p->type));
+    if (p->def)
+      json_object_set_new(o, "default", json_string(p->def));
+    json_array_append_new(params, o);
+  }
+  json_object_set_new(doc, "params", params);
+  if (m->file)
+    json_object_set_new(doc, "file", json_string(m->file));
   if (walked(w))
     json_object_set_new(doc, "run",
                         json_pack("{s:s?, s:O, s:s?, s:s?}", "id", w->run, "path",

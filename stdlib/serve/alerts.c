@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "runner/base/buf.h"
+#include "stdlib/serve/dedup.h"
 #include "runner/base/util.h"
 
 /* -- payload -------------------------------------------------------------- */
@@ -72,6 +73,11 @@ static int parse_alert(json_t *a, size_t i, rb_alert *out, char *err, size_t err
   snprintf(sub, sizeof sub, "%s.annotations", where);
   if (an && string_members(an, sub, err, errlen))
     return -1;
+  json_t *sa = json_object_get(a, "startsAt");
+  if (sa != NULL &&
+      (!json_is_string(sa) || !rb_dedup_key_part_ok(json_string_value(sa), 64)))
+    return rb_err(err, errlen, "%s.startsAt: expected an RFC 3339 time", where);
+  out->starts_at = sa ? json_string_value(sa) : "";
   out->labels = lb;
   out->annotations = an;
   const char *name = json_string_value(json_object_get(lb, "alertname"));
@@ -79,8 +85,10 @@ static int parse_alert(json_t *a, size_t i, rb_alert *out, char *err, size_t err
   return 0;
 }
 
-int rb_alerts_parse_am(const char *body, size_t len, rb_alert_batch *out, char *err,
-                       size_t errlen)
+/* Alertmanager (v4) and Grafana (unified alerting, "1") share the shape;
+ * version is what the sender must say (absent allowed when optional). */
+static int parse_batch(const char *body, size_t len, const char *version, int optional,
+                       const char *sender, rb_alert_batch *out, char *err, size_t errlen)
 {
   memset(out, 0, sizeof *out);
   json_error_t je;
@@ -93,8 +101,10 @@ int rb_alerts_parse_am(const char *body, size_t len, rb_alert_batch *out, char *
     goto fail;
   }
   json_t *ver = json_object_get(out->root, "version");
-  if (ver != NULL && (!json_is_string(ver) || strcmp(json_string_value(ver), "4") != 0)) {
-    rb_err(err, errlen, "version: expected \"4\" (Alertmanager webhook v4)");
+  if ((ver == NULL && !optional) ||
+      (ver != NULL &&
+       (!json_is_string(ver) || strcmp(json_string_value(ver), version) != 0))) {
+    rb_err(err, errlen, "version: expected \"%s\" (%s)", version, sender);
     goto fail;
   }
   json_t *arr = json_object_get(out->root, "alerts");
@@ -116,6 +126,19 @@ int rb_alerts_parse_am(const char *body, size_t len, rb_alert_batch *out, char *
 fail:
   rb_alerts_clear(out);
   return -1;
+}
+
+int rb_alerts_parse_am(const char *body, size_t len, rb_alert_batch *out, char *err,
+                       size_t errlen)
+{
+  return parse_batch(body, len, "4", 1, "Alertmanager webhook v4", out, err, errlen);
+}
+
+int rb_alerts_parse_grafana(const char *body, size_t len, rb_alert_batch *out, char *err,
+                            size_t errlen)
+{
+  return parse_batch(body, len, "1", 0, "Grafana unified alerting webhook", out, err,
+                     errlen);
 }
 
 void rb_alerts_clear(rb_alert_batch *b)
@@ -176,6 +199,16 @@ void rb_rules_free(rb_rules *r)
 size_t rb_rules_count(const rb_rules *r)
 {
   return r ? r->n : 0;
+}
+
+const char *rb_rules_runbook(const rb_rules *r, size_t i)
+{
+  return r && i < r->n ? r->r[i].runbook : NULL;
+}
+
+const json_t *rb_rules_vars(const rb_rules *r, size_t i)
+{
+  return r && i < r->n ? r->r[i].vars : NULL;
 }
 
 static int var_name_ok(const char *s)
@@ -245,7 +278,7 @@ static int parse_vars(rule *r, const json_t *v, const char *at, char *err, size_
     if (!json_is_string(t))
       return rb_err(err, errlen, "%s.vars.%s: expected a string", at, k);
     char terr[256];
-    rb_alert probe = {"firing", "x", "x", NULL, NULL};
+    rb_alert probe = {"firing", "x", "x", "", NULL, NULL};
     char *x = rb_alerts_template(json_string_value(t), &probe, terr, sizeof terr);
     if (x == NULL && strstr(terr, "absent") == NULL)
       return rb_err(err, errlen, "%s.vars.%s: %s", at, k, terr);
@@ -253,6 +286,38 @@ static int parse_vars(rule *r, const json_t *v, const char *at, char *err, size_
     json_object_set(r->vars, k, t);
   }
   return 0;
+}
+
+/* Edit distance of a and b, stopping early past 2: only near misses are
+ * worth a suggestion. */
+static int near_miss(const char *a, const char *b)
+{
+  size_t la = strlen(a), lb = strlen(b);
+  if (la > 63 || lb > 63 || (la > lb ? la - lb : lb - la) > 2)
+    return 0;
+  int d[64][64];
+  for (size_t i = 0; i <= la; i++)
+    d[i][0] = (int)i;
+  for (size_t j = 0; j <= lb; j++)
+    d[0][j] = (int)j;
+  for (size_t i = 1; i <= la; i++)
+    for (size_t j = 1; j <= lb; j++) {
+      int best = d[i - 1][j - 1] + (a[i - 1] != b[j - 1]);
+      if (d[i - 1][j] + 1 < best)
+        best = d[i - 1][j] + 1;
+      if (d[i][j - 1] + 1 < best)
+        best = d[i][j - 1] + 1;
+      d[i][j] = best;
+    }
+  return d[la][lb] <= 2;
+}
+
+const char *rb_alerts_suggest(const char *word, const char *const *cands)
+{
+  for (int i = 0; cands[i]; i++)
+    if (near_miss(word, cands[i]))
+      return cands[i];
+  return NULL;
 }
 
 static int parse_rule(rule *r, const json_t *o, const char *at, char *err, size_t errlen)
@@ -268,11 +333,13 @@ static int parse_rule(rule *r, const json_t *o, const char *at, char *err, size_
     int ok = 0;
     for (int i = 0; known[i]; i++)
       ok |= strcmp(known[i], k) == 0;
+    const char *near = ok ? NULL : rb_alerts_suggest(k, known);
     if (!ok)
       return rb_err(err, errlen,
-                    "%s.%s: unknown field (match, match_annotation, runbook, "
-                    "vars, mode)",
-                    at, k);
+                    "%s: unknown field '%s'%s%s%s (known: match, match_annotation, "
+                    "runbook, vars, mode)",
+                    at, k, near ? " (did you mean '" : "", near ? near : "",
+                    near ? "'?)" : "");
   }
   json_t *ma = json_object_get(o, "match_annotation"),
          *rb = json_object_get(o, "runbook");
@@ -539,111 +606,4 @@ int rb_alerts_hmac_ok(const char *key, const void *body, size_t len, const char 
   int ok = rb_alerts_ct_equal(want, got);
   OPENSSL_cleanse(want, sizeof want);
   return ok;
-}
-
-/* -- dedup ---------------------------------------------------------------- */
-
-typedef struct {
-  char fp[65];
-  int active;
-  int64_t ended_ms;
-  unsigned hits;
-} dedup_entry;
-
-struct rb_dedup {
-  dedup_entry *e;
-  size_t n, max;
-  int64_t window_ms;
-};
-
-rb_dedup *rb_dedup_new(int64_t window_ms, size_t max_entries)
-{
-  rb_dedup *d = calloc(1, sizeof *d);
-  if (d == NULL)
-    return NULL;
-  d->max = max_entries ? max_entries : 1;
-  d->window_ms = window_ms;
-  d->e = calloc(d->max, sizeof *d->e);
-  if (d->e == NULL) {
-    free(d);
-    return NULL;
-  }
-  return d;
-}
-
-void rb_dedup_free(rb_dedup *d)
-{
-  if (d == NULL)
-    return;
-  free(d->e);
-  free(d);
-}
-
-static dedup_entry *dedup_find(const rb_dedup *d, const char *fp)
-{
-  for (size_t i = 0; i < d->n; i++)
-    if (strcmp(d->e[i].fp, fp) == 0)
-      return &d->e[i];
-  return NULL;
-}
-
-/* Drops entries whose window has passed; when still full, the finished
- * entry that ended first. */
-static void dedup_prune(rb_dedup *d, int64_t now_ms)
-{
-  size_t w = 0;
-  for (size_t i = 0; i < d->n; i++)
-    if (d->e[i].active || now_ms - d->e[i].ended_ms < d->window_ms)
-      d->e[w++] = d->e[i];
-  d->n = w;
-  if (d->n < d->max)
-    return;
-  size_t old = d->n;
-  for (size_t i = 0; i < d->n; i++)
-    if (!d->e[i].active && (old == d->n || d->e[i].ended_ms < d->e[old].ended_ms))
-      old = i;
-  if (old < d->n)
-    d->e[old] = d->e[--d->n];
-}
-
-int rb_dedup_claim(rb_dedup *d, const char *fp, int64_t now_ms)
-{
-  dedup_entry *x = dedup_find(d, fp);
-  if (x && (x->active || now_ms - x->ended_ms < d->window_ms)) {
-    x->hits++;
-    return 1;
-  }
-  if (x == NULL) {
-    dedup_prune(d, now_ms);
-    if (d->n >= d->max)
-      return -1;
-    x = &d->e[d->n++];
-    memset(x, 0, sizeof *x);
-    snprintf(x->fp, sizeof x->fp, "%s", fp);
-  }
-  x->active = 1;
-  x->hits = 0;
-  return 0;
-}
-
-void rb_dedup_finished(rb_dedup *d, const char *fp, int64_t now_ms)
-{
-  dedup_entry *x = dedup_find(d, fp);
-  if (x) {
-    x->active = 0;
-    x->ended_ms = now_ms;
-  }
-}
-
-void rb_dedup_forget(rb_dedup *d, const char *fp)
-{
-  dedup_entry *x = dedup_find(d, fp);
-  if (x)
-    *x = d->e[--d->n];
-}
-
-unsigned rb_dedup_hits(const rb_dedup *d, const char *fp)
-{
-  const dedup_entry *x = dedup_find(d, fp);
-  return x ? x->hits : 0;
 }

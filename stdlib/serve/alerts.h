@@ -13,6 +13,7 @@ typedef struct {
   const char *status; /* "firing" or "resolved" */
   const char *fingerprint;
   const char *alertname; /* labels.alertname, or "unnamed" */
+  const char *starts_at; /* startsAt as sent, "" when absent */
   const json_t *labels;
   const json_t *annotations;
 } rb_alert;
@@ -28,6 +29,11 @@ typedef struct {
  * releases a parsed batch with rb_alerts_clear (NULL-safe, idempotent). */
 int rb_alerts_parse_am(const char *body, size_t len, rb_alert_batch *out, char *err,
                        size_t errlen);
+/* The same for Grafana's unified alerting webhook, which is v4-shaped with
+ * "version": "1" (required) and extra fields (values, valueString, URLs)
+ * that rules do not read. */
+int rb_alerts_parse_grafana(const char *body, size_t len, rb_alert_batch *out, char *err,
+                            size_t errlen);
 void rb_alerts_clear(rb_alert_batch *b);
 
 /* The rules file: a JSON array of rules, first match wins. */
@@ -41,6 +47,12 @@ rb_rules *rb_rules_from_json(const json_t *arr, const char *origin, char *err,
                              size_t errlen);
 void rb_rules_free(rb_rules *r);
 size_t rb_rules_count(const rb_rules *r);
+/* Rule i's fixed runbook name (NULL when only an annotation names it) and
+ * its vars (name -> template), borrowed. */
+const char *rb_rules_runbook(const rb_rules *r, size_t i);
+const json_t *rb_rules_vars(const rb_rules *r, size_t i);
+/* The candidate at most two edits from word, or NULL. cands ends with NULL. */
+const char *rb_alerts_suggest(const char *word, const char *const *cands);
 
 typedef struct {
   char runbook[128];
@@ -74,23 +86,5 @@ int rb_alerts_hmac_ok(const char *key, const void *body, size_t len, const char 
 /* Writes "sha256=<64 hex>" for body into out (at least 72 bytes). */
 int rb_alerts_hmac_sign(const char *key, const void *body, size_t len, char *out,
                         size_t outlen);
-
-/* The dedup table: a fingerprint is a duplicate while the run it started
- * is active, and for window_ms after it finished. Not thread-safe: the
- * listener holds its lock around every call. */
-typedef struct rb_dedup rb_dedup;
-
-rb_dedup *rb_dedup_new(int64_t window_ms, size_t max_entries);
-void rb_dedup_free(rb_dedup *d);
-/* Returns 1 when fp is a duplicate at now_ms (and counts it), 0 when it is
- * new, in which case it is recorded as active; -1 when the table is full of
- * active entries. */
-int rb_dedup_claim(rb_dedup *d, const char *fp, int64_t now_ms);
-/* The run of fp ended at now_ms: the window starts. */
-void rb_dedup_finished(rb_dedup *d, const char *fp, int64_t now_ms);
-/* Forgets fp (a claim whose run could not be started). */
-void rb_dedup_forget(rb_dedup *d, const char *fp);
-/* Number of duplicates seen for fp (0 when unknown). */
-unsigned rb_dedup_hits(const rb_dedup *d, const char *fp);
 
 #endif

@@ -20,33 +20,57 @@
 #include <unistd.h>
 
 #include "stdlib/serve/alerts.h"
+#include "stdlib/serve/alerts_json.h"
 #include "runner/base/buf.h"
+#include "stdlib/serve/dedup.h"
 #include "runner/base/redact.h"
-#include "stdlib/rb_host.h"
 #include "stdlib/serve/approvals.h"
+#include "stdlib/serve/child.h"
+#include "stdlib/serve/guard.h"
+#include "stdlib/serve/notify.h"
+#include "stdlib/rb_host.h"
 #include "runner/base/util.h"
-
-extern char **environ;
 
 #define BODY_LIMIT (1024 * 1024)
 #define QUEUE_MAX 64
 #define MAX_RUNS_CAP 64
 #define STOP_WAIT_MS 30000
 
-enum { P_ALERTS, P_HEALTHZ, P_METRICS, P_APPROVALS, P_APPROVAL, P_OTHER, P_N };
-static const char *const path_names[P_N] = {
-    "/alerts/alertmanager",  "/healthz", "/metrics", "/approvals",
-    "/approvals/:run/:step", "other"};
+enum {
+  P_ALERTS,
+  P_GRAFANA,
+  P_JSON,
+  P_HEALTHZ,
+  P_METRICS,
+  P_APPROVALS,
+  P_APPROVAL,
+  P_OTHER,
+  P_N
+};
+static const char *const path_names[P_N] = {"/alerts/alertmanager",
+                                            "/alerts/grafana",
+                                            "/alerts/json/:name",
+                                            "/healthz",
+                                            "/metrics",
+                                            "/approvals",
+                                            "/approvals/:run/:step",
+                                            "other"};
+#define MAX_ROUTES 16
 
 typedef struct {
   pid_t pid;
-  char fp[65];
+  char key[RB_DEDUP_KEY_MAX + 1]; /* the dedup key of the alert it answers */
 } child;
 
 typedef struct {
-  char fp[65];
+  char key[RB_DEDUP_KEY_MAX + 1];
   json_t *argv; /* array of strings */
 } queued;
+
+/* Why an alert's run could not start: the /metrics label. */
+enum { F_RUNBOOK, F_PARAM, F_INVALID, F_SPAWN, F_N };
+static const char *const fail_names[F_N] = {"runbook_missing", "param_empty", "invalid",
+                                            "spawn"};
 
 typedef struct {
   int path;
@@ -61,6 +85,14 @@ typedef struct {
   char *token;
   char *hmac_key;
   rb_rules *rules;
+  json_t *books;           /* runbook name -> `show --format json` (serve_child.h) */
+  char **child_env;        /* environ without the listener's credentials */
+  rb_serve_notify *notify; /* [serve] notify, or NULL */
+  rb_guard *guard;         /* deadlines and the unauthenticated cap */
+  rb_json_route *routes[MAX_ROUTES]; /* [serve.json.NAME] */
+  int nroutes;
+  unsigned max_conns, per_ip_conns;
+  rb_guard_limits limits;
   rb_dedup *dedup;
   rb_approvers *approvers; /* who may answer gates over HTTP */
   int max_runs;
@@ -69,6 +101,7 @@ typedef struct {
   queued q[QUEUE_MAX];
   int qhead, qlen;
   unsigned long received, matched, duplicates, started, auth_failures;
+  unsigned long failed[F_N];
   unsigned long finished[258]; /* exit code 0..255, 256 = killed by a signal */
   req_count reqs[64];
   int nreqs;
@@ -85,7 +118,7 @@ typedef struct {
 /* Starts `runbook exec ...` with stdin on /dev/null. Called with the lock
  * held, from the HTTP thread or the reaper; posix_spawn is safe there where
  * fork would copy a locked mutex. */
-static int spawn_run(server *s, const char *fp, json_t *argv)
+static int spawn_run(server *s, const char *key, json_t *argv)
 {
   size_t n = json_array_size(argv);
   char **av = calloc(n + 1, sizeof *av);
@@ -112,20 +145,20 @@ static int spawn_run(server *s, const char *fp, json_t *argv)
   posix_spawnattr_setflags(&at, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF |
                                     POSIX_SPAWN_SETPGROUP);
   pid_t pid;
-  int rc = posix_spawn(&pid, "/proc/self/exe", &fa, &at, av, environ);
+  int rc = posix_spawn(&pid, "/proc/self/exe", &fa, &at, av, s->child_env);
   posix_spawn_file_actions_destroy(&fa);
   posix_spawnattr_destroy(&at);
   free(av);
   if (rc != 0) {
-    fprintf(stderr, "runbook serve: cannot start a run for %s: %s\n", fp, strerror(rc));
+    fprintf(stderr, "runbook serve: cannot start a run for %s: %s\n", key, strerror(rc));
     return -1;
   }
   child *k = &s->kids[s->nkids++];
   k->pid = pid;
-  snprintf(k->fp, sizeof k->fp, "%s", fp);
+  snprintf(k->key, sizeof k->key, "%s", key);
   s->started++;
   fprintf(stderr, "runbook serve: started run of %s for alert %s (pid %d)\n",
-          json_string_value(json_array_get(argv, 4 + (s->config_file ? 2 : 0))), fp,
+          json_string_value(json_array_get(argv, 4 + (s->config_file ? 2 : 0))), key,
           (int)pid);
   return 0;
 }
@@ -134,8 +167,10 @@ static void start_queued(server *s)
 {
   while (s->qlen > 0 && s->nkids < s->max_runs) {
     queued *x = &s->q[s->qhead];
-    if (spawn_run(s, x->fp, x->argv) != 0)
-      rb_dedup_forget(s->dedup, x->fp);
+    if (spawn_run(s, x->key, x->argv) != 0) {
+      rb_dedup_forget(s->dedup, x->key);
+      s->failed[F_SPAWN]++;
+    }
     json_decref(x->argv);
     x->argv = NULL;
     s->qhead = (s->qhead + 1) % QUEUE_MAX;
@@ -154,13 +189,16 @@ static void reap(server *s)
         continue;
       int code = WIFEXITED(status) ? WEXITSTATUS(status) : 256;
       s->finished[code]++;
-      rb_dedup_finished(s->dedup, s->kids[i].fp, rb_now_mono_ms());
-      fprintf(stderr, "runbook serve: run for alert %s ended (%s %d)\n", s->kids[i].fp,
+      rb_dedup_finished(s->dedup, s->kids[i].key, rb_now_wall_ms());
+      fprintf(stderr, "runbook serve: run for alert %s ended (%s %d)\n", s->kids[i].key,
               code == 256 ? "signal" : "exit", code == 256 ? WTERMSIG(status) : code);
       s->kids[i] = s->kids[--s->nkids];
       break;
     }
     start_queued(s);
+    char err[512];
+    if (rb_dedup_sync(s->dedup, err, sizeof err) != 0)
+      fprintf(stderr, "runbook serve: dedup store: %s\n", err);
     pthread_mutex_unlock(&s->mu);
   }
 }
@@ -171,6 +209,10 @@ static int classify(const char *url)
 {
   if (strcmp(url, "/alerts/alertmanager") == 0)
     return P_ALERTS;
+  if (strcmp(url, "/alerts/grafana") == 0)
+    return P_GRAFANA;
+  if (strncmp(url, "/alerts/json/", 13) == 0)
+    return P_JSON;
   if (strcmp(url, "/healthz") == 0)
     return P_HEALTHZ;
   if (strcmp(url, "/metrics") == 0)
@@ -249,7 +291,7 @@ static enum MHD_Result respond_error(server *s, struct MHD_Connection *c,
 
 /* -- authentication --------------------------------------------------------- */
 
-static int authorized(server *s, struct MHD_Connection *c, const request *rq)
+static int check_auth(server *s, struct MHD_Connection *c, const request *rq)
 {
   if (s->token == NULL && s->hmac_key == NULL)
     return 1; /* --insecure-no-auth */
@@ -268,14 +310,21 @@ static int authorized(server *s, struct MHD_Connection *c, const request *rq)
   return 0;
 }
 
+static int authorized(server *s, struct MHD_Connection *c, const request *rq)
+{
+  int ok = check_auth(s, c, rq);
+  if (ok && (s->token || s->hmac_key)) /* not with --insecure-no-auth */
+    rb_guard_authenticated(s->guard, c);
+  return ok;
+}
+
 /* -- /alerts/alertmanager --------------------------------------------------- */
 
 static json_t *run_argv(const server *s, const rb_alert *a, const rb_alert_match *m,
-                        char *incident, size_t ilen)
+                        const char *file, const char *incident)
 {
   json_t *av = json_array();
   char buf[256];
-  snprintf(incident, ilen, "ALERT-%s", a->fingerprint);
   json_array_append_new(av, json_string("/proc/self/exe"));
   json_array_append_new(av, json_string("--state-dir"));
   json_array_append_new(av, json_string(s->state_dir));
@@ -284,7 +333,8 @@ static json_t *run_argv(const server *s, const rb_alert *a, const rb_alert_match
     json_array_append_new(av, json_string(s->config_file));
   }
   json_array_append_new(av, json_string("exec"));
-  json_array_append_new(av, json_string(m->runbook));
+  /* the file checked at start-up, not the name looked up again */
+  json_array_append_new(av, json_string(file));
   json_array_append_new(av, json_string("--incident"));
   json_array_append_new(av, json_string(incident));
   json_array_append_new(av, json_string("--actor"));
@@ -303,15 +353,47 @@ static json_t *run_argv(const server *s, const rb_alert *a, const rb_alert_match
   return av;
 }
 
+/* What `runbook show --format json` said about the runbook, from the start-up
+ * check; a runbook an annotation names is inspected on first use. NULL
+ * with err when it does not load. */
+static const json_t *book_info(server *s, const char *name, char *err, size_t errlen)
+{
+  json_t *info = json_object_get(s->books, name);
+  if (info)
+    return info;
+  info = rb_serve_inspect(s->state_dir, s->config_file, s->child_env, name, err, errlen);
+  if (info)
+    json_object_set_new(s->books, name, info);
+  return info;
+}
+
+/* One alert of a request that passed dedup and its checks. */
+typedef struct {
+  char key[RB_DEDUP_KEY_MAX + 1];
+  json_t *argv, *item;
+} pending;
+
+/* An alert whose run cannot start: reported in its item, counted; the
+ * caller forgets its dedup claim so the sender's retry can start it. */
+static const char *fail_alert(server *s, json_t *item, int why, const char *msg)
+{
+  s->failed[why]++;
+  json_object_set_new(item, "reason", json_string(fail_names[why]));
+  json_object_set_new(item, "error", json_string(msg));
+  return "failed";
+}
+
 /* Decides what happens to one alert; the lock is held. Returns the status
- * word; *overflow is set when the queue was full. */
-static const char *handle_alert(server *s, const rb_alert *a, json_t *item, int *overflow)
+ * word; a run to start is added to todo, *overflow is set when the store
+ * or the queue is full. */
+static const char *handle_alert(server *s, const rb_alert *a, json_t *item, pending *todo,
+                                size_t *ntodo, int *overflow)
 {
   s->received++;
   if (strcmp(a->status, "firing") != 0)
     return "resolved";
   rb_alert_match m;
-  char err[256];
+  char err[512], key[RB_DEDUP_KEY_MAX + 1], incident[96];
   int rc = rb_rules_match(s->rules, a, &m, err, sizeof err);
   if (rc < 0) {
     json_object_set_new(item, "error", json_string(err));
@@ -320,36 +402,125 @@ static const char *handle_alert(server *s, const rb_alert *a, json_t *item, int 
   if (rc == 0)
     return "no_rule";
   s->matched++;
-  char incident[96];
-  json_t *av = run_argv(s, a, &m, incident, sizeof incident);
+  snprintf(incident, sizeof incident, "ALERT-%s", a->fingerprint);
+  snprintf(key, sizeof key, "%s|%s", a->fingerprint, a->starts_at);
   json_object_set_new(item, "runbook", json_string(m.runbook));
   json_object_set_new(item, "incident", json_string(incident));
   json_object_set_new(item, "mode", json_string(m.dry_run ? "dry-run" : "exec"));
-  rb_alert_match_clear(&m);
-  const char *st;
-  int d = rb_dedup_claim(s->dedup, a->fingerprint, rb_now_mono_ms());
+  json_object_set_new(item, "rule", json_integer(m.rule));
+  const char *st = "started";
+  int d = rb_dedup_claim(s->dedup, key, rb_now_wall_ms(), err, sizeof err);
+  const json_t *info = NULL;
+  const char *reason = NULL;
   if (d == 1) {
     s->duplicates++;
     st = "duplicate";
   } else if (d < 0) {
+    if (d == -2)
+      fprintf(stderr, "runbook serve: dedup store: %s\n", err);
     *overflow = 1;
     st = "rejected";
-  } else if (s->nkids < s->max_runs) {
-    st = spawn_run(s, a->fingerprint, av) == 0 ? "started" : "failed";
-    if (strcmp(st, "failed") == 0)
-      rb_dedup_forget(s->dedup, a->fingerprint);
-  } else if (s->qlen < QUEUE_MAX) {
-    queued *x = &s->q[(s->qhead + s->qlen++) % QUEUE_MAX];
-    snprintf(x->fp, sizeof x->fp, "%s", a->fingerprint);
-    x->argv = json_incref(av);
-    st = "queued";
+  } else if ((info = book_info(s, m.runbook, err, sizeof err)) == NULL ||
+             rb_serve_check_start(info, m.vars, err, sizeof err, &reason) != 0) {
+    rb_dedup_forget(s->dedup, key);
+    st = fail_alert(s, item,
+                    info == NULL                             ? F_INVALID
+                    : strcmp(reason, "runbook_missing") == 0 ? F_RUNBOOK
+                                                             : F_PARAM,
+                    err);
+    if (info && reason && strcmp(reason, "runbook_missing") == 0)
+      json_object_del(s->books, m.runbook); /* inspected again when it is back */
   } else {
-    rb_dedup_forget(s->dedup, a->fingerprint);
-    *overflow = 1;
-    st = "rejected";
+    pending *p = &todo[(*ntodo)++];
+    snprintf(p->key, sizeof p->key, "%s", key);
+    p->argv =
+        run_argv(s, a, &m, json_string_value(json_object_get(info, "file")), incident);
+    p->item = item;
   }
-  json_decref(av);
+  rb_alert_match_clear(&m);
   return st;
+}
+
+/* Starts or queues the runs decided for one request, once their dedup
+ * claims are durable; the lock is held. */
+static void start_pending(server *s, pending *todo, size_t n, int *overflow)
+{
+  char err[512];
+  int synced = rb_dedup_sync(s->dedup, err, sizeof err) == 0;
+  if (!synced)
+    fprintf(stderr, "runbook serve: dedup store: %s\n", err);
+  for (size_t i = 0; i < n; i++) {
+    pending *p = &todo[i];
+    const char *st = "started";
+    if (!synced) {
+      rb_dedup_forget(s->dedup, p->key);
+      *overflow = 1;
+      st = "rejected";
+    } else if (s->nkids < s->max_runs) {
+      if (spawn_run(s, p->key, p->argv) != 0) {
+        rb_dedup_forget(s->dedup, p->key);
+        st = fail_alert(s, p->item, F_SPAWN, "the run's process could not be started");
+      }
+    } else if (s->qlen < QUEUE_MAX) {
+      queued *x = &s->q[(s->qhead + s->qlen++) % QUEUE_MAX];
+      snprintf(x->key, sizeof x->key, "%s", p->key);
+      x->argv = json_incref(p->argv);
+      st = "queued";
+    } else {
+      rb_dedup_forget(s->dedup, p->key);
+      *overflow = 1;
+      st = "rejected";
+    }
+    json_object_set_new(p->item, "status", json_string(st));
+    json_decref(p->argv);
+  }
+  if (rb_dedup_sync(s->dedup, err, sizeof err) != 0)
+    fprintf(stderr, "runbook serve: dedup store: %s\n", err);
+}
+
+/* Alerts that could not start: an event on the incident they would have
+ * opened, and a line on the notify channel. Called without the lock. */
+static void report_failures(server *s, const rb_alert_batch *b, json_t *out)
+{
+  size_t i;
+  json_t *item;
+  json_array_foreach(out, i, item)
+  {
+    if (strcmp(json_string_value(json_object_get(item, "status")), "failed") != 0)
+      continue;
+    const rb_alert *a = &b->alerts[i];
+    char actor[256];
+    snprintf(actor, sizeof actor, "alert:%.200s", a->alertname);
+    json_t *d = json_pack(
+        "{s:O, s:O, s:O, s:s, s:s}", "reason", json_object_get(item, "reason"), "error",
+        json_object_get(item, "error"), "rule", json_object_get(item, "rule"),
+        "fingerprint", a->fingerprint, "startsAt", a->starts_at);
+    json_t *ev =
+        json_pack("{s:s, s:s, s:O, s:o}", "event", "alert_not_started", "actor", actor,
+                  "runbook", json_object_get(item, "runbook"), "detail", d);
+    char err[512];
+    const char *incident = json_string_value(json_object_get(item, "incident"));
+    if (s->notify &&
+        rb_serve_notify_post(s->notify, ev, incident, err, sizeof err) != 0) {
+      json_object_set_new(d, "notify_error", json_string(err));
+      fprintf(stderr, "runbook serve: notify: %s\n", err);
+    } else if (s->notify) {
+      json_object_set_new(d, "notified", json_string(rb_serve_notify_name(s->notify)));
+    }
+    if (rb_serve_note(s->state_dir, json_string_value(json_object_get(item, "incident")),
+                      ev, err, sizeof err) != 0)
+      fprintf(stderr, "runbook serve: cannot record why an alert did not start: %s\n",
+              err);
+    json_decref(ev);
+  }
+}
+
+static const rb_json_route *find_route(const server *s, const char *name)
+{
+  for (int i = 0; i < s->nroutes; i++)
+    if (strcmp(rb_json_route_name(s->routes[i]), name) == 0)
+      return s->routes[i];
+  return NULL;
 }
 
 static enum MHD_Result on_alerts(server *s, struct MHD_Connection *c, const char *method,
@@ -362,30 +533,62 @@ static enum MHD_Result on_alerts(server *s, struct MHD_Connection *c, const char
                          "missing or wrong credentials");
   rb_alert_batch b;
   char err[512];
-  if (rb_alerts_parse_am(rb_buf_str(&rq->body), rq->body.len, &b, err, sizeof err) != 0)
+  int rc = -1;
+  if (classify(url) == P_JSON) {
+    const rb_json_route *r = find_route(s, url + 13);
+    if (r == NULL)
+      return respond_error(s, c, method, url, MHD_HTTP_NOT_FOUND,
+                           "no such route: configure [serve.json.NAME]");
+    rc =
+        rb_alerts_parse_json(r, rb_buf_str(&rq->body), rq->body.len, &b, err, sizeof err);
+  } else if (classify(url) == P_GRAFANA) {
+    rc =
+        rb_alerts_parse_grafana(rb_buf_str(&rq->body), rq->body.len, &b, err, sizeof err);
+  } else {
+    rc = rb_alerts_parse_am(rb_buf_str(&rq->body), rq->body.len, &b, err, sizeof err);
+  }
+  if (rc != 0)
     return respond_error(s, c, method, url, MHD_HTTP_BAD_REQUEST, err);
   json_t *out = json_array();
+  pending *todo = calloc(b.n ? b.n : 1, sizeof *todo);
+  if (todo == NULL) {
+    rb_alerts_clear(&b);
+    json_decref(out);
+    return respond_error(s, c, method, url, 500, "out of memory");
+  }
   int overflow = 0;
-  char note[256] = "";
-  size_t started = 0, dup = 0;
+  size_t ntodo = 0, started = 0, dup = 0, failed = 0;
   pthread_mutex_lock(&s->mu);
   for (size_t i = 0; i < b.n; i++) {
     const rb_alert *a = &b.alerts[i];
     json_t *item =
         json_pack("{s:s, s:s}", "fingerprint", a->fingerprint, "alertname", a->alertname);
-    const char *st = handle_alert(s, a, item, &overflow);
+    json_array_append_new(out, item);
+    const char *st = handle_alert(s, a, item, todo, &ntodo, &overflow);
+    json_object_set_new(item, "status", json_string(st));
+  }
+  start_pending(s, todo, ntodo, &overflow);
+  pthread_mutex_unlock(&s->mu);
+  free(todo);
+  size_t i;
+  json_t *item;
+  json_array_foreach(out, i, item)
+  {
+    const char *st = json_string_value(json_object_get(item, "status"));
     started += strcmp(st, "started") == 0;
     dup += strcmp(st, "duplicate") == 0;
-    json_object_set_new(item, "status", json_string(st));
-    json_array_append_new(out, item);
+    failed += strcmp(st, "failed") == 0;
   }
-  pthread_mutex_unlock(&s->mu);
-  snprintf(note, sizeof note, "(%zu alerts: %zu started, %zu duplicate%s)", b.n, started,
-           dup, overflow ? ", queue full" : "");
+  report_failures(s, &b, out);
+  char note[256];
+  snprintf(note, sizeof note, "(%zu alerts: %zu started, %zu duplicate, %zu failed%s)",
+           b.n, started, dup, failed, overflow ? ", store or queue full" : "");
   rb_alerts_clear(&b);
-  return respond_json(s, c, method, url,
-                      overflow ? MHD_HTTP_SERVICE_UNAVAILABLE : MHD_HTTP_ACCEPTED, out,
-                      note);
+  /* a failed start is a 500 so that the sender retries it */
+  unsigned code = overflow ? MHD_HTTP_SERVICE_UNAVAILABLE
+                  : failed ? MHD_HTTP_INTERNAL_SERVER_ERROR
+                           : MHD_HTTP_ACCEPTED;
+  return respond_json(s, c, method, url, code, out, note);
 }
 
 /* -- /approvals: approvals.c ---------------------------------------------- */
@@ -428,6 +631,13 @@ static char *render_metrics(server *s)
          "Firing alerts that matched a rule.", s->matched);
   metric(f, "runbook_alerts_duplicate_total", "counter",
          "Matched alerts not started again (dedup by fingerprint).", s->duplicates);
+  fprintf(f, "# HELP runbook_alerts_failed_total Matched alerts whose run could not "
+             "start, by reason.\n# TYPE runbook_alerts_failed_total counter\n");
+  for (int i = 0; i < F_N; i++)
+    fprintf(f, "runbook_alerts_failed_total{reason=\"%s\"} %lu\n", fail_names[i],
+            s->failed[i]);
+  metric(f, "runbook_dedup_keys", "gauge", "Keys the dedup store holds.",
+         (unsigned long)rb_dedup_count(s->dedup));
   metric(f, "runbook_runs_started_total", "counter", "Runs started.", s->started);
   metric(f, "runbook_runs_active", "gauge", "Runs running now.", (unsigned long)s->nkids);
   metric(f, "runbook_runs_queued", "gauge", "Runs waiting for a free slot.",
@@ -444,6 +654,14 @@ static char *render_metrics(server *s)
       fprintf(f, "runbook_runs_finished_total{exit_code=\"%d\"} %lu\n", i,
               s->finished[i]);
   }
+  unsigned long by_deadline, evicted;
+  rb_guard_counts(s->guard, &by_deadline, &evicted);
+  fprintf(f,
+          "# HELP runbook_connections_closed_total Connections the listener closed, "
+          "by why.\n# TYPE runbook_connections_closed_total counter\n"
+          "runbook_connections_closed_total{why=\"deadline\"} %lu\n"
+          "runbook_connections_closed_total{why=\"evicted\"} %lu\n",
+          by_deadline, evicted);
   metric(f, "runbook_auth_failures_total", "counter",
          "Requests refused for missing or wrong credentials.", s->auth_failures);
   fprintf(f, "# HELP runbook_requests_total HTTP requests, by path and status code.\n"
@@ -458,6 +676,22 @@ static char *render_metrics(server *s)
 
 /* -- dispatch --------------------------------------------------------------- */
 
+/* A POST to an endpoint that reads JSON must say it sends JSON: a form or
+ * text/plain (which a browser may send cross-site) is refused. */
+static int json_content(server *s, struct MHD_Connection *c, const char *method,
+                        const char *url)
+{
+  (void)s;
+  int path = classify(url);
+  if (strcmp(method, "POST") != 0 ||
+      (path != P_ALERTS && path != P_GRAFANA && path != P_JSON && path != P_APPROVAL))
+    return 1;
+  const char *ct = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Content-Type");
+  if (ct == NULL || strncasecmp(ct, "application/json", 16) != 0)
+    return 0;
+  return ct[16] == '\0' || ct[16] == ';' || ct[16] == ' ';
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url,
                                   const char *method, const char *version,
                                   const char *upload, size_t *upload_size, void **con_cls)
@@ -471,12 +705,19 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
       return MHD_NO;
     rb_buf_init(&rq->body, BODY_LIMIT);
     *con_cls = rq;
+    rb_guard_request_begins(s->guard, c);
     const char *cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Content-Length");
     if (cl && strtoull(cl, NULL, 10) > BODY_LIMIT) {
       rq->too_big = 1;
       rq->responded = 1;
       return respond_error(s, c, method, url, MHD_HTTP_CONTENT_TOO_LARGE,
                            "body larger than 1 MiB");
+    }
+    if (!json_content(s, c, method, url)) {
+      rq->too_big = 1; /* the body is read and dropped */
+      rq->responded = 1;
+      return respond_error(s, c, method, url, MHD_HTTP_UNSUPPORTED_MEDIA_TYPE,
+                           "Content-Type: expected application/json");
     }
     return MHD_YES;
   }
@@ -503,6 +744,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
                          "body larger than 1 MiB");
   switch (classify(url)) {
   case P_ALERTS:
+  case P_GRAFANA:
+  case P_JSON:
     return on_alerts(s, c, method, url, rq);
   case P_HEALTHZ:
     return respond(s, c, method, url, MHD_HTTP_OK, "text/plain", "ok\n", NULL);
@@ -524,9 +767,9 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
                          enum MHD_RequestTerminationCode toe)
 {
-  (void)cls;
-  (void)c;
+  server *s = cls;
   (void)toe;
+  rb_guard_request_ends(s->guard, c);
   request *rq = *con_cls;
   if (rq) {
     rb_buf_free(&rq->body);
@@ -630,6 +873,106 @@ static void wipe_free(char *p)
   }
 }
 
+/* Every rule's runbook loads and gets its required parameters; a bad rule
+ * stops start-up naming its index. */
+static int check_rules(server *s, const char *path)
+{
+  for (size_t i = 0; i < rb_rules_count(s->rules); i++) {
+    const char *name = rb_rules_runbook(s->rules, i);
+    char err[1024];
+    if (name == NULL)
+      continue; /* the alert's annotation names it: checked when it comes */
+    const json_t *info = book_info(s, name, err, sizeof err);
+    if (info == NULL ||
+        rb_serve_check_rule(info, rb_rules_vars(s->rules, i), err, sizeof err) != 0) {
+      fprintf(stderr, "runbook: %s: rule %zu: %s\n", path, i, err);
+      return -1;
+    }
+  }
+  return 0;
+}
+
+static int open_dedup(server *s, const rb_config *cfg, const serve_opts *o)
+{
+  char dir[4200], err[1024];
+  long max_keys;
+  if (rb_host_config_int(cfg, "serve", "dedup_max_keys", &max_keys, err, sizeof err) !=
+      0) {
+    fprintf(stderr, "runbook: %s\n", err);
+    return -1;
+  }
+  snprintf(dir, sizeof dir, "%s/serve", s->state_dir);
+  if (rb_mkdirs(s->state_dir) != 0) {
+    fprintf(stderr, "runbook: serve: %s: %s\n", s->state_dir, strerror(errno));
+    return -1;
+  }
+  s->dedup = rb_dedup_open_file(dir, o->dedup_ms, (size_t)max_keys, rb_now_wall_ms(), err,
+                                sizeof err);
+  if (s->dedup == NULL)
+    fprintf(stderr, "runbook: serve: dedup store: %s\n", err);
+  return s->dedup ? 0 : -1;
+}
+
+/* The connection limits and deadlines (serve_keys.c has their defaults). */
+static int read_limits(server *s, const rb_config *cfg)
+{
+  char err[512];
+  long conns, per_ip, unauth;
+  if (rb_host_config_int(cfg, "serve", "max_connections", &conns, err, sizeof err) ||
+      rb_host_config_int(cfg, "serve", "per_ip_connections", &per_ip, err, sizeof err) ||
+      rb_host_config_int(cfg, "serve", "max_unauthenticated", &unauth, err, sizeof err) ||
+      rb_host_config_duration(cfg, "serve", "header_timeout", &s->limits.header_ms, err,
+                              sizeof err) ||
+      rb_host_config_duration(cfg, "serve", "request_timeout", &s->limits.request_ms, err,
+                              sizeof err)) {
+    fprintf(stderr, "runbook: %s\n", err);
+    return -1;
+  }
+  if (unauth > conns - 8 || unauth >= per_ip) {
+    fprintf(stderr,
+            "runbook: [serve] max_unauthenticated (%ld) must leave room: at most "
+            "max_connections - 8 (%ld) and below per_ip_connections (%ld)\n",
+            unauth, conns - 8, per_ip);
+    return -1;
+  }
+  if (s->limits.header_ms <= 0 || s->limits.request_ms < s->limits.header_ms) {
+    fprintf(stderr, "runbook: [serve] header_timeout must be > 0 and at most "
+                    "request_timeout\n");
+    return -1;
+  }
+  s->max_conns = (unsigned)conns;
+  s->per_ip_conns = (unsigned)per_ip;
+  s->limits.max_unauth = (unsigned)unauth;
+  s->guard = rb_guard_new(&s->limits);
+  return s->guard ? 0 : -1;
+}
+
+typedef struct {
+  server *s;
+  const rb_config *cfg;
+  int bad;
+} route_ctx;
+
+static void add_route(const char *section, void *arg)
+{
+  route_ctx *x = arg;
+  char err[512];
+  if (x->bad)
+    return;
+  if (x->s->nroutes >= MAX_ROUTES) {
+    fprintf(stderr, "runbook: [%s]: at most %d JSON routes\n", section, MAX_ROUTES);
+    x->bad = 1;
+    return;
+  }
+  rb_json_route *r = rb_json_route_new(x->cfg, section, err, sizeof err);
+  if (r == NULL) {
+    fprintf(stderr, "runbook: %s\n", err);
+    x->bad = 1;
+    return;
+  }
+  x->s->routes[x->s->nroutes++] = r;
+}
+
 static int setup(server *s, const rb_config *cfg, const serve_opts *o)
 {
   char err[1024];
@@ -655,6 +998,12 @@ static int setup(server *s, const rb_config *cfg, const serve_opts *o)
     return -1;
   }
   s->max_runs = (int)max_runs;
+  if (read_limits(s, cfg) != 0)
+    return -1;
+  route_ctx rx = {s, cfg, 0};
+  rb_host_config_each_section(cfg, "serve.json.", add_route, &rx);
+  if (rx.bad)
+    return -1;
   const char *rules = o->rules ? o->rules : rb_host_config_string(cfg, "serve", "rules");
   if (rules == NULL) {
     fprintf(stderr,
@@ -671,8 +1020,18 @@ static int setup(server *s, const rb_config *cfg, const serve_opts *o)
     fprintf(stderr, "runbook: %s\n", err);
     return -1;
   }
-  s->dedup = rb_dedup_new(o->dedup_ms, 4096);
-  return s->dedup ? 0 : -1;
+  const char *drop[2] = {rb_host_config_string(cfg, "serve", "token_env"),
+                         rb_host_config_string(cfg, "serve", "hmac_key_env")};
+  s->child_env = rb_serve_child_env(drop, 2);
+  s->books = json_object();
+  s->notify = rb_serve_notify_new(cfg, &bad, err, sizeof err);
+  if (bad) {
+    fprintf(stderr, "runbook: %s\n", err);
+    return -1;
+  }
+  if (s->child_env == NULL || s->books == NULL || check_rules(s, rules) != 0)
+    return -1;
+  return open_dedup(s, cfg, o);
 }
 
 /* Waits for signals with SIGCHLD/SIGTERM/SIGINT blocked everywhere, so no
@@ -693,7 +1052,8 @@ static void drain(server *s, const sigset_t *set)
   pthread_mutex_lock(&s->mu);
   for (; s->qlen > 0; s->qlen--) {
     queued *x = &s->q[s->qhead];
-    fprintf(stderr, "runbook serve: dropping queued run for alert %s\n", x->fp);
+    fprintf(stderr, "runbook serve: dropping queued run for alert %s\n", x->key);
+    rb_dedup_forget(s->dedup, x->key); /* never started: a resend may start it */
     json_decref(x->argv);
     s->qhead = (s->qhead + 1) % QUEUE_MAX;
   }
@@ -724,6 +1084,12 @@ static void teardown(server *s)
   rb_rules_free(s->rules);
   rb_dedup_free(s->dedup);
   rb_approvers_free(s->approvers);
+  json_decref(s->books);
+  rb_serve_notify_free(s->notify);
+  rb_guard_free(s->guard);
+  for (int i = 0; i < s->nroutes; i++)
+    rb_json_route_free(s->routes[i]);
+  free(s->child_env);
   wipe_free(s->token);
   wipe_free(s->hmac_key);
   pthread_mutex_destroy(&s->mu);
@@ -766,8 +1132,10 @@ int rb_cli_serve(const rb_config *cfg, const char *state_dir, int argc, char **a
                    (ss.ss_family == AF_INET6 ? MHD_USE_IPv6 : 0);
   struct MHD_Daemon *d = MHD_start_daemon(
       flags, 0, NULL, NULL, on_request, s, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
-      MHD_OPTION_CONNECTION_LIMIT, (unsigned)64, MHD_OPTION_CONNECTION_TIMEOUT,
-      (unsigned)15, MHD_OPTION_NOTIFY_COMPLETED, on_completed, s, MHD_OPTION_END);
+      MHD_OPTION_CONNECTION_LIMIT, s->max_conns, MHD_OPTION_PER_IP_CONNECTION_LIMIT,
+      s->per_ip_conns, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)15,
+      MHD_OPTION_NOTIFY_CONNECTION, rb_guard_notify, s->guard,
+      MHD_OPTION_NOTIFY_COMPLETED, on_completed, s, MHD_OPTION_END);
   if (d == NULL) {
     fprintf(stderr, "runbook: serve: cannot listen on %s: %s\n", listen, strerror(errno));
     code = RB_EXIT_FAILED;
@@ -787,6 +1155,8 @@ int rb_cli_serve(const rb_config *cfg, const char *state_dir, int argc, char **a
           sig == SIGTERM ? "SIGTERM" : "SIGINT");
   MHD_quiesce_daemon(d);
   MHD_stop_daemon(d);
+  rb_guard_free(s->guard);
+  s->guard = NULL;
   drain(s, &set);
   fprintf(stderr, "runbook serve: stopped\n");
   code = RB_EXIT_OK;

@@ -53,20 +53,22 @@ return runbook {
 class Serve:
     """A running `runbook serve` with its own state dir, rules and config."""
 
-    def __init__(self, tmp, extra=(), auth=True, conf_extra=""):
+    def __init__(self, tmp, extra=(), auth=True, conf_extra="", more_rules=(), books=None):
         self.tmp = str(tmp)
         self.state = os.path.join(self.tmp, "state")
         self.out = os.path.join(self.tmp, "out.txt")
         self.gated_out = os.path.join(self.tmp, "gated.txt")
         rbtest.write(os.path.join(self.tmp, "runbooks", "alert-record.lua"), RECORD_BOOK)
         rbtest.write(os.path.join(self.tmp, "runbooks", "alert-gated.lua"), GATED_BOOK)
+        for name, text in (books or {}).items():
+            rbtest.write(os.path.join(self.tmp, "runbooks", name + ".lua"), text)
         rules = [
             {"match": {"alertname": "CheckoutHighErrorRate", "severity": "critical"},
              "runbook": "alert-record", "mode": "exec",
              "vars": {"service": "{{labels.service}}", "out": self.out}},
             {"match": {"alertname": "~Needs.*"}, "runbook": "alert-gated", "mode": "exec",
              "vars": {"out": self.gated_out}},
-        ]
+        ] + list(more_rules)
         self.rules = rbtest.write(os.path.join(self.tmp, "rules.json"), json.dumps(rules))
         conf = "[serve]\ntoken_env = RB_SERVE_TEST_TOKEN\nhmac_key_env = RB_SERVE_TEST_HMAC\n"
         if not auth:
@@ -306,8 +308,8 @@ def test_approvals_endpoint_needs_an_approver_token_and_records_its_name(tmp_pat
         {"status": "firing", "labels": {"alertname": "NeedsApproval"}, "annotations": {},
          "fingerprint": "feedbeef00000001"}]}
     assert serve.post_alerts(json.dumps(alert))[0] == 202
-    auth = {"Authorization": "Bearer " + ALICE_TOKEN}
-    alert_auth = {"Authorization": "Bearer " + TOKEN}
+    auth = {"Authorization": "Bearer " + ALICE_TOKEN, "Content-Type": "application/json"}
+    alert_auth = {"Authorization": "Bearer " + TOKEN, "Content-Type": "application/json"}
     assert serve.request("GET", "/approvals")[0] == 401
     # the alert sender's credential answers nothing
     assert serve.request("GET", "/approvals", headers=alert_auth)[0] == 401
@@ -345,7 +347,7 @@ def test_runs_beyond_max_runs_are_queued_and_start_when_one_ends(tmp_path, monke
     s = Serve(tmp_path,
               conf_extra="max_runs = 1\n[approver.alice]\ntoken_env = RB_APPR_ALICE\n")
     assert s.port, s.text()
-    auth = {"Authorization": "Bearer " + ALICE_TOKEN}
+    auth = {"Authorization": "Bearer " + ALICE_TOKEN, "Content-Type": "application/json"}
     try:
         gated = {"alerts": [{"status": "firing", "labels": {"alertname": "NeedsApproval"},
                              "fingerprint": "feedbeef00000002"}]}
@@ -393,6 +395,167 @@ def test_bad_rules_file_is_refused_naming_index_and_field(tmp_path):
                    env={"RB_SERVE_TEST_TOKEN": TOKEN}, timeout=30)
     assert r.code == 2, r
     assert "bad.json: rule 1.match.a: expected a string" in r.stderr
+
+
+# -- rules checked at start-up, alerts whose run cannot start ---------------
+
+
+def start_refused(tmp_path, rules, books=None):
+    for name, text in (books or {}).items():
+        rbtest.write(str(tmp_path / "runbooks" / (name + ".lua")), text)
+    rbtest.write(str(tmp_path / "runbooks" / "alert-record.lua"), RECORD_BOOK)
+    path = rbtest.write(str(tmp_path / "rules.json"), json.dumps(rules))
+    conf = rbtest.write(str(tmp_path / "rb.conf"), "[serve]\ntoken_env = RB_SERVE_TEST_TOKEN\n")
+    r = rbtest.run(["--config", conf, "serve", "--listen", "127.0.0.1:0", "--rules", path],
+                   state_dir=str(tmp_path / "state"), env={"RB_SERVE_TEST_TOKEN": TOKEN},
+                   timeout=30, cwd=str(tmp_path))
+    assert r.code == 2, r
+    assert "listening" not in r.stderr
+    return r.stderr
+
+
+GOOD_RULE = {"match": {"alertname": "A"}, "runbook": "alert-record", "mode": "exec",
+             "vars": {"out": "/dev/null"}}
+
+
+def test_rule_naming_a_missing_runbook_refuses_start_up_with_its_index(tmp_path):
+    err = start_refused(tmp_path, [GOOD_RULE, dict(GOOD_RULE, runbook="no-such-book")])
+    assert "rules.json: rule 1: no runbook named 'no-such-book'" in err, err
+
+
+def test_rule_with_a_misspelt_field_is_refused_with_a_suggestion(tmp_path):
+    bad = {"match": {"alertname": "A"}, "runbok": "alert-record"}
+    err = start_refused(tmp_path, [GOOD_RULE, bad])
+    assert "rules.json: rule 1: unknown field 'runbok' (did you mean 'runbook'?)" in err, err
+
+
+def test_rule_leaving_a_required_parameter_unmapped_is_refused(tmp_path):
+    err = start_refused(tmp_path, [dict(GOOD_RULE, vars={"service": "{{labels.service}}"})])
+    assert ("rules.json: rule 0: runbook 'alert-record' requires parameter 'out': map it "
+            "in vars from a label, an annotation or a constant") in err, err
+
+
+def test_rule_mapping_an_undeclared_parameter_is_refused(tmp_path):
+    err = start_refused(tmp_path, [dict(GOOD_RULE, vars={"out": "/dev/null", "servce": "x"})])
+    assert ("rule 0: vars.servce: runbook 'alert-record' has no parameter 'servce' "
+            "(did you mean 'service'?)") in err, err
+
+
+def test_rule_whose_runbook_does_not_load_is_refused(tmp_path):
+    broken = "return runbook { name = 'broken', title = 'x', start = 'a', steps = { a = resolved { titel = 'x' } } }"
+    err = start_refused(tmp_path, [GOOD_RULE, dict(GOOD_RULE, runbook="broken")],
+                        books={"broken": broken})
+    assert "rules.json: rule 1:" in err and "titel" in err, err
+
+
+def test_rule_with_a_bad_mode_is_refused(tmp_path):
+    err = start_refused(tmp_path, [dict(GOOD_RULE, mode="execute")])
+    assert "rules.json: rule 0.mode: expected \"exec\" or \"dry-run\"" in err, err
+
+
+def one_alert(fp, labels, starts="2026-11-22T09:36:08.312Z"):
+    return json.dumps({"version": "4", "status": "firing", "alerts": [
+        {"status": "firing", "labels": labels, "annotations": {}, "startsAt": starts,
+         "fingerprint": fp}]})
+
+
+class Hook:
+    """A webhook receiver on loopback that keeps each POST's path, headers and body."""
+
+    def __init__(self):
+        import http.server
+        import threading
+        got = self.got = []
+
+        class H(http.server.BaseHTTPRequestHandler):
+            def do_POST(self):
+                n = int(self.headers.get("Content-Length", "0"))
+                got.append((self.path, dict(self.headers), self.rfile.read(n).decode()))
+                self.send_response(200)
+                self.send_header("Content-Length", "2")
+                self.end_headers()
+                self.wfile.write(b"ok")
+
+            def log_message(self, *a):
+                pass
+
+        self.srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), H)
+        self.url = "http://127.0.0.1:%d/hooks/T0KEN-in-url" % self.srv.server_address[1]
+        threading.Thread(target=self.srv.serve_forever, daemon=True).start()
+
+    def close(self):
+        self.srv.shutdown()
+        self.srv.server_close()
+
+
+def test_alert_whose_parameter_is_empty_is_refused_noted_and_a_retry_starts_it(tmp_path):
+    out = str(tmp_path / "empty-param.txt")
+    rule = {"match": {"alertname": "EmptyParam"}, "runbook": "alert-record", "mode": "exec",
+            "vars": {"service": "{{labels.service}}", "out": out}}
+    hook = Hook()
+    url_file = str(tmp_path / "hook.url")
+    with open(os.open(url_file, os.O_WRONLY | os.O_CREAT, 0o600), "w") as f:
+        f.write(hook.url + "\n")
+    conf = 'notify = "oncall"\n[notify.oncall]\ntype = "webhook"\nurl_file = "%s"\n' % url_file
+    s = Serve(tmp_path, more_rules=[rule], conf_extra=conf)
+    assert s.port, s.text()
+    try:
+        code, body = s.post_alerts(one_alert("e1", {"alertname": "EmptyParam", "service": ""}))
+        assert code == 500, body
+        [item] = json.loads(body)
+        assert item["status"] == "failed" and item["reason"] == "param_empty", item
+        assert item["error"] == "parameter 'service' of runbook 'alert-record' came out empty"
+        assert item["incident"] == "ALERT-e1" and item["rule"] == 2
+        m = s.metrics()
+        assert m['runbook_alerts_failed_total{reason="param_empty"}'] == 1
+        assert m["runbook_runs_started_total"] == 0
+        ev = s.timeline("ALERT-e1")
+        assert [e["event"] for e in ev] == ["alert_not_started"], ev
+        d = ev[0]["detail"]
+        assert d["error"] == item["error"] and d["reason"] == "param_empty" and d["rule"] == 2
+        assert ev[0]["runbook"] == "alert-record" and ev[0]["actor"] == "alert:EmptyParam"
+        assert d["notified"] == "notify.oncall"
+        [(path, headers, posted)] = hook.got
+        assert path == "/hooks/T0KEN-in-url" and headers["Content-Type"] == "application/json"
+        posted = json.loads(posted)
+        assert posted["event"] == "alert_not_started" and posted["incident"] == "ALERT-e1"
+        assert posted["reason"] == "param_empty" and posted["error"] == item["error"]
+        # the sender retries once the label has a value: not a duplicate, it starts
+        code, body = s.post_alerts(one_alert("e1", {"alertname": "EmptyParam", "service": "pay"}))
+        assert code == 202, body
+        assert json.loads(body)[0]["status"] == "started"
+        s.wait_finished(1)
+        with open(out) as f:
+            assert f.read() == "pay\n"
+        r = rbtest.run(["timeline", "ALERT-e1"], state_dir=s.state, timeout=30)
+        assert r.code == 0 and "came out empty" in r.stdout, r
+        assert len(hook.got) == 1  # the run that started is no failure
+    finally:
+        hook.close()
+        assert s.stop() == 0, s.text()
+    assert "T0KEN-in-url" not in s.text()
+
+
+def test_alert_whose_runbook_disappeared_is_refused_and_starts_once_it_is_back(tmp_path):
+    s = Serve(tmp_path)
+    assert s.port, s.text()
+    book = os.path.join(s.tmp, "runbooks", "alert-record.lua")
+    try:
+        os.rename(book, book + ".away")
+        code, body = s.post_alerts(fixture_body())
+        assert code == 500, body
+        hit = {r["fingerprint"]: r for r in json.loads(body)}["a3d9a4bfa0d26a05"]
+        assert hit["status"] == "failed" and hit["reason"] == "runbook_missing", hit
+        assert "runbook 'alert-record' is gone" in hit["error"]
+        assert s.metrics()['runbook_alerts_failed_total{reason="runbook_missing"}'] == 1
+        assert s.timeline("ALERT-a3d9a4bfa0d26a05")[0]["detail"]["reason"] == "runbook_missing"
+        os.rename(book + ".away", book)
+        code, body = s.post_alerts(fixture_body())
+        assert code == 202, body
+        assert {r["fingerprint"]: r for r in json.loads(body)}["a3d9a4bfa0d26a05"]["status"] == "started"
+        s.wait_finished(1)
+    finally:
+        assert s.stop() == 0, s.text()
 
 
 # -- a real Prometheus Alertmanager ------------------------------------------
@@ -493,3 +656,103 @@ def test_sigterm_waits_for_running_children_then_exits_0(tmp_path):
     assert "stopped" in s.text()
     with open(s.out) as f:  # the run was allowed to finish
         assert f.read() == "checkout\n"
+
+
+# -- Grafana unified alerting ------------------------------------------------
+
+GRAFANA_FIXTURE = os.path.join(rbtest.FIXTURES, "grafana-webhook-v1.json")
+
+
+def test_grafana_webhook_starts_the_matching_run(serve):
+    with open(GRAFANA_FIXTURE) as f:
+        body = f.read()
+    code, out = serve.request("POST", "/alerts/grafana", body,
+                              {"Authorization": "Bearer " + TOKEN,
+                               "Content-Type": "application/json"})
+    assert code == 202, out
+    res = {r["fingerprint"]: r for r in json.loads(out)}
+    assert res["0e4c9a7713b2d5f8"]["status"] == "resolved"
+    hit = res["5b7a1f20c3e94d11"]
+    assert hit["status"] == "started" and hit["incident"] == "ALERT-5b7a1f20c3e94d11"
+    m = serve.wait_finished(1)
+    assert m['runbook_runs_finished_total{exit_code="0"}'] == 1, serve.text()
+    assert m['runbook_requests_total{path="/alerts/grafana",code="202"}'] == 1
+    with open(serve.out) as f:
+        assert f.read() == "checkout\n"
+    # the same alert again is a duplicate, whichever route it came by
+    code, out = serve.request("POST", "/alerts/grafana", body,
+                              {"Authorization": "Bearer " + TOKEN,
+                               "Content-Type": "application/json"})
+    assert {r["fingerprint"]: r["status"] for r in json.loads(out)}["5b7a1f20c3e94d11"] == "duplicate"
+
+
+@pytest.mark.parametrize("edit,field", [
+    (lambda b: b.pop("version"), 'version: expected "1" (Grafana unified alerting webhook)'),
+    (lambda b: b.update(version="4"), 'version: expected "1"'),
+    (lambda b: b["alerts"][0].pop("fingerprint"), "alerts[0].fingerprint: expected a string"),
+    (lambda b: b["alerts"][1]["labels"].update(x=1), "alerts[1].labels.x: expected a string"),
+])
+def test_grafana_payload_errors_are_400_naming_the_field(serve, edit, field):
+    with open(GRAFANA_FIXTURE) as f:
+        body = json.load(f)
+    edit(body)
+    code, out = serve.request("POST", "/alerts/grafana", json.dumps(body),
+                              {"Authorization": "Bearer " + TOKEN,
+                               "Content-Type": "application/json"})
+    assert code == 400 and field in json.loads(out)["error"], out
+    assert serve.post_alerts("{}")[0] == 400  # the Alertmanager route stays v4
+
+
+# -- the generic JSON route -----------------------------------------------------
+
+JSON_ROUTE = """[serve.json.uptime]
+alerts = "/events"
+fingerprint = "/check/id"
+status = "/state"
+resolved = "up"
+starts_at = "/since"
+labels = "alertname=/check/name, service=/tags/0/service, severity=/level"
+annotations = "summary=/message"
+"""
+
+
+def test_generic_json_route_maps_labels_by_json_pointer(tmp_path):
+    rule = {"match": {"alertname": "checkout-probe", "severity": "page"},
+            "runbook": "alert-record", "mode": "exec",
+            "vars": {"service": "{{labels.service}}", "out": str(tmp_path / "json.txt")}}
+    s = Serve(tmp_path, more_rules=[rule], conf_extra=JSON_ROUTE)
+    assert s.port, s.text()
+    h = {"Authorization": "Bearer " + TOKEN, "Content-Type": "application/json"}
+    try:
+        body = {"events": [
+            {"check": {"id": "chk-17", "name": "checkout-probe"}, "state": "down",
+             "since": "2026-11-22T09:40:00Z", "tags": [{"service": "checkout"}],
+             "level": "page", "message": "3 of 3 probes failed"},
+            {"check": {"id": 18, "name": "search-probe"}, "state": "up",
+             "since": 1764000000, "tags": [{"service": "search"}], "level": "page",
+             "message": "back"}]}
+        code, out = s.request("POST", "/alerts/json/uptime", json.dumps(body), h)
+        assert code == 202, out
+        res = {r["fingerprint"]: r for r in json.loads(out)}
+        assert res["chk-17"]["status"] == "started" and res["chk-17"]["rule"] == 2
+        assert res["18"]["status"] == "resolved"
+        s.wait_finished(1)
+        with open(str(tmp_path / "json.txt")) as f:
+            assert f.read() == "checkout\n"
+        code, out = s.request("POST", "/alerts/json/uptime", json.dumps(body), h)
+        assert {r["fingerprint"]: r["status"] for r in json.loads(out)}["chk-17"] == "duplicate"
+        # a mapped field that is missing is a 400 naming the alert, pointer and label
+        del body["events"][1]["tags"]
+        code, out = s.request("POST", "/alerts/json/uptime", json.dumps(body), h)
+        assert code == 400, out
+        assert json.loads(out)["error"] == "alerts[1]: /tags/0/service (service): missing"
+        assert s.request("POST", "/alerts/json/nope", "{}", h)[0] == 404
+    finally:
+        assert s.stop() == 0, s.text()
+
+
+def test_generic_json_route_with_a_bad_pointer_refuses_start_up(tmp_path):
+    s = Serve(tmp_path, conf_extra='[serve.json.x]\nfingerprint = "id"\n')
+    assert s.proc.wait(timeout=30) == 2
+    assert "[serve.json.x] fingerprint: 'id' is not a JSON pointer" in s.text(), s.text()
+    s.logf.close()

@@ -9,8 +9,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "stdlib/serve/alerts.h"
+#include "runner/config.h"
+#include "stdlib/serve/alerts_json.h"
+#include "stdlib/rb_host.h"
+#include "stdlib/serve/dedup.h"
 
 static char *read_fixture(const char *name, size_t *len)
 {
@@ -132,7 +137,7 @@ static void test_regex_is_anchored_and_unmatched_alert_has_no_rule(void **state)
                            sizeof err);
   assert_non_null(r);
   json_t *labels = json_pack("{s:s}", "service", "checkout");
-  rb_alert a = {"firing", "f1", "A", labels, NULL};
+  rb_alert a = {"firing", "f1", "A", "", labels, NULL};
   rb_alert_match m;
   assert_int_equal(rb_rules_match(r, &a, &m, err, sizeof err), 0);
   json_decref(labels);
@@ -148,7 +153,7 @@ static void test_annotation_names_the_runbook_when_the_rule_allows_it(void **sta
   assert_non_null(r);
   json_t *labels = json_object();
   json_t *ann = json_pack("{s:s}", "runbook", "checkout-errors");
-  rb_alert a = {"firing", "f1", "A", labels, ann};
+  rb_alert a = {"firing", "f1", "A", "", labels, ann};
   rb_alert_match m;
   assert_int_equal(rb_rules_match(r, &a, &m, err, sizeof err), 1);
   assert_string_equal(m.runbook, "checkout-errors");
@@ -198,7 +203,9 @@ static void test_bad_rules_are_refused_with_file_index_and_field(void **state)
   assert_rules_error("[{\"match\":{},\"runbook\":\"x\",\"vars\":{\"a-b\":\"v\"}}]",
                      "rule 0.vars.a-b: not a parameter name");
   assert_rules_error("[{\"match\":{},\"runbook\":\"x\",\"bogus\":1}]",
-                     "rule 0.bogus: unknown");
+                     "rule 0: unknown field 'bogus' (known:");
+  assert_rules_error("[{\"match\":{},\"runbook\":\"x\"},{\"match\":{},\"runbok\":\"x\"}]",
+                     "rule 1: unknown field 'runbok' (did you mean 'runbook'?)");
   assert_rules_error("[{\"runbook\":\"x\"}]", "rule 0: needs match or match_annotation");
 }
 
@@ -249,25 +256,107 @@ static void test_constant_time_compare(void **state)
 static void test_dedup_while_active_and_within_the_window(void **state)
 {
   (void)state;
-  rb_dedup *d = rb_dedup_new(1000, 3);
+  char err[256];
+  rb_dedup *d = rb_dedup_open_file(NULL, 1000, 3, 0, err, sizeof err);
   assert_non_null(d);
-  assert_int_equal(rb_dedup_claim(d, "fp1", 0), 0);
-  assert_int_equal(rb_dedup_claim(d, "fp1", 10), 1); /* run active */
-  assert_int_equal(rb_dedup_claim(d, "fp1", 5000), 1);
+  assert_int_equal(rb_dedup_claim(d, "fp1", 0, err, sizeof err), 0);
+  assert_int_equal(rb_dedup_claim(d, "fp1", 10, err, sizeof err), 1); /* active */
+  assert_int_equal(rb_dedup_claim(d, "fp1", 5000, err, sizeof err), 1);
   assert_int_equal(rb_dedup_hits(d, "fp1"), 2);
   rb_dedup_finished(d, "fp1", 6000);
-  assert_int_equal(rb_dedup_claim(d, "fp1", 6500), 1); /* inside the window */
-  assert_int_equal(rb_dedup_claim(d, "fp1", 7000), 0); /* window over: new run */
-  /* a full table of active runs refuses; a finished one makes room */
-  assert_int_equal(rb_dedup_claim(d, "fp2", 7000), 0);
-  assert_int_equal(rb_dedup_claim(d, "fp3", 7000), 0);
-  assert_int_equal(rb_dedup_claim(d, "fp4", 7000), -1);
+  assert_int_equal(rb_dedup_claim(d, "fp1", 6500, err, sizeof err), 1); /* window */
+  assert_int_equal(rb_dedup_claim(d, "fp1", 7000, err, sizeof err), 0); /* over */
+  /* full of live keys: refused, a key inside its window is never evicted */
+  assert_int_equal(rb_dedup_claim(d, "fp2", 7000, err, sizeof err), 0);
+  assert_int_equal(rb_dedup_claim(d, "fp3", 7000, err, sizeof err), 0);
+  assert_int_equal(rb_dedup_claim(d, "fp4", 7000, err, sizeof err), -1);
   rb_dedup_finished(d, "fp2", 7001);
-  assert_int_equal(rb_dedup_claim(d, "fp4", 7002), 0);
+  assert_int_equal(rb_dedup_claim(d, "fp4", 7500, err, sizeof err), -1);
+  assert_int_equal(rb_dedup_claim(d, "fp2", 7600, err, sizeof err), 1);
+  /* once its window passed, the key makes room */
+  assert_int_equal(rb_dedup_claim(d, "fp4", 8001, err, sizeof err), 0);
   rb_dedup_forget(d, "fp4");
-  assert_int_equal(rb_dedup_claim(d, "fp5", 7003), 0);
+  assert_int_equal(rb_dedup_count(d), 2);
+  assert_int_equal(rb_dedup_claim(d, "fp5", 8002, err, sizeof err), 0);
   rb_dedup_free(d);
   rb_dedup_free(NULL);
+}
+
+static void test_dedup_file_survives_reopen_and_compacts(void **state)
+{
+  (void)state;
+  char dir[] = "/tmp/rb-dedup-XXXXXX", err[256];
+  assert_non_null(mkdtemp(dir));
+  rb_dedup *d = rb_dedup_open_file(dir, 1000, 100000, 0, err, sizeof err);
+  assert_non_null(d);
+  char key[32];
+  for (int i = 0; i < 5000; i++) {
+    snprintf(key, sizeof key, "k%d|t", i);
+    assert_int_equal(rb_dedup_claim(d, key, 10, err, sizeof err), 0);
+    rb_dedup_finished(d, key, 20);
+    if (i % 2)
+      rb_dedup_forget(d, key);
+  }
+  assert_int_equal(rb_dedup_claim(d, "active|t", 30, err, sizeof err), 0);
+  assert_int_equal(rb_dedup_sync(d, err, sizeof err), 0);
+  rb_dedup_free(d); /* as if the listener died with "active" running */
+  d = rb_dedup_open_file(dir, 1000, 100000, 500, err, sizeof err);
+  assert_non_null(d);
+  assert_int_equal(rb_dedup_count(d), 2501);
+  assert_int_equal(rb_dedup_claim(d, "k0|t", 600, err, sizeof err), 1);
+  assert_int_equal(rb_dedup_claim(d, "k1|t", 600, err, sizeof err), 0);
+  /* the active key's window started at the reopen (500) */
+  assert_int_equal(rb_dedup_claim(d, "active|t", 1400, err, sizeof err), 1);
+  assert_int_equal(rb_dedup_claim(d, "active|t", 1500, err, sizeof err), 0);
+  rb_dedup_free(d);
+  /* reopened after the window: only the keys claimed since are left */
+  d = rb_dedup_open_file(dir, 1000, 100000, 5000, err, sizeof err);
+  assert_non_null(d);
+  assert_int_equal(rb_dedup_count(d), 2);
+  rb_dedup_free(d);
+  char path[128];
+  snprintf(path, sizeof path, "%s/dedup.log", dir);
+  FILE *f = fopen(path, "r");
+  assert_non_null(f);
+  int lines = 0, c;
+  while ((c = fgetc(f)) != EOF)
+    lines += c == '\n';
+  fclose(f);
+  assert_int_equal(lines, 2);
+  unlink(path);
+  rmdir(dir);
+}
+
+static void test_json_route_pointers_escape_and_index(void **state)
+{
+  (void)state;
+  char err[512];
+  rb_config *c = rb_config_new_empty();
+  assert_non_null(c);
+  assert_int_equal(rb_config_set(c, "serve.json.t", "fingerprint", "/a~1b/0"), 0);
+  assert_int_equal(
+      rb_config_set(c, "serve.json.t", "labels", "alertname=/n~0m, v = /x/1/y"), 0);
+  rb_json_route *r = rb_json_route_new(c, "serve.json.t", err, sizeof err);
+  assert_non_null(r);
+  assert_string_equal(rb_json_route_name(r), "t");
+  const char *body = "{\"a/b\":[\"fp1\"],\"n~m\":\"A\",\"x\":[0,{\"y\":2.5}]}";
+  rb_alert_batch b;
+  assert_int_equal(rb_alerts_parse_json(r, body, strlen(body), &b, err, sizeof err), 0);
+  assert_int_equal(b.n, 1);
+  assert_string_equal(b.alerts[0].fingerprint, "fp1");
+  assert_string_equal(b.alerts[0].alertname, "A");
+  assert_string_equal(json_string_value(json_object_get(b.alerts[0].labels, "v")), "2.5");
+  rb_alerts_clear(&b);
+  /* leading zeros are not array indexes */
+  body = "{\"a/b\":[\"fp1\"],\"n~m\":\"A\",\"x\":[0]}";
+  assert_int_equal(rb_alerts_parse_json(r, body, strlen(body), &b, err, sizeof err), -1);
+  assert_string_equal(err, "alerts[0]: /x/1/y (v): missing");
+  rb_json_route_free(r);
+  assert_int_equal(rb_config_set(c, "serve.json.u", "fingerprint", "/~2"), 0);
+  assert_null(rb_json_route_new(c, "serve.json.u", err, sizeof err));
+  assert_string_equal(err, "[serve.json.u] fingerprint: '/~2' is not a JSON pointer");
+  rb_json_route_free(NULL);
+  rb_config_free(c);
 }
 
 int main(void)
@@ -283,6 +372,8 @@ int main(void)
       cmocka_unit_test(test_hmac_verifies_and_a_forgery_fails),
       cmocka_unit_test(test_constant_time_compare),
       cmocka_unit_test(test_dedup_while_active_and_within_the_window),
+      cmocka_unit_test(test_dedup_file_survives_reopen_and_compacts),
+      cmocka_unit_test(test_json_route_pointers_escape_and_index),
   };
   return cmocka_run_group_tests_name("alerts", tests, NULL, NULL);
 }

@@ -1,0 +1,26 @@
+/* notify.h: the alert listener's posts to the [notify.NAME] channel
+ * named by [serve] notify, when an alert's run cannot start. */
+#ifndef RB_SERVE_NOTIFY_H
+#define RB_SERVE_NOTIFY_H
+
+#include <jansson.h>
+#include <stddef.h>
+
+#include "stdlib/rb_host.h"
+
+typedef struct rb_serve_notify rb_serve_notify;
+
+/* The channel [serve] notify names, or NULL: with *bad = 0 when none is
+ * configured, with *bad = 1 and err when the setting is wrong (no such
+ * section, bad type, no url). Freed with rb_serve_notify_free (NULL-safe). */
+rb_serve_notify *rb_serve_notify_new(const rb_config *cfg, int *bad, char *err,
+                                     size_t errlen);
+void rb_serve_notify_free(rb_serve_notify *n);
+/* "notify.NAME", or NULL for NULL. */
+const char *rb_serve_notify_name(const rb_serve_notify *n);
+/* Posts the alert_not_started event ev of incident (5 s timeout). Returns 0,
+ * or -1 with err (never the URL: it embeds its credential). */
+int rb_serve_notify_post(const rb_serve_notify *n, const json_t *ev, const char *incident,
+                         char *err, size_t errlen);
+
+#endif
