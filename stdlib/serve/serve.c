@@ -913,7 +913,7 @@ static int open_dedup(server *s, const rb_config *cfg, const serve_opts *o)
   return s->dedup ? 0 : -1;
 }
 
-/* The connection limits and deadlines (serve_keys.c has their defaults). */
+/* The connection limits and deadlines (keys.c has their defaults). */
 static int read_limits(server *s, const rb_config *cfg)
 {
   char err[512];
