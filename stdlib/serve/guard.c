@@ -3,6 +3,7 @@
 #include "stdlib/serve/guard.h"
 
 #include <pthread.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -83,7 +84,14 @@ rb_guard *rb_guard_new(const rb_guard_limits *lim)
   g->lim = *lim;
   pthread_mutex_init(&g->mu, NULL);
   pthread_cond_init(&g->cv, NULL);
-  if (pthread_create(&g->thread, NULL, watch, g) != 0) {
+  /* the watchdog takes no signal: SIGTERM and SIGCHLD are the main thread's
+   * (sigtimedwait), and one delivered here would kill the listener */
+  sigset_t all, old;
+  sigfillset(&all);
+  pthread_sigmask(SIG_BLOCK, &all, &old);
+  int rc = pthread_create(&g->thread, NULL, watch, g);
+  pthread_sigmask(SIG_SETMASK, &old, NULL);
+  if (rc != 0) {
     pthread_mutex_destroy(&g->mu);
     pthread_cond_destroy(&g->cv);
     free(g);
