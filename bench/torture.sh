@@ -21,7 +21,20 @@ BIN, WORK, N = sys.argv[1], sys.argv[2], int(sys.argv[3])
 ACTIONS = ["a1", "a2", "a3", "a4", "a5"]
 counts, lock = {}, threading.Lock()
 
+active, last = [0], [time.time()]  # connections being served, last activity
+
 class Counter(http.server.BaseHTTPRequestHandler):
+    def handle(self):
+        with lock:
+            active[0] += 1
+            last[0] = time.time()
+        try:
+            super().handle()
+        finally:
+            with lock:
+                active[0] -= 1
+                last[0] = time.time()
+
     def do_POST(self):
         self.rfile.read(int(self.headers.get("Content-Length", 0)))
         key = self.path.strip("/")
@@ -125,6 +138,15 @@ def resume_until_done(inc, tag, rid):
         if p.returncode == 2 and m:
             # The operator checks the system the action touches.
             stats["in_doubt"] += 1
+            # A request the killed run had already written may still be in
+            # the server's queue: like an operator, look once the system has
+            # settled (nothing being served for 300 ms).
+            settle_deadline = time.time() + 10
+            while time.time() < settle_deadline:
+                with lock:
+                    if active[0] == 0 and time.time() - last[0] > 0.3:
+                        break
+                time.sleep(0.05)
             with lock:
                 seen = counts.get(tag + "/" + m.group(1), 0)
             decision = "skip" if seen else "rerun"
