@@ -130,14 +130,20 @@ static json_t *answer_json(const rb_approval_answer *a)
 static void leave_refusal(const char *dir, const char *step, const rb_approval_answer *a,
                           const char *why)
 {
-  char path[4400];
-  if (rb_fmt(path, sizeof path, "%s/%s.refused.%lld.%d.json", dir, step,
-             (long long)rb_now_wall_ms(), (int)getpid()))
-    return;
   json_t *j = answer_json(a);
   json_object_set_new(j, "reason", json_string(why));
-  char e[256];
-  write_atomic(path, j, 1, e, sizeof e);
+  /* Two refusals within one millisecond must both be kept: the file is
+   * created exclusively, so a taken name moves on to the next sequence. */
+  static unsigned seq;
+  int64_t now = rb_now_wall_ms();
+  for (int tries = 0; tries < 64; tries++) {
+    char path[4400], e[256];
+    if (rb_fmt(path, sizeof path, "%s/%s.refused.%lld.%d.%u.json", dir, step,
+               (long long)now, (int)getpid(), seq++))
+      break;
+    if (write_atomic(path, j, 1, e, sizeof e) == 0)
+      break;
+  }
   json_decref(j);
 }
 
