@@ -9,20 +9,18 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <jansson.h>
+#include <sys/stat.h>
+
 #include "runner/base/buf.h"
 #include "runner/base/util.h"
+#include "stdlib/ssh/inventory_int.h"
 
 #define INV_MAX_RANGE 100000
 #define INV_MAX_DEPTH 64
 
-typedef struct {
-  char *k, *v;
-} kv;
-
-typedef struct {
-  kv *v;
-  size_t n, cap;
-} kvlist;
+typedef rb_ssh_kv kv;
+typedef rb_ssh_kvlist kvlist;
 
 typedef struct {
   char *name;
@@ -37,6 +35,7 @@ typedef struct {
   size_t nchildren, capchildren;
   kvlist vars;
   int depth;
+  long priority; /* ansible_group_priority, 1 by default as in Ansible */
 } igroup;
 
 struct rb_ssh_inventory {
@@ -62,7 +61,7 @@ static int grow(void **p, size_t *cap, size_t need, size_t elem)
   return 0;
 }
 
-static int kv_set(kvlist *l, const char *k, const char *v)
+int rb_ssh_kv_set(kvlist *l, const char *k, const char *v)
 {
   for (size_t i = 0; i < l->n; i++) {
     if (strcmp(l->v[i].k, k) == 0) {
@@ -96,7 +95,7 @@ static const char *kv_get(const kvlist *l, const char *k)
   return NULL;
 }
 
-static void kv_free(kvlist *l)
+void rb_ssh_kv_free(kvlist *l)
 {
   for (size_t i = 0; i < l->n; i++) {
     free(l->v[i].k);
@@ -111,7 +110,7 @@ void rb_ssh_inventory_free(rb_ssh_inventory *inv)
     return;
   for (size_t i = 0; i < inv->nhosts; i++) {
     free(inv->hosts[i].name);
-    kv_free(&inv->hosts[i].vars);
+    rb_ssh_kv_free(&inv->hosts[i].vars);
   }
   for (size_t i = 0; i < inv->ngroups; i++) {
     igroup *g = &inv->groups[i];
@@ -120,7 +119,7 @@ void rb_ssh_inventory_free(rb_ssh_inventory *inv)
     for (size_t j = 0; j < g->nchildren; j++)
       free(g->children[j]);
     free(g->children);
-    kv_free(&g->vars);
+    rb_ssh_kv_free(&g->vars);
   }
   free(inv->hosts);
   free(inv->groups);
@@ -154,6 +153,7 @@ static long get_group(rb_ssh_inventory *inv, const char *name)
     return -1;
   igroup *g = &inv->groups[inv->ngroups];
   memset(g, 0, sizeof *g);
+  g->priority = 1;
   if ((g->name = strdup(name)) == NULL)
     return -1;
   return (long)inv->ngroups++;
@@ -235,49 +235,58 @@ static int valid_name(const char *s)
   return 1;
 }
 
-/* One host line being expanded: its group and the key=value words after the
- * host pattern, applied to every host the pattern names. */
+/* One host pattern being expanded: its group and the variables applied to
+ * every host the pattern names. */
 typedef struct {
   rb_ssh_inventory *inv;
   long gi;
-  char **words;
-  size_t nwords;
+  const kvlist *vars;
 } hostline;
+
+/* Splits "host:port", "[v6addr]:port" or "[v6addr]" in place, as Ansible's
+ * parse_address does; a bare IPv6 literal (several ':') has no port. */
+static int split_port(char *buf, char **host, const char **port)
+{
+  *port = NULL;
+  *host = buf;
+  if (buf[0] == '[') {
+    char *rb = strchr(buf, ']');
+    if (rb == NULL || (rb[1] != '\0' && rb[1] != ':') || rb == buf + 1)
+      return -1;
+    *rb = '\0';
+    *host = buf + 1;
+    if (rb[1] == ':')
+      *port = rb + 2;
+    return 0;
+  }
+  char *colon = strchr(buf, ':');
+  if (colon != NULL && strchr(colon + 1, ':') == NULL) {
+    *colon = '\0';
+    *port = colon + 1;
+  }
+  return 0;
+}
 
 static int add_host(hostline *hl, const char *name, char *err, size_t errlen)
 {
   rb_ssh_inventory *inv = hl->inv;
-  char buf[512];
+  char buf[512], *host;
+  const char *port;
   if (rb_fmt(buf, sizeof buf, "%s", name) < 0)
     return rb_err(err, errlen, "host name '%.40s...' is too long", name);
-  const char *port = NULL;
-  char *colon = strchr(buf, ':');
-  /* "host:2222" is Ansible's port shorthand; IPv6 literals have several ':' */
-  if (colon != NULL && strchr(colon + 1, ':') == NULL) {
-    *colon = '\0';
-    port = colon + 1;
-  }
-  if (!valid_name(buf))
+  if (split_port(buf, &host, &port) < 0 || !valid_name(host))
     return rb_err(err, errlen, "bad host name '%s'", name);
-  long hi = get_host(inv, buf);
+  long hi = get_host(inv, host);
   if (hi < 0)
     return rb_err(err, errlen, "out of memory");
   if (hl->gi >= 0 && group_add_host(&inv->groups[hl->gi], (size_t)hi) < 0)
     return rb_err(err, errlen, "out of memory");
   ihost *h = &inv->hosts[hi];
-  if (port != NULL && kv_set(&h->vars, "ansible_port", port) < 0)
+  if (port != NULL && rb_ssh_kv_set(&h->vars, "ansible_port", port) < 0)
     return rb_err(err, errlen, "out of memory");
-  for (size_t i = 0; i < hl->nwords; i++) {
-    char *w = hl->words[i];
-    char *eq = strchr(w, '=');
-    if (eq == NULL || eq == w)
-      return rb_err(err, errlen, "expected key=value after the host name, got '%s'", w);
-    *eq = '\0';
-    int rc = kv_set(&h->vars, w, eq + 1);
-    *eq = '=';
-    if (rc < 0)
+  for (size_t i = 0; hl->vars != NULL && i < hl->vars->n; i++)
+    if (rb_ssh_kv_set(&h->vars, hl->vars->v[i].k, hl->vars->v[i].v) < 0)
       return rb_err(err, errlen, "out of memory");
-  }
   return 0;
 }
 
@@ -354,13 +363,47 @@ static int expand_range(hostline *hl, const char *pat, char *err, size_t errlen)
 
 enum { SEC_HOSTS, SEC_VARS, SEC_CHILDREN };
 
+/* Removes a " # comment" (a '#' after whitespace, outside quotes), as
+ * Ansible's shlex split with comments does. */
+static void strip_comment(char *s)
+{
+  char q = 0;
+  for (char *p = s; *p; p++) {
+    if (q && *p == q)
+      q = 0;
+    else if (!q && (*p == '"' || *p == '\''))
+      q = *p;
+    else if (!q && *p == '#' && (p == s || isspace((unsigned char)p[-1]))) {
+      *p = '\0';
+      break;
+    }
+  }
+  rb_trim(s);
+}
+
+/* A value quoted as a whole loses its quotes (literal_eval of a string). */
+static char *unquote(char *v)
+{
+  size_t vn = strlen(v);
+  if (vn >= 2 && (v[0] == '"' || v[0] == '\'') && v[vn - 1] == v[0]) {
+    v[vn - 1] = '\0';
+    v++;
+  }
+  return v;
+}
+
 static int parse_header(rb_ssh_inventory *inv, char *s, long *gi, int *sec, char *err,
                         size_t errlen)
 {
-  size_t n = strlen(s);
-  if (s[n - 1] != ']')
+  char *close = strchr(s, ']');
+  if (close == NULL)
     return rb_err(err, errlen, "section header without closing ']'");
-  s[n - 1] = '\0';
+  char *rest = close + 1;
+  while (isspace((unsigned char)*rest))
+    rest++;
+  if (*rest != '\0' && *rest != '#' && *rest != ';')
+    return rb_err(err, errlen, "unexpected text '%s' after section header", rest);
+  *close = '\0';
   char *name = rb_trim(s + 1);
   char *colon = strchr(name, ':');
   *sec = SEC_HOSTS;
@@ -374,6 +417,10 @@ static int parse_header(rb_ssh_inventory *inv, char *s, long *gi, int *sec, char
       return rb_err(err, errlen, "unknown section kind ':%s' (want :vars or :children)",
                     colon + 1);
   }
+  if (strchr(name, '.') != NULL)
+    return rb_err(err, errlen,
+                  "unsupported inventory format: TOML (section [%s]); use INI or YAML",
+                  name);
   if (!valid_name(name))
     return rb_err(err, errlen, "bad group name '%s'", name);
   if ((*gi = get_group(inv, name)) < 0)
@@ -381,32 +428,86 @@ static int parse_header(rb_ssh_inventory *inv, char *s, long *gi, int *sec, char
   return 0;
 }
 
-static int parse_vars_line(igroup *g, char *s, char *err, size_t errlen)
+int rb_ssh_inv_group_var(rb_ssh_inventory *inv, long gi, const char *k, const char *v,
+                         char *err, size_t errlen)
 {
-  char *eq = strchr(s, '=');
-  if (eq == NULL)
-    return rb_err(err, errlen, "expected key=value in [%s:vars]", g->name);
-  *eq = '\0';
-  char *k = rb_trim(s), *v = rb_trim(eq + 1);
-  size_t vn = strlen(v);
-  if (vn >= 2 && (v[0] == '"' || v[0] == '\'') && v[vn - 1] == v[0]) {
-    v[vn - 1] = '\0';
-    v++;
+  igroup *g = &inv->groups[gi];
+  if (strcmp(k, "ansible_group_priority") == 0) {
+    char *end;
+    errno = 0;
+    long p = strtol(v, &end, 10);
+    if (*v == '\0' || *end != '\0' || errno)
+      return rb_err(err, errlen,
+                    "group %s: ansible_group_priority '%s' is not an integer", g->name,
+                    v);
+    g->priority = p;
+    return 0;
   }
-  if (*k == '\0')
-    return rb_err(err, errlen, "empty key in [%s:vars]", g->name);
-  if (kv_set(&g->vars, k, v) < 0)
+  if (rb_ssh_kv_set(&g->vars, k, v) < 0)
     return rb_err(err, errlen, "out of memory");
   return 0;
+}
+
+static int parse_vars_line(rb_ssh_inventory *inv, long gi, char *s, char *err,
+                           size_t errlen)
+{
+  const char *gname = inv->groups[gi].name;
+  char *eq = strchr(s, '=');
+  if (eq == NULL)
+    return rb_err(err, errlen, "expected key=value in [%s:vars]", gname);
+  *eq = '\0';
+  char *k = rb_trim(s), *v = eq + 1;
+  strip_comment(v);
+  v = unquote(rb_trim(v));
+  if (*k == '\0')
+    return rb_err(err, errlen, "empty key in [%s:vars]", gname);
+  return rb_ssh_inv_group_var(inv, gi, k, v, err, errlen);
+}
+
+/* The key=value words after a host pattern, as a variable list. */
+static int host_words(char **words, size_t n, kvlist *vars, char *err, size_t errlen)
+{
+  for (size_t i = 0; i < n; i++) {
+    char *w = words[i];
+    char *eq = strchr(w, '=');
+    if (eq == NULL || eq == w)
+      return rb_err(err, errlen, "expected key=value after the host name, got '%s'", w);
+    *eq = '\0';
+    int rc = rb_ssh_kv_set(vars, w, unquote(eq + 1));
+    *eq = '=';
+    if (rc < 0)
+      return rb_err(err, errlen, "out of memory");
+  }
+  return 0;
+}
+
+int rb_ssh_inv_add_hosts(rb_ssh_inventory *inv, long gi, const char *pattern,
+                         const rb_ssh_kvlist *vars, char *err, size_t errlen)
+{
+  hostline hl = {inv, gi, vars};
+  return expand_range(&hl, pattern, err, errlen);
+}
+
+long rb_ssh_inv_group(rb_ssh_inventory *inv, const char *name)
+{
+  return get_group(inv, name);
+}
+
+int rb_ssh_inv_add_child(rb_ssh_inventory *inv, long parent, const char *child)
+{
+  if (get_group(inv, child) < 0)
+    return -1;
+  return group_add_child(&inv->groups[parent], child);
 }
 
 static int parse_line(rb_ssh_inventory *inv, char *s, long *gi, int *sec, char *err,
                       size_t errlen)
 {
-  if (*s == '[')
+  char *close = *s == '[' ? strchr(s, ']') : NULL;
+  if (*s == '[' && (close == NULL || close[1] != ':')) /* "[v6]:port" is a host */
     return parse_header(inv, s, gi, sec, err, errlen);
   if (*sec == SEC_VARS)
-    return parse_vars_line(&inv->groups[*gi], s, err, errlen);
+    return parse_vars_line(inv, *gi, s, err, errlen);
   char *words[128];
   size_t n = split_words(s, words, 128);
   if (n == 0)
@@ -419,8 +520,12 @@ static int parse_line(rb_ssh_inventory *inv, char *s, long *gi, int *sec, char *
       return rb_err(err, errlen, "out of memory");
     return 0;
   }
-  hostline hl = {inv, *gi, words + 1, n - 1};
-  return expand_range(&hl, words[0], err, errlen);
+  kvlist vars = {0};
+  int rc = host_words(words + 1, n - 1, &vars, err, errlen);
+  if (rc == 0)
+    rc = rb_ssh_inv_add_hosts(inv, *gi, words[0], &vars, err, errlen);
+  rb_ssh_kv_free(&vars);
+  return rc;
 }
 
 /* Depth of each group below "all" (parents first when applying vars). Fails
@@ -448,17 +553,65 @@ static int compute_depths(rb_ssh_inventory *inv, char *err, size_t errlen)
   }
 }
 
-rb_ssh_inventory *rb_ssh_inventory_parse(const char *text, const char *name, char *err,
-                                         size_t errlen)
+static int has_ext(const char *name, const char *ext)
 {
-  rb_ssh_inventory *inv = calloc(1, sizeof *inv);
-  char *copy = strdup(text ? text : "");
+  size_t n = strlen(name), e = strlen(ext);
+  return n > e && strcmp(name + n - e, ext) == 0;
+}
+
+/* The first line that is neither blank nor a comment. */
+static const char *first_line(const char *t)
+{
+  while (*t) {
+    while (*t == ' ' || *t == '\t' || *t == '\r' || *t == '\n')
+      t++;
+    if (*t != '#' && *t != ';')
+      return t;
+    while (*t && *t != '\n')
+      t++;
+  }
+  return t;
+}
+
+/* YAML when the name says so (Ansible's yaml plugin: .yml, .yaml, .json) or
+ * the text starts like YAML: "---", a flow mapping, or "name:" on a line of
+ * its own, which no INI host line is. Refuses what Ansible would hand to a
+ * plugin runbook does not have. */
+static int sniff_format(const char *text, const char *name, int *yaml, char *err,
+                        size_t errlen)
+{
+  *yaml = 0;
+  if (strncmp(text, "$ANSIBLE_VAULT;", 15) == 0)
+    return rb_err(err, errlen,
+                  "%s: vault-encrypted inventories are not supported: decrypt with "
+                  "ansible-vault view",
+                  name);
+  if (strncmp(text, "#!", 2) == 0)
+    return rb_err(err, errlen,
+                  "%s: unsupported inventory format: script (dynamic inventory); "
+                  "write its --list output to a YAML or JSON file",
+                  name);
+  if (has_ext(name, ".toml"))
+    return rb_err(err, errlen, "%s: unsupported inventory format: TOML; use INI or YAML",
+                  name);
+  if (has_ext(name, ".yml") || has_ext(name, ".yaml") || has_ext(name, ".json")) {
+    *yaml = 1;
+    return 0;
+  }
+  const char *l = first_line(text);
+  size_t n = strcspn(l, "\n");
+  while (n > 0 && isspace((unsigned char)l[n - 1]))
+    n--;
+  if ((n >= 3 && strncmp(l, "---", 3) == 0) || l[0] == '{')
+    *yaml = 1;
+  else if (n > 1 && l[n - 1] == ':' && memchr(l, '=', n) == NULL && l[0] != '[')
+    *yaml = 1;
+  return 0;
+}
+
+static int parse_ini(rb_ssh_inventory *inv, char *copy, char *err, size_t errlen)
+{
   char lerr[256];
-  if (inv == NULL || copy == NULL ||
-      (inv->name = strdup(name ? name : "inventory")) == NULL)
-    goto oom;
-  if (get_group(inv, "all") < 0 || get_group(inv, "ungrouped") < 0)
-    goto oom;
   long gi = -1;
   int sec = SEC_HOSTS, lineno = 0;
   for (char *line = copy; line != NULL;) {
@@ -468,12 +621,29 @@ rb_ssh_inventory *rb_ssh_inventory_parse(const char *text, const char *name, cha
     lineno++;
     char *s = rb_trim(line);
     if (*s != '\0' && *s != '#' && *s != ';' &&
-        parse_line(inv, s, &gi, &sec, lerr, sizeof lerr) < 0) {
-      rb_err(err, errlen, "%s:%d: %s", inv->name, lineno, lerr);
-      goto fail;
-    }
+        parse_line(inv, s, &gi, &sec, lerr, sizeof lerr) < 0)
+      return rb_err(err, errlen, "%s:%d: %s", inv->name, lineno, lerr);
     line = nl ? nl + 1 : NULL;
   }
+  return 0;
+}
+
+rb_ssh_inventory *rb_ssh_inventory_parse(const char *text, const char *name, char *err,
+                                         size_t errlen)
+{
+  rb_ssh_inventory *inv = calloc(1, sizeof *inv);
+  char *copy = strdup(text ? text : "");
+  int yaml = 0;
+  if (inv == NULL || copy == NULL ||
+      (inv->name = strdup(name ? name : "inventory")) == NULL)
+    goto oom;
+  if (get_group(inv, "all") < 0 || get_group(inv, "ungrouped") < 0)
+    goto oom;
+  if (sniff_format(copy, inv->name, &yaml, err, errlen) < 0)
+    goto fail;
+  if (yaml ? rb_ssh_inventory_yaml(inv, copy, strlen(copy), err, errlen) < 0
+           : parse_ini(inv, copy, err, errlen) < 0)
+    goto fail;
   if (compute_depths(inv, err, errlen) < 0)
     goto fail;
   free(copy);
@@ -488,6 +658,15 @@ fail:
 
 rb_ssh_inventory *rb_ssh_inventory_load(const char *path, char *err, size_t errlen)
 {
+  struct stat st;
+  if (stat(path, &st) == 0 && S_ISREG(st.st_mode) && (st.st_mode & 0111) != 0) {
+    /* Ansible runs an executable inventory as a script */
+    rb_err(err, errlen,
+           "%s: unsupported inventory format: script (the file is executable); "
+           "write its --list output to a YAML or JSON file, or chmod -x it",
+           path);
+    return NULL;
+  }
   FILE *f = fopen(path, "r");
   if (f == NULL) {
     rb_err(err, errlen, "inventory %s: %s", path, strerror(errno));
@@ -518,6 +697,11 @@ rb_ssh_inventory *rb_ssh_inventory_load(const char *path, char *err, size_t errl
   rb_ssh_inventory *inv = rb_ssh_inventory_parse(buf, path, err, errlen);
   free(buf);
   return inv;
+}
+
+const char *rb_ssh_inventory_name(const rb_ssh_inventory *inv)
+{
+  return inv->name;
 }
 
 size_t rb_ssh_inventory_host_count(const rb_ssh_inventory *inv)
@@ -571,7 +755,18 @@ static int group_has_host(const rb_ssh_inventory *inv, size_t gi, size_t hi,
   return scratch[hi];
 }
 
-/* Effective value of var for host hi: all, then groups by depth (then name),
+/* Ansible's group order for merging vars: depth, then ansible_group_priority,
+ * then name; a later group's value wins. */
+static int group_cmp(const igroup *a, const igroup *b)
+{
+  if (a->depth != b->depth)
+    return a->depth < b->depth ? -1 : 1;
+  if (a->priority != b->priority)
+    return a->priority < b->priority ? -1 : 1;
+  return strcmp(a->name, b->name);
+}
+
+/* Effective value of var for host hi: all, then groups in group_cmp order,
  * then the host line, later ones winning as in Ansible. */
 static const char *host_var(const rb_ssh_inventory *inv, size_t hi, const char *var,
                             const char *alt, char *scratch)
@@ -589,8 +784,7 @@ static const char *host_var(const rb_ssh_inventory *inv, size_t hi, const char *
       gv = kv_get(&g->vars, alt);
     if (gv == NULL || !group_has_host(inv, i, hi, scratch))
       continue;
-    if (best == NULL || g->depth > best->depth ||
-        (g->depth == best->depth && strcmp(g->name, best->name) > 0)) {
+    if (best == NULL || group_cmp(g, best) > 0) {
       best = g;
       v = gv;
     }
@@ -837,4 +1031,109 @@ out:
   free(scratch);
   free(mark);
   return rc;
+}
+
+/* All of host hi's variables merged in Ansible's order, into obj. */
+static int list_hostvars(const rb_ssh_inventory *inv, size_t hi, json_t *obj,
+                         char *scratch)
+{
+  const igroup **gs = malloc((inv->ngroups + 1) * sizeof *gs);
+  size_t n = 0;
+  if (gs == NULL)
+    return -1;
+  for (size_t i = 0; i < inv->ngroups; i++) {
+    if (!group_has_host(inv, i, hi, scratch))
+      continue;
+    size_t j = n++;
+    for (; j > 0 && group_cmp(gs[j - 1], &inv->groups[i]) > 0; j--)
+      gs[j] = gs[j - 1];
+    gs[j] = &inv->groups[i];
+  }
+  int rc = 0;
+  for (size_t i = 0; i <= n && rc == 0; i++) {
+    const kvlist *l = i < n ? &gs[i]->vars : &inv->hosts[hi].vars;
+    for (size_t k = 0; k < l->n && rc == 0; k++)
+      rc = json_object_set_new(obj, l->v[k].k, json_string(l->v[k].v));
+  }
+  free(gs);
+  return rc;
+}
+
+static int has_parent(const rb_ssh_inventory *inv, const char *name)
+{
+  for (size_t i = 0; i < inv->ngroups; i++)
+    for (size_t j = 0; j < inv->groups[i].nchildren; j++)
+      if (strcmp(inv->groups[i].children[j], name) == 0)
+        return 1;
+  return 0;
+}
+
+static int group_has_child(const igroup *g, size_t ci, const rb_ssh_inventory *inv)
+{
+  for (size_t j = 0; j < g->nchildren; j++)
+    if (strcmp(g->children[j], inv->groups[ci].name) == 0)
+      return 1;
+  return 0;
+}
+
+/* One group's direct hosts and children, as ansible-inventory --list has
+ * them; "all" gets every group without a parent, "ungrouped" its hosts. */
+static json_t *list_group(const rb_ssh_inventory *inv, size_t gi, char *scratch)
+{
+  const igroup *g = &inv->groups[gi];
+  json_t *o = json_object(), *hosts = json_array(), *kids = json_array();
+  int all = strcmp(g->name, "all") == 0, ung = strcmp(g->name, "ungrouped") == 0;
+  if (ung) {
+    memset(scratch, 0, inv->nhosts);
+    mark_group(inv, gi, scratch, 0);
+    for (size_t h = 0; h < inv->nhosts; h++)
+      if (scratch[h])
+        json_array_append_new(hosts, json_string(inv->hosts[h].name));
+  } else if (!all) {
+    for (size_t i = 0; i < g->nhosts; i++)
+      json_array_append_new(hosts, json_string(inv->hosts[g->hosts[i]].name));
+  }
+  for (size_t i = 0; all && i < inv->ngroups; i++)
+    if (i != gi && (!has_parent(inv, inv->groups[i].name) || group_has_child(g, i, inv)))
+      json_array_append_new(kids, json_string(inv->groups[i].name));
+  for (size_t i = 0; !all && i < g->nchildren; i++)
+    json_array_append_new(kids, json_string(g->children[i]));
+  if (json_array_size(hosts) > 0)
+    json_object_set(o, "hosts", hosts);
+  if (json_array_size(kids) > 0)
+    json_object_set(o, "children", kids);
+  json_decref(hosts);
+  json_decref(kids);
+  return o;
+}
+
+json_t *rb_ssh_inventory_list_json(const rb_ssh_inventory *inv)
+{
+  json_t *out = json_object(), *hv = json_object(), *meta = json_object();
+  char *scratch = malloc(inv->nhosts + 1);
+  if (out == NULL || hv == NULL || meta == NULL || scratch == NULL)
+    goto fail;
+  for (size_t h = 0; h < inv->nhosts; h++) {
+    json_t *vars = json_object();
+    if (vars == NULL || json_object_set_new(hv, inv->hosts[h].name, vars) < 0 ||
+        list_hostvars(inv, h, vars, scratch) < 0)
+      goto fail;
+  }
+  json_object_set_new(meta, "hostvars", hv);
+  hv = NULL;
+  json_object_set_new(out, "_meta", meta);
+  meta = NULL;
+  for (size_t g = 0; g < inv->ngroups; g++) {
+    json_t *o = list_group(inv, g, scratch);
+    if (o == NULL || json_object_set_new(out, inv->groups[g].name, o) < 0)
+      goto fail;
+  }
+  free(scratch);
+  return out;
+fail:
+  json_decref(hv);
+  json_decref(meta);
+  json_decref(out);
+  free(scratch);
+  return NULL;
 }

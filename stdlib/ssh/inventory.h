@@ -1,8 +1,9 @@
 /* inventory.h: the hosts and groups SSH targets name, read from the subset of
- * Ansible's INI inventory format documented in docs/ssh.md. */
+ * Ansible's INI and YAML inventory formats documented in docs/ssh.md. */
 #ifndef RB_SSH_INVENTORY_H
 #define RB_SSH_INVENTORY_H
 
+#include <jansson.h>
 #include <stddef.h>
 
 /* One resolved host: what a connection needs. Strings are owned by the
@@ -36,6 +37,11 @@ void rb_ssh_hosts_free(rb_ssh_host *hosts, size_t n);
 /* Deep copy of one host into dst; returns 0 or -1 (out of memory). */
 int rb_ssh_host_copy(rb_ssh_host *dst, const rb_ssh_host *src);
 void rb_ssh_host_clear(rb_ssh_host *h);
+
+/* The inventory as `ansible-inventory --list` prints it: "_meta.hostvars"
+ * (each host's variables merged in Ansible's order, as strings) and each
+ * group's direct "hosts" and "children". NULL on out of memory. */
+json_t *rb_ssh_inventory_list_json(const rb_ssh_inventory *inv);
 
 /* Number of hosts and groups, for tests and `runbook check`. */
 size_t rb_ssh_inventory_host_count(const rb_ssh_inventory *inv);
