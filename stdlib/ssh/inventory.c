@@ -392,6 +392,23 @@ static char *unquote(char *v)
   return v;
 }
 
+/* A scalar Python literal: a number, True/False/None or a quoted string. */
+static int is_literal(const char *v)
+{
+  size_t n = strlen(v);
+  if (n >= 2 && (v[0] == '"' || v[0] == '\'') && v[n - 1] == v[0] &&
+      strchr(v + 1, v[0]) == v + n - 1)
+    return 1;
+  if (strcmp(v, "True") == 0 || strcmp(v, "False") == 0 || strcmp(v, "None") == 0)
+    return 1;
+  char *end;
+  const char *d = (*v == '-' || *v == '+') ? v + 1 : v;
+  if (!isdigit((unsigned char)*d) && !(*d == '.' && isdigit((unsigned char)d[1])))
+    return 0;
+  (void)strtod(v, &end);
+  return *end == '\0';
+}
+
 static int parse_header(rb_ssh_inventory *inv, char *s, long *gi, int *sec, char *err,
                         size_t errlen)
 {
@@ -456,9 +473,17 @@ static int parse_vars_line(rb_ssh_inventory *inv, long gi, char *s, char *err,
   if (eq == NULL)
     return rb_err(err, errlen, "expected key=value in [%s:vars]", gname);
   *eq = '\0';
-  char *k = rb_trim(s), *v = eq + 1;
-  strip_comment(v);
-  v = unquote(rb_trim(v));
+  char *k = rb_trim(s), *v = rb_trim(eq + 1);
+  /* Ansible hands the rest of the line to Python's literal_eval, which drops
+   * a trailing comment only when what precedes it is a literal */
+  char *head = strdup(v);
+  if (head == NULL)
+    return rb_err(err, errlen, "out of memory");
+  strip_comment(head);
+  if (is_literal(head))
+    strcpy(v, head);
+  free(head);
+  v = unquote(v);
   if (*k == '\0')
     return rb_err(err, errlen, "empty key in [%s:vars]", gname);
   return rb_ssh_inv_group_var(inv, gi, k, v, err, errlen);
