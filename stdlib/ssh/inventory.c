@@ -956,6 +956,87 @@ bad:
   return rb_err(err, errlen, "bad ssh target '%s' (want [user@]host[:port])", item);
 }
 
+static int has_parent(const rb_ssh_inventory *inv, const char *name)
+{
+  for (size_t i = 0; i < inv->ngroups; i++)
+    for (size_t j = 0; j < inv->groups[i].nchildren; j++)
+      if (strcmp(inv->groups[i].children[j], name) == 0)
+        return 1;
+  return 0;
+}
+
+/* A group's direct hosts, in order: "ungrouped" has those in no other group;
+ * "all" has only the hosts a YAML inventory lists under it. */
+static size_t group_direct(const rb_ssh_inventory *inv, size_t gi, size_t *out,
+                           char *seen)
+{
+  const igroup *g = &inv->groups[gi];
+  size_t n = 0;
+  if (strcmp(g->name, "ungrouped") == 0) {
+    char *mark = calloc(inv->nhosts + 1, 1);
+    if (mark == NULL)
+      return 0;
+    mark_group(inv, gi, mark, 0);
+    for (size_t h = 0; h < inv->nhosts; h++)
+      if (mark[h] && !seen[h]) {
+        seen[h] = 1;
+        out[n++] = h;
+      }
+    free(mark);
+    return n;
+  }
+  for (size_t i = 0; i < g->nhosts; i++)
+    if (!seen[g->hosts[i]]) {
+      seen[g->hosts[i]] = 1;
+      out[n++] = g->hosts[i];
+    }
+  return n;
+}
+
+typedef struct {
+  size_t *v, n;
+  char *queued;
+} groupq;
+
+static void enqueue(groupq *q, long gi)
+{
+  if (gi >= 0 && !q->queued[gi]) {
+    q->queued[gi] = 1;
+    q->v[q->n++] = (size_t)gi;
+  }
+}
+
+/* The order Ansible's patterns (and so `serial`) walk a group in: its own
+ * hosts, then its children's level by level (Group.get_hosts). The children
+ * of "all" are "ungrouped", its listed children, then every group without a
+ * parent. Writes host indices to out (nhosts long); seen is scratch. */
+static size_t group_order(const rb_ssh_inventory *inv, size_t gi, size_t *out, char *seen)
+{
+  groupq q = {malloc((inv->ngroups + 1) * sizeof(size_t)), 0,
+              calloc(inv->ngroups + 1, 1)};
+  size_t n = 0;
+  if (q.v == NULL || q.queued == NULL)
+    goto out;
+  memset(seen, 0, inv->nhosts);
+  enqueue(&q, (long)gi);
+  for (size_t k = 0; k < q.n; k++) {
+    const igroup *g = &inv->groups[q.v[k]];
+    int all = strcmp(g->name, "all") == 0;
+    n += group_direct(inv, q.v[k], out + n, seen);
+    if (all)
+      enqueue(&q, find_group(inv, "ungrouped"));
+    for (size_t i = 0; i < g->nchildren; i++)
+      enqueue(&q, find_group(inv, g->children[i]));
+    for (size_t i = 0; all && i < inv->ngroups; i++)
+      if (i != q.v[k] && !has_parent(inv, inv->groups[i].name))
+        enqueue(&q, (long)i);
+  }
+out:
+  free(q.v);
+  free(q.queued);
+  return n;
+}
+
 typedef struct {
   rb_ssh_host *v;
   size_t n, cap;
@@ -991,26 +1072,30 @@ static int resolve_item(const rb_ssh_inventory *inv, const char *item, hostvec *
       hv->n++;
     return 0;
   }
-  memset(mark, 0, inv->nhosts);
   long gi = find_group(inv, item), hi = find_host(inv, item);
-  if (gi >= 0)
-    mark_group(inv, (size_t)gi, mark, 0);
-  else if (hi >= 0)
-    mark[hi] = 1;
-  else
+  if (gi < 0 && hi < 0)
     return rb_err(err, errlen, "ssh target '%s': no such host or group in inventory %s",
                   item, inv->name);
-  for (size_t i = 0; i < inv->nhosts; i++) {
-    if (!mark[i] || hv_has(hv, inv->hosts[i].name))
+  size_t *order = malloc((inv->nhosts + 1) * sizeof *order), n = 0;
+  if (order == NULL)
+    return rb_err(err, errlen, "out of memory");
+  if (gi >= 0)
+    n = group_order(inv, (size_t)gi, order, mark);
+  else
+    order[n++] = (size_t)hi;
+  int rc = 0;
+  for (size_t k = 0; k < n && rc == 0; k++) {
+    size_t i = order[k];
+    if (hv_has(hv, inv->hosts[i].name))
       continue;
     rb_ssh_host *h = hv_push(hv);
     if (h == NULL)
-      return rb_err(err, errlen, "out of memory");
-    if (fill_host(inv, i, h, scratch, err, errlen) < 0)
-      return -1;
-    hv->n++;
+      rc = rb_err(err, errlen, "out of memory");
+    else if ((rc = fill_host(inv, i, h, scratch, err, errlen)) == 0)
+      hv->n++;
   }
-  return 0;
+  free(order);
+  return rc;
 }
 
 int rb_ssh_inventory_resolve(const rb_ssh_inventory *inv, const char *target,
@@ -1082,15 +1167,6 @@ static int list_hostvars(const rb_ssh_inventory *inv, size_t hi, json_t *obj,
   }
   free(gs);
   return rc;
-}
-
-static int has_parent(const rb_ssh_inventory *inv, const char *name)
-{
-  for (size_t i = 0; i < inv->ngroups; i++)
-    for (size_t j = 0; j < inv->groups[i].nchildren; j++)
-      if (strcmp(inv->groups[i].children[j], name) == 0)
-        return 1;
-  return 0;
 }
 
 static int group_has_child(const igroup *g, size_t ci, const rb_ssh_inventory *inv)

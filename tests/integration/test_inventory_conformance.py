@@ -102,3 +102,28 @@ def test_yaml_mistakes_name_file_and_line(tmp_path):
     assert ":2: 'hosts' of group all must be a mapping" in err
     err = refused(tmp_path, "c.yml", "all:\n  hosts:\n    w1: {a: 1\n")
     assert "c.yml:" in err and "YAML:" in err
+
+
+def groups_of(path):
+    code, out, err = runbook_list(path)
+    assert code == 0, err
+    names = [g for g, v in json.loads(out).items() if g != "_meta" and v]
+    return names + ["all"] + ([",".join(reversed(names[:3]))] if len(names) > 1 else [])
+
+
+@pytest.mark.parametrize("name", FIXTURES)
+def test_hosts_come_in_the_order_ansible_walks_them(name):
+    """`ansible PATTERN --list-hosts` is the order `serial` batches from."""
+    path = os.path.join(ANSIBLE_DIR, name)
+    for target in groups_of(path):
+        r = subprocess.run(["ansible", target, "-i", path, "--list-hosts"],
+                           capture_output=True, text=True, timeout=120)
+        assert r.returncode == 0, r.stderr
+        want = [line.strip() for line in r.stdout.splitlines()[1:] if line.strip()]
+        rr = subprocess.run([LISTER, path, target], capture_output=True, text=True,
+                            timeout=60)
+        if not want:  # Ansible warns and runs nothing; runbook refuses the target
+            assert rr.returncode == 1 and "names no hosts" in rr.stderr, target
+            continue
+        assert rr.returncode == 0, rr.stderr
+        assert rr.stdout.split() == want, target
