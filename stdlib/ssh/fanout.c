@@ -28,6 +28,7 @@
 #include "runner/base/buf.h"
 #include "runner/base/util.h"
 #include "stdlib/ssh/knownhosts.h"
+#include "stdlib/ssh/probe.h"
 
 #define DEF_PARALLEL 20
 #define DEF_OUTPUT (64 * 1024)
@@ -604,6 +605,18 @@ static int verify_hostkey(job *j, rb_ssh_pool *p)
          khp);
     return -1;
   }
+  if (st == RB_KH_CERT) {
+    char *line =
+        rb_ssh_knownhosts_line(j->h->address, j->port, (const unsigned char *)blob, len);
+    fail(j,
+         "host certificates (@cert-authority) are not supported: a @cert-authority line "
+         "in %s covers %s and libssh2 cannot verify host certificates; refusing to "
+         "connect. To trust the host's own key instead, check its fingerprint %s %s on "
+         "the host (ssh-keygen -lf /etc/ssh/ssh_host_*_key.pub) and add:\n%s",
+         khp, name, ktype, fp, line ? line : "(cannot format the key)");
+    free(line);
+    return -1;
+  }
   if (st == RB_KH_CHANGED) {
     fail(
         j,
@@ -749,6 +762,61 @@ static void step_auth(job *j, rb_ssh_pool *p)
   auth_failed(j);
 }
 
+/* The fix for a host known only by keys this build cannot negotiate: the
+ * server's own ed25519/ECDSA line, fetched over a second handshake. */
+static void unverifiable(job *j, rb_ssh_pool *p, const char *what, const char *name)
+{
+  char *line = NULL, fp[80] = "", perr[300];
+  const char *khp = rb_ssh_knownhosts_path(p->kh);
+  if (rb_ssh_probe_hostkey(j->h->address, j->port, p->connect_ms, &line, fp, sizeof fp,
+                           perr, sizeof perr) == 0)
+    fail(j,
+         "%s; runbook cannot check %s's key, which does not mean it changed. Add the "
+         "server's ed25519 or ECDSA key to %s: it presented %s; if that fingerprint is "
+         "right (ssh-keygen -lf /etc/ssh/ssh_host_*_key.pub on the host), add:\n%s",
+         what, name, khp, fp, line);
+  else
+    fail(j,
+         "%s; runbook cannot check %s's key, which does not mean it changed. Add the "
+         "server's ed25519 or ECDSA key line to %s (ssh-keyscan -t ed25519 on a trusted "
+         "path; fetching it here failed: %s)",
+         what, name, khp, perr);
+  free(line);
+}
+
+/* The handshake found no host key type both sides can use. known lists the
+ * types known_hosts has for the host; the ones this libssh2 cannot use are
+ * not a sign of a changed key, the others are. */
+static void kex_failed(job *j, rb_ssh_pool *p, const char *known)
+{
+  char usable[200], name[300], what[900];
+  supported_only(j->s, known, usable, sizeof usable);
+  rb_ssh_knownhosts_name(j->h->address, j->port, name, sizeof name);
+  int rsa =
+      strstr(known, "rsa-sha2-256") != NULL && strstr(usable, "rsa-sha2-256") == NULL;
+  if (rsa && strcmp(usable, "ssh-rsa") == 0) {
+    snprintf(what, sizeof what,
+             "SSH handshake failed (%s): known_hosts lists only an RSA key for %s, and "
+             "this build (libssh2 %s) cannot verify RSA host keys signed with SHA-2 "
+             "(rsa-sha2-256/512), while the server no longer offers SHA-1 ssh-rsa",
+             ssh_errmsg(j->s), name, LIBSSH2_VERSION);
+    unverifiable(j, p, what, name);
+  } else if (strcmp(usable, known) != 0) {
+    snprintf(
+        what, sizeof what,
+        "SSH handshake failed (%s): known_hosts lists only %s for %s, and this build "
+        "(libssh2 %s) can negotiate only %s of them with this server",
+        ssh_errmsg(j->s), known, name, LIBSSH2_VERSION, usable[0] ? usable : "none");
+    unverifiable(j, p, what, name);
+  } else {
+    fail(j,
+         "SSH handshake failed (%s): known_hosts lists only %s for %s and the server "
+         "offers none of them; its host key may have changed (possible "
+         "man-in-the-middle); refusing",
+         ssh_errmsg(j->s), known, name);
+  }
+}
+
 static void step_handshake(job *j, rb_ssh_pool *p)
 {
   if (j->s == NULL) {
@@ -764,11 +832,7 @@ static void step_handshake(job *j, rb_ssh_pool *p)
     if (rb_ssh_knownhosts_methods(p->kh, j->h->address, j->port, known, sizeof known) >
             0 &&
         rc == LIBSSH2_ERROR_KEX_FAILURE)
-      fail(j,
-           "SSH handshake failed (%s): known_hosts lists only %s for this host and the "
-           "server offers none of them; its host key may have changed (possible "
-           "man-in-the-middle); refusing",
-           ssh_errmsg(j->s), known);
+      kex_failed(j, p, known);
     else
       fail(j, "SSH handshake failed: %s", ssh_errmsg(j->s));
     return;

@@ -1,5 +1,6 @@
 /* knownhosts.c: reads OpenSSH known_hosts (plain, hashed, [host]:port,
- * wildcards, @revoked) and decides whether a server's host key is trusted.
+ * wildcards, @revoked, @cert-authority refused) and decides whether a server's host key
+ * is trusted.
  *
  * Why not libssh2_knownhost_*: the handshake needs the key *types* listed for
  * a host before any key is seen (to set the host key method preference), and
@@ -29,6 +30,7 @@ typedef struct {
   unsigned char *blob; /* decoded key */
   size_t bloblen;
   int revoked;
+  int ca; /* @cert-authority: blob is a CA key; covers hosts, verifies none */
 } kh_entry;
 
 struct rb_ssh_knownhosts {
@@ -274,7 +276,7 @@ static char *next_field(char **s)
 }
 
 static int add_entry(rb_ssh_knownhosts *kh, const char *hosts, const char *type,
-                     const unsigned char *blob, size_t bloblen, int revoked)
+                     const unsigned char *blob, size_t bloblen, int revoked, int ca)
 {
   if (kh->n == kh->cap) {
     size_t nc = kh->cap ? kh->cap * 2 : 16;
@@ -297,6 +299,7 @@ static int add_entry(rb_ssh_knownhosts *kh, const char *hosts, const char *type,
   memcpy(e->blob, blob, bloblen);
   e->bloblen = bloblen;
   e->revoked = revoked;
+  e->ca = ca;
   kh->n++;
   return 0;
 }
@@ -308,12 +311,13 @@ static int parse_line(rb_ssh_knownhosts *kh, char *line, unsigned char *scratch)
   char *f = next_field(&s);
   if (f == NULL || f[0] == '#')
     return 0;
-  int revoked = 0;
+  int revoked = 0, ca = 0;
   if (f[0] == '@') {
-    if (strcmp(f, "@revoked") != 0)
-      return 0; /* @cert-authority: host certificates are not supported */
-    revoked = 1;
-    if ((f = next_field(&s)) == NULL)
+    /* @cert-authority is kept so the hosts it covers get a message of their
+     * own: libssh2 cannot verify host certificates */
+    revoked = strcmp(f, "@revoked") == 0;
+    ca = strcmp(f, "@cert-authority") == 0;
+    if ((!revoked && !ca) || (f = next_field(&s)) == NULL)
       return 0;
   }
   char *type = next_field(&s), *key = next_field(&s);
@@ -324,7 +328,7 @@ static int parse_line(rb_ssh_knownhosts *kh, char *line, unsigned char *scratch)
   if (n <= 0 || rb_ssh_blob_type(scratch, (size_t)n, btype, sizeof btype) < 0 ||
       strcmp(btype, type) != 0)
     return 0;
-  return add_entry(kh, f, type, scratch, (size_t)n, revoked);
+  return add_entry(kh, f, type, scratch, (size_t)n, revoked, ca);
 }
 
 rb_ssh_knownhosts *rb_ssh_knownhosts_parse(const char *text, const char *name, char *err,
@@ -518,7 +522,8 @@ int rb_ssh_knownhosts_methods(const rb_ssh_knownhosts *kh, const char *addr, int
   for (int o = 0; order[o] != NULL; o++) {
     for (size_t i = 0; i < kh->n; i++) {
       const kh_entry *e = &kh->v[i];
-      if (e->revoked || strcmp(e->type, order[o]) != 0 || !entry_matches(e, name))
+      if (e->revoked || e->ca || strcmp(e->type, order[o]) != 0 ||
+          !entry_matches(e, name))
         continue;
       if (strcmp(e->type, "ssh-rsa") == 0)
         append_type(buf, len, "rsa-sha2-512,rsa-sha2-256,ssh-rsa");
@@ -536,7 +541,7 @@ rb_ssh_kh_status rb_ssh_knownhosts_check(const rb_ssh_knownhosts *kh, const char
                                          size_t bloblen, char *known, size_t knownlen)
 {
   char name[300];
-  int listed = 0, match = 0, revoked = 0;
+  int listed = 0, match = 0, revoked = 0, ca = 0;
   if (known != NULL && knownlen > 0)
     known[0] = '\0';
   if (kh == NULL || lookup_name(kh, addr, port, name, sizeof name) < 0)
@@ -547,6 +552,10 @@ rb_ssh_kh_status rb_ssh_knownhosts_check(const rb_ssh_knownhosts *kh, const char
     if (!entry_matches(e, name))
       continue;
     int same = e->bloblen == bloblen && memcmp(e->blob, blob, bloblen) == 0;
+    if (e->ca) {
+      ca = 1;
+      continue;
+    }
     if (e->revoked) {
       revoked |= same;
       continue;
@@ -560,6 +569,8 @@ rb_ssh_kh_status rb_ssh_knownhosts_check(const rb_ssh_knownhosts *kh, const char
     return RB_KH_REVOKED;
   if (match)
     return RB_KH_OK;
+  if (ca)
+    return RB_KH_CERT;
   return listed ? RB_KH_CHANGED : RB_KH_UNKNOWN;
 }
 
@@ -618,7 +629,7 @@ int rb_ssh_knownhosts_add(rb_ssh_knownhosts *kh, const char *addr, int port,
     rb_err(err, errlen, "known_hosts %s: write failed: %s", kh->path, strerror(errno));
     goto out;
   }
-  if (add_entry(kh, name, type, blob, bloblen, 0) < 0) {
+  if (add_entry(kh, name, type, blob, bloblen, 0, 0) < 0) {
     rb_err(err, errlen, "out of memory");
     goto out;
   }

@@ -11,13 +11,15 @@ typedef enum {
   RB_KH_UNKNOWN, /* nothing is listed for this host */
   RB_KH_CHANGED, /* other keys are listed for this host: refuse */
   RB_KH_REVOKED, /* the key is marked @revoked */
+  RB_KH_CERT,    /* only a @cert-authority line covers the host: unsupported */
 } rb_ssh_kh_status;
 
 typedef struct rb_ssh_knownhosts rb_ssh_knownhosts;
 
 /* Reads path. A missing file is an empty list (every host unknown); lines
  * that are not understood (other markers, unknown formats) are skipped, as
- * OpenSSH does. Caller frees with rb_ssh_knownhosts_free. */
+ * OpenSSH does; @cert-authority lines are kept to refuse the hosts they cover
+ * by name. Caller frees with rb_ssh_knownhosts_free. */
 rb_ssh_knownhosts *rb_ssh_knownhosts_load(const char *path, char *err, size_t errlen);
 /* Parses text (for tests); name is used in messages. */
 rb_ssh_knownhosts *rb_ssh_knownhosts_parse(const char *text, const char *name, char *err,
