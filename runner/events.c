@@ -92,24 +92,50 @@ void rb_event_preflight(rb_exec *ex, const json_t *detail)
   json_array_append_new(ex->would_fail, json_string(line));
 }
 
+/* The first top-level key of the ctx table on the stack top whose value
+ * cannot be journaled, with why, into err. */
+static void ctx_bad_key(lua_State *L, char *err, size_t errlen)
+{
+  char why[256] = "";
+  lua_pushnil(L);
+  while (lua_next(L, -2) != 0) {
+    json_t *v = rb_lua_to_json_tagged(L, -1, why, sizeof why);
+    if (v == NULL) {
+      const char *k = lua_type(L, -2) == LUA_TSTRING ? lua_tostring(L, -2) : "?";
+      rb_err(err, errlen, "ctx.%s: %s", k, why);
+      lua_pop(L, 2);
+      return;
+    }
+    json_decref(v);
+    lua_pop(L, 1);
+  }
+}
+
 /* Adds "ctx" to detail when the runbook's ctx changed during the step; the
- * journal then holds what a resumed run needs. */
-void rb_event_ctx(rb_exec *ex, json_t *detail)
+ * journal then holds what a resumed run needs. NaN and the infinities are
+ * tagged ({"$float": "NaN"}, docs/timeline.md); a value that cannot be
+ * journaled at all fails the step, naming its key, rather than leaving a
+ * resume without it. Returns 0 or -1 with err. */
+int rb_event_ctx(rb_exec *ex, json_t *detail, char *err, size_t errlen)
 {
   lua_State *L = sb_lua(ex->sb);
   lua_getfield(L, LUA_REGISTRYINDEX, "rb.ctx");
-  char err[256];
-  json_t *ctx = rb_lua_to_json(L, -1, err, sizeof err);
-  lua_pop(L, 1);
+  json_t *ctx = rb_lua_to_json_tagged(L, -1, err, errlen);
   if (ctx == NULL) {
-    json_object_set_new(detail, "ctx_error", json_string(err));
-    return;
+    if (lua_istable(L, -1))
+      ctx_bad_key(L, err, errlen);
+    lua_pop(L, 1);
+    size_t n = strlen(err);
+    snprintf(err + n, errlen - n, " (ctx must be journaled for a resume)");
+    return -1;
   }
+  lua_pop(L, 1);
   if (ex->last_ctx == NULL || !json_equal(ctx, ex->last_ctx)) {
     json_object_set(detail, "ctx", ctx);
     json_decref(ex->last_ctx);
     ex->last_ctx = ctx;
-    return;
+    return 0;
   }
   json_decref(ctx);
+  return 0;
 }

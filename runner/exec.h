@@ -96,8 +96,9 @@ int rb_event_emit(rb_exec *ex, const rb_step *s, const char *event, int64_t dur_
 int rb_event_host_emit(rb_host *h, const char *event, json_t *detail);
 /* Notes a would_run's preflight result (a dry-run's, outside a preview). */
 void rb_event_preflight(rb_exec *ex, const json_t *detail);
-/* Adds "ctx" to detail when the runbook's ctx changed during the step. */
-void rb_event_ctx(rb_exec *ex, json_t *detail);
+/* Adds "ctx" to detail when the runbook's ctx changed during the step; -1
+ * with err (naming the key) when ctx cannot be journaled. */
+int rb_event_ctx(rb_exec *ex, json_t *detail, char *err, size_t errlen);
 
 /* -- drill.c -------------------------------------------------------------- */
 /* drill: polls s's scenario answer ans ("value", or "values" one per poll)

@@ -172,7 +172,10 @@ typedef struct {
   char *err;
   size_t errlen;
   int failed;
+  int tagged; /* non-finite numbers as {"$float": "NaN"} (rb_lua_to_json_tagged) */
 } rb_conv;
+
+#define RB_FLOAT_TAG "$float"
 
 static json_t *rb_to_json(lua_State *L, int idx, int depth, rb_conv *c);
 
@@ -195,8 +198,28 @@ static int rb_is_array(lua_State *L, int idx, size_t *n)
   return count == max;
 }
 
+/* Whether the table at idx has RB_FLOAT_TAG as its only key. */
+static int rb_is_float_tag(lua_State *L, int idx)
+{
+  lua_pushnil(L);
+  if (lua_next(L, idx) == 0)
+    return 0;
+  int tag =
+      lua_type(L, -2) == LUA_TSTRING && strcmp(lua_tostring(L, -2), RB_FLOAT_TAG) == 0;
+  lua_pop(L, 1);
+  int more = lua_next(L, idx) != 0;
+  lua_pop(L, more ? 2 : 0);
+  return tag && !more;
+}
+
 static json_t *rb_table_to_json(lua_State *L, int idx, int depth, rb_conv *c)
 {
+  if (c->tagged && rb_is_float_tag(L, idx)) {
+    c->failed = rb_err(c->err, c->errlen,
+                       "cannot convert to JSON: a table whose only key is \"" RB_FLOAT_TAG
+                       "\" (reserved for NaN and infinities)");
+    return NULL;
+  }
   /* The "seen" set lives in the registry for the duration of the call. */
   lua_getfield(L, LUA_REGISTRYINDEX, "rb.json.seen");
   lua_pushvalue(L, idx);
@@ -283,6 +306,12 @@ static json_t *rb_to_json(lua_State *L, int idx, int depth, rb_conv *c)
     if (lua_isinteger(L, idx))
       return json_integer((json_int_t)lua_tointeger(L, idx));
     if (!isfinite(lua_tonumber(L, idx))) {
+      lua_Number x = lua_tonumber(L, idx);
+      if (c->tagged)
+        return json_pack("{s:s}", RB_FLOAT_TAG,
+                         isnan(x) ? "NaN"
+                         : x > 0  ? "Infinity"
+                                  : "-Infinity");
       c->failed =
           rb_err(c->err, c->errlen, "cannot convert to JSON: number is not finite");
       return NULL;
@@ -307,10 +336,25 @@ static json_t *rb_to_json(lua_State *L, int idx, int depth, rb_conv *c)
   }
 }
 
+static json_t *rb_lua_to_json_conv(lua_State *L, int idx, char *err, size_t errlen,
+                                   int tagged);
+
 json_t *rb_lua_to_json(lua_State *L, int idx, char *err, size_t errlen)
 {
-  rb_conv c = {err, errlen, 0};
+  return rb_lua_to_json_conv(L, idx, err, errlen, 0);
+}
+
+json_t *rb_lua_to_json_tagged(lua_State *L, int idx, char *err, size_t errlen)
+{
+  return rb_lua_to_json_conv(L, idx, err, errlen, 1);
+}
+
+static json_t *rb_lua_to_json_conv(lua_State *L, int idx, char *err, size_t errlen,
+                                   int tagged)
+{
+  rb_conv c = {err, errlen, 0, tagged};
   idx = lua_absindex(L, idx);
+  int top = lua_gettop(L); /* a failure deep in a table leaves a key behind */
   if (!lua_checkstack(L, 16)) {
     rb_err(err, errlen, "cannot convert to JSON: out of stack space");
     return NULL;
@@ -318,6 +362,7 @@ json_t *rb_lua_to_json(lua_State *L, int idx, char *err, size_t errlen)
   lua_newtable(L);
   lua_setfield(L, LUA_REGISTRYINDEX, "rb.json.seen");
   json_t *out = rb_to_json(L, idx, 0, &c);
+  lua_settop(L, top);
   lua_pushnil(L);
   lua_setfield(L, LUA_REGISTRYINDEX, "rb.json.seen");
   /* json_stringn_nocheck accepted any bytes; the dumper rejects invalid
@@ -332,11 +377,33 @@ json_t *rb_lua_to_json(lua_State *L, int idx, char *err, size_t errlen)
 
 /* -- JSON -> Lua ---------------------------------------------------------- */
 
-static void rb_push_json(lua_State *L, const json_t *v, int depth)
+/* {"$float": "NaN" | "Infinity" | "-Infinity"} as its number, else 0. */
+static int rb_float_tag(const json_t *v, lua_Number *x)
+{
+  const char *s = json_string_value(json_object_get(v, RB_FLOAT_TAG));
+  if (json_object_size(v) != 1 || s == NULL)
+    return 0;
+  if (strcmp(s, "NaN") == 0)
+    *x = NAN;
+  else if (strcmp(s, "Infinity") == 0)
+    *x = HUGE_VAL;
+  else if (strcmp(s, "-Infinity") == 0)
+    *x = -HUGE_VAL;
+  else
+    return 0;
+  return 1;
+}
+
+static void rb_push_json(lua_State *L, const json_t *v, int depth, int tagged)
 {
   if (depth > RB_JSON_MAX_DEPTH)
     luaL_error(L, "JSON nested deeper than %d", RB_JSON_MAX_DEPTH);
   luaL_checkstack(L, 4, "JSON too deep");
+  lua_Number num;
+  if (tagged && json_is_object(v) && rb_float_tag(v, &num)) {
+    lua_pushnumber(L, num);
+    return;
+  }
   switch (json_typeof(v)) {
   case JSON_OBJECT: {
     const char *k;
@@ -346,7 +413,7 @@ static void rb_push_json(lua_State *L, const json_t *v, int depth)
     {
       if (json_is_null(x))
         continue;
-      rb_push_json(L, x, depth + 1);
+      rb_push_json(L, x, depth + 1, tagged);
       lua_setfield(L, -2, k);
     }
     break;
@@ -360,7 +427,7 @@ static void rb_push_json(lua_State *L, const json_t *v, int depth)
       if (json_is_null(x))
         lua_pushlightuserdata(L, NULL);
       else
-        rb_push_json(L, x, depth + 1);
+        rb_push_json(L, x, depth + 1, tagged);
       lua_rawseti(L, -2, (lua_Integer)i + 1);
     }
     break;
@@ -387,5 +454,10 @@ static void rb_push_json(lua_State *L, const json_t *v, int depth)
 
 void rb_json_to_lua(lua_State *L, const json_t *v)
 {
-  rb_push_json(L, v, 0);
+  rb_push_json(L, v, 0, 0);
+}
+
+void rb_json_to_lua_tagged(lua_State *L, const json_t *v)
+{
+  rb_push_json(L, v, 0, 1);
 }

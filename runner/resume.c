@@ -101,7 +101,7 @@ void rb_resume_ctx(lua_State *L, const json_t *resume_ctx)
      * unset so the step that needs it can fetch it again. */
     if (json_is_string(rv) && strcmp(json_string_value(rv), RB_REDACTED) == 0)
       continue;
-    rb_json_to_lua(L, rv);
+    rb_json_to_lua_tagged(L, rv); /* NaN and infinities come back as numbers */
     lua_setfield(L, -2, rk);
   }
 }

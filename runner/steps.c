@@ -481,8 +481,10 @@ static int record_end(rb_exec *ex, const rb_step *s, int64_t t0, int rc, rb_step
                       json_t *detail)
 {
   int64_t dur = (rb_now_mono_us() - t0) / 1000;
+  char cerr[512];
+  if (rc == 0 && rb_event_ctx(ex, detail, cerr, sizeof cerr) < 0)
+    rc = rb_step_fail(o, "%s", cerr);
   if (rc == 0) {
-    rb_event_ctx(ex, detail);
     int decision = s->kind == RB_STEP_CHECK || s->kind == RB_STEP_WAIT;
     if (!decision && o->next)
       json_object_set_new(detail, "next", json_string(o->next));

@@ -26,7 +26,20 @@ local function base_url(opts)
   return (url:gsub("/+$", ""))
 end
 
--- GET path with params; returns the data member of a successful answer.
+-- A successful answer can still carry warnings (a remote_read endpoint that
+-- failed, so the result may be partial): each goes on the step's timeline as
+-- a note and back to the caller as a list of strings, never dropped.
+local function warnings_of(j, expr, path)
+  local w = j.warnings
+  if type(w) ~= "table" or #w == 0 then return nil end
+  local list = {}
+  for i, x in ipairs(w) do list[i] = tostring(x) end
+  http.note { op = "prom", query = expr, api = path, warnings = list }
+  return list
+end
+
+-- GET path with params; returns the data member of a successful answer and
+-- its warnings (nil when there are none).
 local function api(path, params, expr, opts)
   local r = http.request {
     method = "GET",
@@ -45,7 +58,7 @@ local function api(path, params, expr, opts)
     error(string.format("prom: query %q failed: %s: %s", expr,
       tostring(j.errorType or "error"), tostring(j.error or "no message")), 3)
   end
-  return j.data
+  return j.data, warnings_of(j, expr, path)
 end
 
 local function labels(metric)
@@ -76,32 +89,39 @@ local function answered(expr)
 end
 
 --- prom.query(expr [, opts]): instant query. A scalar or a one-sample vector
--- gives a number; otherwise a list of { labels = {...}, value = n }.
--- opts: time (unix seconds), timeout, url.
+-- gives a bare number (the sample's labels are dropped); with
+-- opts.series = true a vector is always a list, so one sample keeps its
+-- labels. Otherwise a list of { labels = {...}, value = n, time = t }.
+-- opts: time (unix seconds), timeout, url, series. Second result: the
+-- answer's warnings (a list of strings, also noted on the timeline) or nil.
 function M.query(expr, opts)
   if type(expr) ~= "string" then error("prom.query: expr must be a string", 2) end
   opts = opts or {}
   local v = answered(expr)
   if v ~= nil then return v end
-  local data = api("/api/v1/query", { query = expr, time = opts.time }, expr, opts)
+  local data, warn = api("/api/v1/query", { query = expr, time = opts.time }, expr, opts)
   local rt, res = data.resultType, data.result
-  if rt == "scalar" then return number(res[2]) end
-  if rt == "string" then return res[2] end
-  if rt == "vector" and #res == 1 and not opts.series then return number(res[1].value[2]) end
-  return series_list(res, rt == "matrix")
+  if rt == "scalar" then return number(res[2]), warn end
+  if rt == "string" then return res[2], warn end
+  if rt == "vector" and #res == 1 and not opts.series then
+    return number(res[1].value[2]), warn
+  end
+  return series_list(res, rt == "matrix"), warn
 end
 
 --- prom.value(expr [, opts]): exactly one number, or an error saying why not.
+-- A one-sample vector gives its value without its labels (use prom.query
+-- with series = true to see them). Second result: warnings, as prom.query.
 function M.value(expr, opts)
   if type(expr) ~= "string" then error("prom.value: expr must be a string", 2) end
   opts = opts or {}
   local v = answered(expr)
   if v ~= nil then return v end
-  local data = api("/api/v1/query", { query = expr, time = opts.time }, expr, opts)
+  local data, warn = api("/api/v1/query", { query = expr, time = opts.time }, expr, opts)
   local rt, res = data.resultType, data.result
-  if rt == "scalar" then return number(res[2]) end
+  if rt == "scalar" then return number(res[2]), warn end
   if rt == "vector" then
-    if #res == 1 then return number(res[1].value[2]) end
+    if #res == 1 then return number(res[1].value[2]), warn end
     error(string.format("prom.value: query %q returned %d series, want exactly 1", expr, #res), 2)
   end
   error(string.format("prom.value: query %q returned a %s, want a number", expr, tostring(rt)), 2)
@@ -110,7 +130,8 @@ end
 --- prom.range(expr, { start=, end_=, step= }): a range query. start and
 -- end_ are unix seconds, or durations back from now ("15m"); end_ defaults
 -- to now, start to one hour before it, step to 15s. Returns a list of
--- { labels = {...}, values = { { time = t, value = n }, ... } }.
+-- { labels = {...}, values = { { time = t, value = n }, ... } }, and the
+-- answer's warnings as prom.query.
 function M.range(expr, opts)
   if type(expr) ~= "string" then error("prom.range: expr must be a string", 2) end
   opts = opts or {}
@@ -124,9 +145,9 @@ function M.range(expr, opts)
   local start = when(opts.start, finish - 3600, "start")
   local step = seconds(opts.step or "15s", "step")
   if start > finish then error("prom.range: start is after end_", 2) end
-  local data = api("/api/v1/query_range",
+  local data, warn = api("/api/v1/query_range",
     { query = expr, start = start, ["end"] = finish, step = step }, expr, opts)
-  return series_list(data.result or {}, true)
+  return series_list(data.result or {}, true), warn
 end
 
 return M

@@ -185,6 +185,11 @@ json_t *rb_lua_to_json(lua_State *L, int idx, char *err, size_t errlen);
 /* Pushes v as a Lua value (null becomes nil in objects, json.null sentinel
  * in arrays is lightuserdata NULL). Checks stack space; raises on depth > 64. */
 void rb_json_to_lua(lua_State *L, const json_t *v);
+/* The same pair for ctx as the journal keeps it (docs/timeline.md): NaN and
+ * the infinities are {"$float": "NaN" | "Infinity" | "-Infinity"}, and a
+ * table whose only key is "$float" is refused as reserved. */
+json_t *rb_lua_to_json_tagged(lua_State *L, int idx, char *err, size_t errlen);
+void rb_json_to_lua_tagged(lua_State *L, const json_t *v);
 
 /* A timeline file opened for appending (docs/timeline.md); *repaired is 1
  * when a torn last line was cut off. Freed with rb_host_timeline_close. */

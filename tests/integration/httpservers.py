@@ -251,14 +251,14 @@ class Exporter:
 class Prometheus:
     """The real Prometheus, scraping an Exporter every second."""
 
-    def __init__(self, exporter, workdir):
+    def __init__(self, exporter, workdir, extra_config=""):
         self.port = free_port()
         self.url = "http://127.0.0.1:%d" % self.port
         cfg = os.path.join(workdir, "prometheus.yml")
         with open(cfg, "w") as f:
             f.write("global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\n"
                     "scrape_configs:\n  - job_name: checkout\n    static_configs:\n"
-                    "      - targets: ['127.0.0.1:%d']\n" % exporter.port)
+                    "      - targets: ['127.0.0.1:%d']\n%s" % (exporter.port, extra_config))
         self.log = open(os.path.join(workdir, "prometheus.log"), "w")
         self.proc = subprocess.Popen(
             [PROMETHEUS_BIN, "--config.file=" + cfg,

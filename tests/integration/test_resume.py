@@ -145,3 +145,78 @@ def test_resume_of_an_unknown_run_is_a_usage_error(tmp_path):
     r = rbtest.run(["resume", "20990101-000000-abcdef"])
     assert r.code == 2
     assert "holds run 20990101-000000-abcdef" in r.stderr
+
+
+NONFINITE = """local cmd = require "cmd"
+return runbook {
+  name = "nonfinite", title = "Non-finite ctx", start = "first",
+  params = { log = { required = true } },
+  steps = {
+    first = action { title = "Store", run = function(ctx)
+      ctx.rate = 0 / 0
+      ctx.top = math.huge
+      ctx.stats = { low = -math.huge, ok = 1.5 }
+      cmd.run({"sh", "-c", "echo first >> " .. ctx.log})
+    end, next = "second" },
+    second = action { title = "Hang", idempotent = true, run = function(ctx)
+      cmd.run({"sh", "-c", "test -e " .. ctx.log .. ".hang && sleep 30 || true"})
+    end, next = "third" },
+    third = action { title = "Read back", run = function(ctx)
+      local ok = ctx.rate ~= ctx.rate and ctx.top == math.huge
+        and ctx.stats.low == -math.huge and ctx.stats.ok == 1.5
+      cmd.run({"sh", "-c", "echo third-" .. tostring(ok) .. " >> " .. ctx.log})
+    end, next = "done" },
+    done = resolved { title = "Done" },
+  },
+}
+"""
+
+
+def test_nan_and_infinities_in_ctx_are_journaled_and_read_back(tmp_path):
+    book = rbtest.write(str(tmp_path / "nonfinite.lua"), NONFINITE)
+    log = str(tmp_path / "log")
+    open(log + ".hang", "w").close()
+    state = tempfile.mkdtemp()
+    run = crash_during(book, log, state, '"step":"second","kind":"action","event":"started"')
+    first = [e for e in events(state) if e["step"] == "first" and e["event"] == "finished"
+             and "op" not in e["detail"]]
+    ctx = first[0]["detail"]["ctx"]
+    assert "ctx_error" not in first[0]["detail"]
+    assert ctx["rate"] == {"$float": "NaN"} and ctx["top"] == {"$float": "Infinity"}
+    assert ctx["stats"] == {"low": {"$float": "-Infinity"}, "ok": 1.5}
+    os.unlink(log + ".hang")
+    r = rbtest.run(["resume", run], state_dir=state)
+    assert r.code == 0, r
+    assert lines(log) == ["first", "third-true"]
+
+
+def test_a_ctx_value_that_cannot_be_journaled_fails_the_step_by_key(tmp_path):
+    book = rbtest.write(str(tmp_path / "fn.lua"), """return runbook {
+  name = "fn", title = "Fn", start = "first",
+  steps = {
+    first = action { title = "Store", run = function(ctx)
+      ctx.ok = 1
+      ctx.callback = function() end
+    end, next = "done" },
+    done = resolved { title = "Done" },
+  },
+}
+""")
+    r = rbtest.run(["exec", book, "--incident", "inc"])
+    assert r.code == 1, r
+    failed = [e for e in r.timeline("inc") if e["event"] == "failed" and e["step"] == "first"]
+    assert failed, r.timeline("inc")
+    err = failed[0]["detail"]["error"]
+    assert err.startswith("ctx.callback: cannot convert a function to JSON"), err
+    book2 = rbtest.write(str(tmp_path / "tag.lua"), """return runbook {
+  name = "tag", title = "Tag", start = "first",
+  steps = {
+    first = action { title = "Store", run = function(ctx)
+      ctx.fake = { ["$float"] = "NaN" }
+    end, next = "done" },
+    done = resolved { title = "Done" },
+  },
+}
+""")
+    r = rbtest.run(["exec", book2, "--incident", "inc"])
+    assert r.code == 1 and "ctx.fake:" in r.stdout + r.stderr and "reserved" in r.stdout + r.stderr, r
