@@ -2,7 +2,8 @@
 -- revisions), and the Kubernetes `rollout undo` / `rollout status` moves.
 local http = require "http"
 local config = require "config"
-local strict = require("json").strict
+local json = require "json"
+local strict = json.strict
 local rb = require "stdrb"
 
 local M = {}
@@ -57,6 +58,38 @@ local function git_recent(section, service, within)
     service = service, source = section }
 end
 
+-- The `rollback_command` move: a command of the operator's, run in repo with
+-- the revision to go back to as $1 and the current one as $2.
+local function git_rollback(section, opts)
+  local cmd = require "cmd"
+  local repo = config.get(section, "repo")
+  if repo == nil then fail("deploy: [%s] needs repo", section) end
+  local command = config.get(section, "rollback_command")
+  if command == nil then
+    fail("deploy.rollback: [%s] is a git source without rollback_command: set it to the "
+      .. "command that deploys a revision ($1: the revision to go back to, $2: the current "
+      .. "one), or roll back by hand", section)
+  end
+  local function rev(spec)
+    local r = cmd.read({ "git", "-C", repo, "rev-parse", "--verify", "--quiet",
+      spec .. "^{commit}" }, { allow_fail = true })
+    return (r.stdout or ""):match("^(%x+)")
+  end
+  local cur = rev("HEAD")
+  local to = rev(opts.to_revision and tostring(opts.to_revision) or "HEAD~1")
+  if cur == nil then fail("deploy: %s has no commits", repo) end
+  if to == nil then
+    fail("deploy: %s has no %s to roll back to", repo,
+      opts.to_revision and ("revision " .. tostring(opts.to_revision)) or "previous commit")
+  end
+  local r = cmd.run({ "sh", "-c", command, "rollback_command", to, cur }, { cwd = repo })
+  local msg = string.format("%s: %s -> %s%s", repo, cur:sub(1, 12), to:sub(1, 12),
+    r.simulated and " (dry run: not run)" or "")
+  http.note { op = "deploy", action = "rollback", repo = repo, from = cur, to = to,
+    simulated = r.simulated or false, message = msg }
+  return strict({ from = cur, to = to, simulated = r.simulated or false }, "deploy.rollback")
+end
+
 -- Kubernetes --------------------------------------------------------------
 
 local REV = "deployment.kubernetes.io/revision"
@@ -92,7 +125,8 @@ local function k8s_deployment(k)
     http.urlencode(k.name)) }).json
 end
 
--- ReplicaSets owned by the deployment, newest revision first.
+-- ReplicaSets owned by the deployment, newest revision first, each with its
+-- position in the list; and the list's body as the API sent it.
 local function k8s_history(k)
   local d = k8s_deployment(k)
   local sel = {}
@@ -105,7 +139,7 @@ local function k8s_history(k)
       http.urlencode(k.ns)) })
   local uid = (d.metadata or {}).uid
   local out = {}
-  for _, rs in ipairs((r.json or {}).items or {}) do
+  for i, rs in ipairs((r.json or {}).items or {}) do
     local md = rs.metadata or {}
     local owned = uid == nil
     for _, o in ipairs(md.ownerReferences or {}) do
@@ -113,11 +147,12 @@ local function k8s_history(k)
     end
     local rev = tonumber((md.annotations or {})[REV])
     if owned and rev then
-      out[#out + 1] = { rs = rs, revision = rev, time = parse_time(md.creationTimestamp) }
+      out[#out + 1] = { rs = rs, revision = rev, time = parse_time(md.creationTimestamp),
+        index = i - 1 }
     end
   end
   table.sort(out, function(a, b) return a.revision > b.revision end)
-  return d, out
+  return d, out, r.body
 end
 
 local function images(template)
@@ -186,14 +221,15 @@ function M.status(service, opts)
 end
 
 --- deploy.rollback(service [, opts]): the `kubectl rollout undo` move: the
--- deployment's pod template is replaced by the previous revision's.
--- Returns { from, to, simulated }.
+-- deployment's pod template is replaced by the previous revision's; for a
+-- git source, the configured rollback_command deploys the previous commit.
+-- opts.to_revision picks another revision. Returns { from, to, simulated }.
 function M.rollback(service, opts)
   opts = opts or {}
   local section = section_for(service, opts)
-  if kind_of(section) ~= "kubernetes" then fail("deploy.rollback needs a kubernetes source") end
+  if kind_of(section) == "git" then return git_rollback(section, opts) end
   local k = k8s(section, service)
-  local _, hist = k8s_history(k)
+  local _, hist, raw = k8s_history(k)
   if #hist < 2 then fail("deploy: %s/%s has no previous revision to roll back to", k.ns, k.name) end
   local cur, prev = hist[1], hist[2]
   if opts.to_revision then
@@ -202,13 +238,20 @@ function M.rollback(service, opts)
     if prev == nil then fail("deploy: %s/%s has no revision %s", k.ns, k.name, opts.to_revision) end
   end
   local template = prev.rs.spec.template
-  local labels = (template.metadata or {}).labels
-  if labels then labels["pod-template-hash"] = nil end
+  -- The template goes back as the API sent it: through Lua, an empty object
+  -- ({} for resources, securityContext, emptyDir) would come out as [].
+  local text, perr = json.pick(raw or "", "/items/" .. prev.index .. "/spec/template")
+  if text == nil then fail("deploy: %s/%s revision %d: %s", k.ns, k.name, prev.revision, perr) end
+  local patch = '[{"op":"replace","path":"/spec/template","value":' .. text .. "}"
+  if ((template.metadata or {}).labels or {})["pod-template-hash"] ~= nil then
+    -- the new ReplicaSet gets its own hash, as with kubectl rollout undo
+    patch = patch .. ',{"op":"remove","path":"/spec/template/metadata/labels/pod-template-hash"}'
+  end
   local r = k8s_req(k, { method = "PATCH",
     url = string.format("%s/apis/apps/v1/namespaces/%s/deployments/%s", k.api,
       http.urlencode(k.ns), http.urlencode(k.name)),
     headers = { ["Content-Type"] = "application/json-patch+json" },
-    json = { { op = "replace", path = "/spec/template", value = template } } })
+    body = patch .. "]" })
   local msg = string.format("%s/%s: revision %d -> %d (%s)%s", k.ns, k.name, cur.revision,
     prev.revision, images(template), r.simulated and " (dry run: not sent)" or "")
   http.note { op = "deploy", action = "rollback", deployment = k.name, namespace = k.ns,

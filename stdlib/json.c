@@ -108,6 +108,69 @@ static int json_encode_l(lua_State *L)
   return 1;
 }
 
+/* Follows an RFC 6901 pointer ("/items/0/spec/template") from v. */
+static json_t *json_at(json_t *v, const char *ptr)
+{
+  char tok[256];
+  while (v != NULL && *ptr == '/') {
+    size_t n = 0;
+    for (ptr++; *ptr && *ptr != '/' && n + 1 < sizeof tok; ptr++) {
+      if (ptr[0] == '~' && (ptr[1] == '0' || ptr[1] == '1'))
+        tok[n++] = *++ptr == '0' ? '~' : '/';
+      else
+        tok[n++] = *ptr;
+    }
+    tok[n] = '\0';
+    if (*ptr && *ptr != '/')
+      return NULL; /* a token too long to be a key we look for */
+    if (json_is_object(v)) {
+      v = json_object_get(v, tok);
+    } else if (json_is_array(v)) {
+      char *end;
+      unsigned long i = strtoul(tok, &end, 10);
+      v = (*tok && *end == '\0') ? json_array_get(v, i) : NULL;
+    } else {
+      v = NULL;
+    }
+  }
+  return *ptr == '\0' ? v : NULL;
+}
+
+/* json.pick(text, pointer): the JSON text of the value at pointer in text,
+ * taken without going through Lua values, so {} stays {} and [] stays []
+ * (Lua has one empty table for both). nil, message when it is not there. */
+static int json_pick_l(lua_State *L)
+{
+  size_t len;
+  const char *s = luaL_checklstring(L, 1, &len);
+  const char *ptr = luaL_checkstring(L, 2);
+  if (len > RB_JSON_MAX_TEXT)
+    return luaL_error(L, "json.pick: text larger than 16 MiB");
+  json_error_t e;
+  rb_json_count_begin(L);
+  json_t *v = json_loadb(s, len, JSON_DECODE_ANY, &e);
+  int over = g_refused;
+  rb_json_count_end();
+  if (over || v == NULL) {
+    json_decref(v);
+    lua_pushnil(L);
+    lua_pushstring(L, over ? "json.pick: the text needs more than the memory budget"
+                           : e.text);
+    return 2;
+  }
+  json_t *at = json_at(v, ptr);
+  char *out = at ? json_dumps(at, JSON_COMPACT | JSON_ENCODE_ANY) : NULL;
+  json_decref(v);
+  if (out == NULL) {
+    lua_pushnil(L);
+    lua_pushfstring(L, "json.pick: nothing at %s", ptr);
+    return 2;
+  }
+  lua_pushstring(L, out);
+  free(out);
+  return 1;
+}
+
 static int json_box_gc(lua_State *L)
 {
   json_t **box = lua_touserdata(L, 1);
@@ -127,6 +190,7 @@ int luaopen_runbook_json(lua_State *L)
   lua_pop(L, 1);
   static const luaL_Reg fns[] = {{"decode", json_decode_l},
                                  {"encode", json_encode_l},
+                                 {"pick", json_pick_l},
                                  {"strict", rb_host_result_lua},
                                  {NULL, NULL}};
   luaL_newlib(L, fns);

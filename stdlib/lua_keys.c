@@ -44,6 +44,9 @@ const rb_config_section rb_config_flags = {
 static const rb_config_key deploy_keys[] = {
     {"source", RB_CFG_STRING, NULL, NULL, 0, 0, "kind of source: `git` or `kubernetes`"},
     {"repo", RB_CFG_PATH, NULL, NULL, 0, 0, "git repository to read deploys from"},
+    {"rollback_command", RB_CFG_STRING, NULL, NULL, 0, 0,
+     "git: shell command deploy.rollback runs in `repo` ($1: revision to go back to, $2: "
+     "current)"},
     {"host", RB_CFG_STRING, NULL, NULL, 0, 0, "host whose deploy log is read"},
     {"api_url", RB_CFG_STRING, NULL, NULL, 0, 0, "API endpoint of the deploy source"},
     {"token", RB_CFG_SECRET, NULL, NULL, 0, 0, "API token (`token_env` / `token_file`)"},

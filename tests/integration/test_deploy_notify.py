@@ -148,7 +148,10 @@ def rs(name, rev, created, image, uid="dep-uid"):
                          "ownerReferences": [{"uid": uid}]},
             "spec": {"template": {"metadata": {"labels": {"app": "checkout",
                                                           "pod-template-hash": name[-5:]}},
-                                  "spec": {"containers": [{"name": "app", "image": image}]}}}}
+                                  "spec": {"containers": [{"name": "app", "image": image,
+                                                           "resources": {}, "args": [],
+                                                           "securityContext": {}}],
+                                           "volumes": [{"name": "tmp", "emptyDir": {}}]}}}}
 
 
 DEP = {"metadata": {"name": "checkout", "uid": "dep-uid", "generation": 3},
@@ -176,11 +179,13 @@ def test_deploy_kubernetes_recent_status_rollback(tmp_path, fake):
         fake.expect("GET", DPATH, json_body=DEP, want_headers=auth)
         fake.expect("GET", RPATH, json_body=items, want_query={"labelSelector": "app=checkout"})
     fake.expect("GET", DPATH, json_body=DEP)
-    prev = rs("checkout-aaaaa", 1, "", "shop/checkout:1.0")["spec"]["template"]
-    del prev["metadata"]["labels"]["pod-template-hash"]
+    prev = items["items"][0]["spec"]["template"]
+    # sent as the API gave it ({} stays {}), the hash label removed by its own op
     fake.expect("PATCH", DPATH, json_body=DEP,
                 want_headers={"Content-Type": "application/json-patch+json"},
-                want_json=[{"op": "replace", "path": "/spec/template", "value": prev}])
+                want_json=[{"op": "replace", "path": "/spec/template", "value": prev},
+                           {"op": "remove",
+                            "path": "/spec/template/metadata/labels/pod-template-hash"}])
     res = hs.run_book(tmp_path, """
         local d = deploy.recent("checkout", { within = "1h" })
         assert(d and d.revision == 2 and d.image == "shop/checkout:1.1", d and d.id)
@@ -193,3 +198,32 @@ def test_deploy_kubernetes_recent_status_rollback(tmp_path, fake):
     fake.check()
     n = hs.events(res, op="deploy", event="note")
     assert n and "revision 2 -> 1" in n[0]["detail"]["message"]
+
+
+def test_deploy_rollback_from_git_runs_the_rollback_command(tmp_path):
+    repo = str(tmp_path / "repo")
+    os.makedirs(repo)
+    git(repo, "init", "-q")
+    git(repo, "commit", "-q", "--allow-empty", "-m", "v1")
+    git(repo, "commit", "-q", "--allow-empty", "-m", "v2")
+    revs = subprocess.run(["git", "-C", repo, "log", "--format=%H"], check=True,
+                          capture_output=True, text=True).stdout.split()
+    log = str(tmp_path / "deployed")
+    conf = ("[deploy.checkout]\nsource = git\nrepo = %s\n"
+            "rollback_command = echo \"$1 $2 $(pwd)\" >> %s\n" % (repo, log))
+    res = hs.run_book(tmp_path / "a", """
+        local r = deploy.rollback("checkout")
+        assert(r.from == "%s" and r.to == "%s" and r.simulated == false)
+    """ % (revs[0], revs[1]), requires=["deploy"], config=conf)
+    assert res.code == 0, res
+    with open(log) as f:
+        assert f.read().split() == [revs[1], revs[0], repo]
+    n = hs.events(res, op="deploy", event="note")
+    assert n and n[0]["detail"]["to"] == revs[1]
+    ran = hs.events(res, op="cmd", event="started")
+    assert ran and ran[0]["detail"]["command"][:2] == ["sh", "-c"]
+    # without the key: refused, saying which key and what it gets
+    res = hs.run_book(tmp_path / "b", 'deploy.rollback("checkout")', requires=["deploy"],
+                      config="[deploy.checkout]\nsource = git\nrepo = %s\n" % repo)
+    assert res.code != 0
+    assert "git source without rollback_command" in res.stdout + res.stderr
