@@ -198,10 +198,76 @@ static size_t blob_of(const char *b64, unsigned char *out)
   return (size_t)n;
 }
 
+static void test_yaml_inventory_resolves_as_ini(void **state)
+{
+  (void)state;
+  static const char yaml[] =
+      "all:\n"
+      "  vars: {ansible_user: root}\n"
+      "  children:\n"
+      "    web:\n"
+      "      hosts:\n"
+      "        web[1:2]: {ansible_port: 2201}\n"
+      "        \"[2001:db8::1]:2222\":\n"
+      "      vars:\n"
+      "        ansible_user: deploy\n"
+      "    edge:\n"
+      "      hosts: web1\n"
+      "      vars: {ansible_user: edge, ansible_group_priority: 0}\n";
+  char err[256] = "";
+  rb_ssh_inventory *inv = rb_ssh_inventory_parse(yaml, "inv.yml", err, sizeof err);
+  if (inv == NULL)
+    fail_msg("%s", err);
+  rb_ssh_host *h;
+  size_t n;
+  resolve_ok(inv, "web", &h, &n);
+  assert_int_equal(n, 3);
+  assert_string_equal(h[0].name, "web1");
+  assert_int_equal(h[0].port, 2201);
+  /* same depth: edge has the lower priority, so web's value wins */
+  assert_string_equal(h[0].user, "deploy");
+  assert_string_equal(h[2].address, "2001:db8::1");
+  assert_int_equal(h[2].port, 2222);
+  rb_ssh_hosts_free(h, n);
+  rb_ssh_inventory_free(inv);
+  assert_null(rb_ssh_inventory_parse("all:\n  hots: {}\n", "x.yml", err, sizeof err));
+  assert_string_equal(err, "x.yml:2: unexpected key 'hots' in group all (want hosts, "
+                           "vars or children)");
+}
+
+static void test_ini_header_comment_v6_port_and_refusals(void **state)
+{
+  (void)state;
+  char err[256] = "";
+  rb_ssh_inventory *inv = rb_ssh_inventory_parse(
+      "[web] # front\n[2001:db8::1]:2222\n[web:vars]\nansible_group_priority=x\n",
+      "a.ini", err, sizeof err);
+  assert_null(inv);
+  assert_string_equal(err,
+                      "a.ini:4: group web: ansible_group_priority 'x' is not an integer");
+  inv = rb_ssh_inventory_parse("[web] # front\n[2001:db8::1]:2222\n", "a.ini", err,
+                               sizeof err);
+  assert_non_null(inv);
+  rb_ssh_host *h;
+  size_t n;
+  resolve_ok(inv, "web", &h, &n);
+  assert_int_equal(n, 1);
+  assert_string_equal(h[0].address, "2001:db8::1");
+  assert_int_equal(h[0].port, 2222);
+  rb_ssh_hosts_free(h, n);
+  rb_ssh_inventory_free(inv);
+  assert_null(
+      rb_ssh_inventory_parse("$ANSIBLE_VAULT;1.1;AES256\n6162\n", "v", err, sizeof err));
+  assert_string_equal(err, "v: vault-encrypted inventories are not supported: decrypt "
+                           "with ansible-vault view");
+  assert_null(rb_ssh_inventory_parse("[a]\nx\n", "i.toml", err, sizeof err));
+  assert_non_null(strstr(err, "unsupported inventory format: TOML"));
+}
+
 static void test_known_host_key_matches_plain_and_port_entries(void **state)
 {
   (void)state;
-  char text[1024], err[128], known[128];
+  char text[1024], err[128], known[128], prefs0[200];
   snprintf(
       text, sizeof text,
       "# comment\n@cert-authority *.example ssh-ed25519 %s\nweb,10.0.0.9 ssh-ed25519 "
@@ -221,9 +287,12 @@ static void test_known_host_key_matches_plain_and_port_entries(void **state)
   assert_string_equal(known, "ssh-ed25519");
   assert_int_equal(rb_ssh_knownhosts_check(kh, "127.0.0.1", 22, b2, l2, NULL, 0),
                    RB_KH_UNKNOWN);
-  /* a certificate authority line is not a host key */
+  /* a certificate authority line is not a host key: the hosts it covers are
+   * refused as unsupported host certificates, not as unknown */
   assert_int_equal(rb_ssh_knownhosts_check(kh, "a.example", 22, b2, l2, NULL, 0),
-                   RB_KH_UNKNOWN);
+                   RB_KH_CERT);
+  assert_int_equal(rb_ssh_knownhosts_methods(kh, "a.example", 22, prefs0, sizeof prefs0),
+                   0);
   char prefs[200];
   assert_int_equal(rb_ssh_knownhosts_methods(kh, "web", 22, prefs, sizeof prefs), 1);
   assert_string_equal(prefs, "ssh-ed25519");
@@ -329,6 +398,8 @@ int main(void)
       cmocka_unit_test(test_unknown_target_is_an_error),
       cmocka_unit_test(test_bad_lines_name_file_and_line),
       cmocka_unit_test(test_literal_targets_without_inventory),
+      cmocka_unit_test(test_yaml_inventory_resolves_as_ini),
+      cmocka_unit_test(test_ini_header_comment_v6_port_and_refusals),
       cmocka_unit_test(test_known_host_key_matches_plain_and_port_entries),
       cmocka_unit_test(test_hashed_entries_match_by_hmac_sha1),
       cmocka_unit_test(test_hmac_sha1_matches_rfc2202),
