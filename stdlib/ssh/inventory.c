@@ -418,8 +418,10 @@ static int parse_header(rb_ssh_inventory *inv, char *s, long *gi, int *sec, char
   char *rest = close + 1;
   while (isspace((unsigned char)*rest))
     rest++;
-  if (*rest != '\0' && *rest != '#' && *rest != ';')
-    return rb_err(err, errlen, "unexpected text '%s' after section header", rest);
+  if (*rest != '\0' && *rest != '#') /* Ansible's section pattern allows only '#' */
+    return rb_err(
+        err, errlen,
+        "unexpected text '%s' after section header (only a # comment may follow)", rest);
   *close = '\0';
   char *name = rb_trim(s + 1);
   char *colon = strchr(name, ':');

@@ -220,9 +220,12 @@ static int read_group(yinv *y, const char *name, const yaml_node_t *n, int depth
     const yaml_node_t *kn = yaml_document_get_node(y->doc, p->key);
     const yaml_node_t *vn = yaml_document_get_node(y->doc, p->value);
     const char *k = scalar(kn);
-    int rc;
-    if (k == NULL || section_kind(y, vn, k, name) < 0)
-      return k == NULL ? yfail(y, kn, "a group key must be a scalar in", name) : -1;
+    int rc, known = k && (strcmp(k, "hosts") == 0 || strcmp(k, "children") == 0 ||
+                          strcmp(k, "vars") == 0);
+    if (k == NULL)
+      return yfail(y, kn, "a group key must be a scalar in", name);
+    if (known && section_kind(y, vn, k, name) < 0)
+      return -1;
     if (strcmp(k, "hosts") == 0)
       rc = read_hosts(y, gi, vn);
     else if (strcmp(k, "children") == 0)

@@ -94,6 +94,16 @@ def test_vault_script_toml_and_plugin_inventories_are_refused_by_name(tmp_path):
         tmp_path, "inv.yml", plugin)
 
 
+def test_semicolon_after_a_section_header_is_refused_as_ansible_does(tmp_path):
+    p = tmp_path / "semi.ini"
+    p.write_text("[web] ; front ends\nw1\n")
+    code, out, err = ansible_list(str(p))
+    assert "Unable to parse" in err
+    assert refused(tmp_path, "semi2.ini", "[web] ; front ends\nw1\n").endswith(
+        "semi2.ini:1: unexpected text '; front ends' after section header "
+        "(only a # comment may follow)")
+
+
 def test_yaml_mistakes_name_file_and_line(tmp_path):
     err = refused(tmp_path, "a.yml", "all:\n  children:\n    web:\n      host:\n        w1:\n")
     assert err == (str(tmp_path / "a.yml") +
