@@ -13,7 +13,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "runner/util.h"
+#include "runner/base/util.h"
 #include "stdlib/ssh/knownhosts.h"
 
 /* A connected blocking socket, or -1 with err. */
