@@ -631,6 +631,7 @@ typedef struct {
 static int check_child(void *arg, int report_fd)
 {
   check_job *j = arg;
+  survive_broken_pipe(); /* `runbook show X | head` ends quietly too */
   int worst = RB_EXIT_OK;
   for (int i = 0; i < j->argc; i++) {
     char path[4096];
@@ -694,6 +695,7 @@ static int cmd_check(globals *g, int argc, char **argv, int show)
 static int list_child(void *arg, int report_fd)
 {
   globals *g = arg;
+  survive_broken_pipe();
   char dirs[16][4096];
   int nd, found = 0;
   search_dirs(g, dirs, &nd);
@@ -777,6 +779,7 @@ static void all_runbooks(const globals *g, char ***out, size_t *n)
 
 static int test_child(void *arg, int report_fd)
 {
+  survive_broken_pipe();
   return rb_cli_test_run(arg, report_fd);
 }
 

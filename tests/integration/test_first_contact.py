@@ -139,3 +139,21 @@ def test_approve_hint_works_from_another_directory(tmp_path):
     assert p.returncode == 0
     assert os.path.exists(target)
     assert shlex.split(hint)[1] == "--state-dir"
+
+
+def test_show_into_a_closed_pipe_ends_quietly(tmp_path):
+    """`runbook show X | head -1`: the reader leaving is not a crash. The
+    runbook is long enough that its picture overflows the pipe's buffer."""
+    n = 3000
+    steps = "\n".join('    s%d = action { title = "Step %d", run = function() end, next = "%s" },'
+                      % (i, i, "s%d" % (i + 1) if i + 1 < n else "done") for i in range(n))
+    book = rbtest.write(str(tmp_path / "long.lua"), 'return runbook { name = "long", '
+                        'title = "Long", start = "s0", steps = {\n%s\n'
+                        '    done = resolved { title = "Done" },\n} }\n' % steps)
+    cmd = "%s --state-dir %s show %s --format dot | head -1" % (
+        shlex.quote(rbtest.RUNBOOK_BIN), shlex.quote(str(tmp_path)), shlex.quote(book))
+    r = subprocess.run(["bash", "-o", "pipefail", "-c", cmd], capture_output=True, text=True,
+                       cwd=rbtest.SOURCE_DIR)
+    assert r.stdout == "digraph runbook {\n", r
+    assert r.returncode == 0, r
+    assert "signal" not in r.stderr, r.stderr
