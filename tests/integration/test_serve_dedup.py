@@ -2,6 +2,7 @@
 listener's credentials kept away from the runs it starts (issue 11)."""
 import json
 import os
+import subprocess
 import time
 
 import rbtest
@@ -80,6 +81,9 @@ def test_restart_while_a_run_is_active_keeps_its_key(tmp_path):
         assert statuses(s.post_alerts(body)[1])["a3d9a4bfa0d26a05"] == "duplicate"
     finally:
         s.stop()
+        # the first listener's run outlived it at its gate (runs do not die
+        # with the listener); end it rather than leave it waiting
+        subprocess.run(["pkill", "-f", str(tmp_path)], check=False)
 
 
 def test_five_thousand_distinct_alerts_keep_every_key(tmp_path):
