@@ -25,6 +25,7 @@ static void on_signal(int sig)
 {
   (void)sig;
   g_interrupted = 1;
+  rb_stop_request();
   if (g_sb)
     sb_interrupt(g_sb);
 }

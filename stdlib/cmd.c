@@ -330,6 +330,8 @@ static int cmd_do(lua_State *L, int is_write)
     json_object_set_new(d, "signal", json_integer(r->signal));
   if (r->timed_out)
     json_object_set_new(d, "timed_out", json_true());
+  if (r->interrupted)
+    json_object_set_new(d, "interrupted", json_true());
   if (r->out.truncated || r->err.truncated)
     json_object_set_new(d, "truncated", json_true());
   if (answered)
@@ -339,6 +341,10 @@ static int cmd_do(lua_State *L, int is_write)
   char msg[512] = "";
   if (rc != 0)
     snprintf(msg, sizeof msg, "%s", r->error);
+  else if (r->interrupted)
+    snprintf(msg, sizeof msg,
+             "command '%s' was killed after %lld ms: the run was asked to stop",
+             s.argv[0], (long long)r->duration_ms);
   else if (r->timed_out)
     snprintf(msg, sizeof msg, "command '%s' timed out after %lld ms and was killed",
              s.argv[0], (long long)r->duration_ms);
@@ -353,7 +359,7 @@ static int cmd_do(lua_State *L, int is_write)
     json_object_set_new(d, "error", json_string(msg));
   int failed = msg[0] != '\0';
   h->emit(h, failed ? "failed" : "finished", d);
-  if (failed && (rc != 0 || !s.allow_fail || r->timed_out)) {
+  if (failed && (rc != 0 || !s.allow_fail || r->timed_out || r->interrupted)) {
     lua_pushstring(L, msg);
     return lua_error(L);
   }

@@ -140,7 +140,13 @@ int rb_cmd_execute(const rb_cmd_spec *s, rb_cmd_result *r)
       r->timed_out = 1;
       break;
     }
-    if (poll(p, 3, left > 1000 ? 1000 : (int)left) < 0 && errno != EINTR)
+    if (rb_stop_requested()) {
+      r->interrupted = 1;
+      break;
+    }
+    /* A stop request interrupts poll (EINTR); 200 ms bounds the wait when
+     * the signal landed between the check above and poll. */
+    if (poll(p, 3, left > 200 ? 200 : (int)left) < 0 && errno != EINTR)
       break;
     char chunk[16384];
     for (int i = 0; i < 2; i++) {
@@ -165,12 +171,17 @@ int rb_cmd_execute(const rb_cmd_spec *s, rb_cmd_result *r)
       }
     }
   }
-  if (r->timed_out) {
+  if (r->timed_out || r->interrupted) {
     cmd_kill_group(pid, &status);
   } else {
     /* Output closed; the process may still be exiting, or may have left a
      * child holding nothing. Wait up to the deadline. */
     while (waitpid(pid, &status, WNOHANG) == 0) {
+      if (rb_stop_requested()) {
+        r->interrupted = 1;
+        cmd_kill_group(pid, &status);
+        break;
+      }
       if (rb_now_mono_ms() - start > s->timeout_ms) {
         r->timed_out = 1;
         cmd_kill_group(pid, &status);
@@ -181,7 +192,7 @@ int rb_cmd_execute(const rb_cmd_spec *s, rb_cmd_result *r)
   }
   rb_host_command_ended(pid);
   r->duration_ms = rb_now_mono_ms() - start;
-  if (WIFEXITED(status) && !r->timed_out)
+  if (WIFEXITED(status) && !r->timed_out && !r->interrupted)
     r->exit_code = WEXITSTATUS(status);
   else if (WIFSIGNALED(status))
     r->signal = WTERMSIG(status);

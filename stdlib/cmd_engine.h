@@ -37,13 +37,15 @@ typedef struct {
   int exit_code; /* -1 when killed by a signal or not started */
   int signal;
   int timed_out;
+  int interrupted; /* the run was asked to stop (SIGINT/SIGTERM): killed */
   int64_t duration_ms;
   rb_cmd_buf out, err;
   char error[256]; /* could not start */
   rb_cmd_env env;  /* owned here so a raise while building it frees it */
 } rb_cmd_result;
 
-/* Runs s to completion or timeout and fills r (its buffers are the
+/* Runs s to completion, timeout or a stop request (rb_stop_requested)
+ * and fills r (its buffers are the
  * caller's to free: rb_cmd_result_clear). Returns 0, or -1 when the
  * command could not be started (r->error says why). The command's group is
  * reported to the supervisor while it runs, and killed on timeout. */

@@ -3,6 +3,7 @@
 #include "runner/base/util.h"
 
 #include <ctype.h>
+#include <signal.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -12,6 +13,18 @@
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
+
+static volatile sig_atomic_t g_stop;
+
+void rb_stop_request(void)
+{
+  g_stop = 1;
+}
+
+int rb_stop_requested(void)
+{
+  return g_stop;
+}
 
 int64_t rb_now_mono_ms(void)
 {

@@ -14,6 +14,12 @@ int64_t rb_now_mono_us(void);
 /* Wall-clock milliseconds since the epoch. */
 int64_t rb_now_wall_ms(void);
 
+/* The process was asked to stop (SIGINT or SIGTERM reached the executor).
+ * Set from a signal handler; long waits in plain C (a running command)
+ * poll it so they end at once instead of at their own timeout. */
+void rb_stop_request(void);
+int rb_stop_requested(void);
+
 /* Writes "2026-11-22T09:36:08.312Z" for wall_ms into buf (at least 25 bytes). */
 void rb_format_ts(int64_t wall_ms, char *buf, size_t len);
 

@@ -274,3 +274,54 @@ def test_sigint_at_a_gate_ends_the_run_within_a_second(tmp_path):
 def test_runs_rejects_an_unknown_state(tmp_path):
     r = rbtest.run(["runs", "--state", "sleeping"])
     assert r.code == 2 and "--state must be" in r.stderr
+
+
+SLEEPER = """local cmd = require "cmd"
+return runbook {
+  name = "sleeper", title = "Sleeper", start = "act",
+  params = { pidfile = { required = true } },
+  steps = {
+    act = action { title = "Sleep long", run = function(ctx)
+      cmd.run({"sh", "-c", "echo $$ > " .. ctx.pidfile .. "; exec sleep 30"},
+              { timeout = "60s" })
+    end, next = "done" },
+    done = resolved { title = "Done" },
+  },
+}
+"""
+
+
+def test_sigterm_during_a_command_kills_it_and_ends_the_run(tmp_path):
+    """A running cmd notices the stop request: it does not run to its own
+    60 s timeout, its process is gone, and the timeline says why."""
+    book = tmp_path / "sleeper.lua"
+    book.write_text(SLEEPER)
+    pidfile = str(tmp_path / "pid")
+    state = str(tmp_path / "state")
+    p = start(state, ["exec", str(book), "--incident", "s", "--var", "pidfile=" + pidfile])
+    try:
+        wait_for(state, "s", lambda e: e["event"] == "started" and
+                 e.get("detail", {}).get("op") == "cmd")
+        deadline = time.time() + 10
+        while not (os.path.exists(pidfile) and open(pidfile).read().strip()):
+            assert time.time() < deadline, "the command never started"
+            time.sleep(0.02)
+        child = int(open(pidfile).read())
+        t0 = time.monotonic()
+        os.kill(p.pid, signal.SIGTERM)
+        out, err = p.communicate(timeout=10)
+        took = time.monotonic() - t0
+    finally:
+        stop(p)
+    assert took < 3.0, took
+    assert p.returncode != 0, (out, err)
+    try:
+        os.kill(child, 0)
+        alive = True
+    except ProcessLookupError:
+        alive = False
+    assert not alive, "sleep %d outlived the run" % child
+    failed = [e for e in events(state, "s") if e["event"] == "failed" and
+              e.get("detail", {}).get("op") == "cmd"]
+    assert failed and failed[0]["detail"].get("interrupted") is True, events(state, "s")
+    assert "asked to stop" in failed[0]["detail"]["error"]
