@@ -2,6 +2,7 @@
  * (rb_config_sections), typed getters whose defaults and bounds come from
  * that table, its markdown reference, and secret resolution from env or file. */
 #include "runner/config.h"
+#include "runner/escalation.h"
 
 #include "runner/base/redact.h"
 #include "runner/base/util.h"
@@ -115,6 +116,22 @@ int rb_config_set(rb_config *c, const char *section, const char *key, const char
   e->value = v;
   e->line = 0;
   return 0;
+}
+
+int rb_config_line(const rb_config *c, const char *section, const char *key)
+{
+  const entry *e = find(c, section, key);
+  return e ? e->line : 0;
+}
+
+void rb_config_each_key(const rb_config *c, const char *section,
+                        void (*fn)(const char *key, const char *value, int line,
+                                   void *arg),
+                        void *arg)
+{
+  for (size_t i = 0; c != NULL && i < c->n; i++)
+    if (strcmp(c->v[i].section, section) == 0)
+      fn(c->v[i].key, c->v[i].value, c->v[i].line, arg);
 }
 
 void rb_config_each_section(const rb_config *c, const char *prefix,
@@ -532,7 +549,12 @@ static rb_config *load_file(const char *path, char *err, size_t errlen)
     goto fail;
   }
   free(line);
+  line = NULL;
   fclose(f);
+  f = NULL;
+  /* Keys that are valid for one kind of target only (escalation.c). */
+  if (rb_escalation_config_check(c, err, errlen) != 0)
+    goto fail;
   return c;
 fail:
   free(line);

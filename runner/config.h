@@ -56,6 +56,15 @@ char *rb_config_secret(const rb_config *c, const char *section, const char *key,
  * (`token_env = VAR`), with where naming it ("[serve] token_env"); else 0. */
 int rb_config_secret_env(const rb_config *c, const char *var, char *where, size_t len);
 
+/* The line of section/key in the file, 0 when it is not set there. */
+int rb_config_line(const rb_config *c, const char *section, const char *key);
+
+/* Calls fn with each key of section as the file set it, in file order. */
+void rb_config_each_key(const rb_config *c, const char *section,
+                        void (*fn)(const char *key, const char *value, int line,
+                                   void *arg),
+                        void *arg);
+
 /* Calls fn for each section name that starts with prefix (e.g. "flags."). */
 void rb_config_each_section(const rb_config *c, const char *prefix,
                             void (*fn)(const char *section, void *arg), void *arg);
@@ -78,6 +87,7 @@ extern const rb_config_section rb_config_approval_sev, rb_config_group,
 extern const rb_config_section rb_config_cmd, rb_config_ssh, rb_config_http;
 extern const rb_config_section rb_config_prom, rb_config_flags, rb_config_deploy,
     rb_config_notify, rb_config_serve, rb_config_serve_json;
+extern const rb_config_section rb_config_escalation;
 
 /* The table row of section/key, or NULL. */
 const rb_config_key *rb_config_key_find(const char *section, const char *key);

@@ -22,11 +22,13 @@ typedef struct {
   rb_timeline *tl;
   rb_host host;
   const rb_step *cur;
-  json_t *path;       /* step ids in the order walked */
-  json_t *collect;    /* approval preview: would_run details land here */
-  json_t *last_ctx;   /* ctx as JSON after the previous step */
-  json_t *would_fail; /* dry-run: "target: reason" of each failed preflight */
-  int preflights;     /* dry-run: would_run events that carried a preflight */
+  json_t *path;          /* step ids in the order walked */
+  json_t *collect;       /* approval preview: would_run details land here */
+  json_t *last_ctx;      /* ctx as JSON after the previous step */
+  json_t *would_fail;    /* dry-run: "target: reason" of each failed preflight */
+  int preflights;        /* dry-run: would_run events that carried a preflight */
+  json_t *pages;         /* escalation targets paged, to resolve at a resolved end */
+  json_t *page_failures; /* "page dba-team FAILED: why", for the run's end */
   int64_t run_start_us;
   int64_t sim_ms;        /* drill: simulated time the waits have spent */
   int64_t sim_poll;      /* drill: the poll of the running wait (0-based), 0 in a check */
@@ -133,6 +135,15 @@ int rb_step_fail(rb_step_out *o, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 /* Runs one step and records it; fills o. Returns 0 or -1 (failed). */
 int rb_step_run(rb_exec *ex, const rb_step *s, rb_step_out *o);
+
+/* -- step_page.c ---------------------------------------------------------- */
+/* An escalate step's page to [escalation.TO] (exec: sent; dry-run, drill:
+ * would_run), recorded as detail.page. A page that fails is said loudly and
+ * kept in page_failures; it does not fail the step. */
+void rb_escalation_page(rb_exec *ex, const rb_step *s, const char *to,
+                        const char *message, json_t *detail);
+/* At a resolved end (step s): resolves every target this run paged. */
+void rb_escalation_resolve(rb_exec *ex, const rb_step *s);
 
 /* -- step_gate.c ---------------------------------------------------------- */
 /* An approval gate. Returns 1 approved, 0 denied, -1 error (in o). */

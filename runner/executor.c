@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "runner/escalation.h"
 #include "runner/exec.h"
 #include "runner/params.h"
 #include "runner/scenario.h"
@@ -390,6 +391,8 @@ static int finish_run(rb_exec *ex, const walk_args *wa, const char *tlpath)
     json_object_set_new(fin, "error", json_string(wa->error));
   if (ex->would_fail != NULL)
     json_object_set(fin, "would_fail", ex->would_fail);
+  if (ex->page_failures != NULL) /* the human must know nobody was paged */
+    json_object_set(fin, "pages_failed", ex->page_failures);
   ex->cur = NULL;
   rb_event_emit(ex, NULL, wa->rc == 0 ? "finished" : "failed", total_ms, fin);
   int code = wa->usage     ? RB_EXIT_USAGE
@@ -405,6 +408,12 @@ static int finish_run(rb_exec *ex, const walk_args *wa, const char *tlpath)
       code != RB_EXIT_INVALID)
     code = RB_EXIT_WOULD_FAIL;
   rb_console_summary(ex, wa->outcome, wa->error, tlpath);
+  size_t i;
+  json_t *f;
+  json_array_foreach(ex->page_failures, i, f)
+  {
+    fprintf(stderr, "runbook: %s\n", json_string_value(f));
+  }
   return code;
 }
 
@@ -428,6 +437,8 @@ static void exec_free(rb_exec *ex)
   json_decref(ex->path);
   json_decref(ex->last_ctx);
   json_decref(ex->would_fail);
+  json_decref(ex->pages);
+  json_decref(ex->page_failures);
   if (ex->log)
     fclose(ex->log);
   rb_timeline_free(ex->tl);
@@ -445,6 +456,12 @@ int rb_run_execute(const rb_run_opts *o)
   if (code != RB_EXIT_OK)
     return code;
   rb_supervise_loaded(o->report_fd, ex.m->name);
+  /* An unknown literal target stops exec and dry-run before anything acts. */
+  if (o->mode != RB_MODE_DRILL &&
+      rb_escalation_check_targets(ex.sb, ex.m, o->config, stderr, NULL) > 0) {
+    exec_free(&ex);
+    return RB_EXIT_INVALID;
+  }
   json_t *params = NULL, *forced = NULL;
   int64_t run_timeout = 0;
   char tlpath[4300];

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "runner/escalation.h"
 #include "runner/exec.h"
 #include "runner/journal.h"
 #include "runner/render.h"
@@ -51,7 +52,9 @@ int rb_run_check(const char *path, const rb_config *cfg, int show, FILE *out,
   int code = rb_runbook_load(path, cfg, &host, quiet_print, NULL, &sb, &m, report_fd);
   if (code != RB_EXIT_OK)
     return code;
-  if (!show) {
+  if (!show && rb_escalation_check_targets(sb, m, cfg, stderr, out) > 0) {
+    code = RB_EXIT_INVALID;
+  } else if (!show) {
     fprintf(out, "%s: ok (%s, %zu steps)\n", path, m->name, m->nsteps);
   } else {
     header(m, out);
@@ -59,7 +62,7 @@ int rb_run_check(const char *path, const rb_config *cfg, int show, FILE *out,
   }
   rb_model_free(m);
   sb_free(sb);
-  return RB_EXIT_OK;
+  return code;
 }
 
 int rb_run_describe(const char *path, const rb_config *cfg, char *name, size_t nlen,

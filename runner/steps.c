@@ -410,10 +410,11 @@ static int run_notify(rb_exec *ex, const rb_step *s, rb_step_out *o, json_t *det
   } else if (s->kind == RB_STEP_NOTIFY && post_update(ex, s, detail, o) != 0) {
     return -1;
   }
-  if (s->kind == RB_STEP_ESCALATE)
+  if (s->kind == RB_STEP_ESCALATE) {
     rb_console_say(ex, "      %sescalated%s to %s: %s", rb_console_col(ex, C_YELLOW),
                    rb_console_col(ex, C_RESET), to[0] ? to : "(unnamed)", message);
-  else
+    rb_escalation_page(ex, s, to, message, detail); /* step_page.c */
+  } else
     rb_console_say(ex, "      %s[%s]%s %s", rb_console_col(ex, C_CYAN), phase,
                    rb_console_col(ex, C_RESET), message);
   o->next = s->next ? s->next : rb_step_branch(s, "default");
@@ -449,6 +450,8 @@ static int run_approval(rb_exec *ex, const rb_step *s, rb_step_out *o, json_t *d
 static int run_terminal(rb_exec *ex, const rb_step *s, rb_step_out *o)
 {
   o->outcome = rb_step_kind_outcome(s->kind);
+  if (o->outcome == RB_OUTCOME_RESOLVED)
+    rb_escalation_resolve(ex, s); /* the pages this run sent are over */
   ex->cur = s;
   rb_event_emit(
       ex, s, "finished", 0,

@@ -38,6 +38,7 @@ typedef struct {
   size_t body_len;
   json_t *body_json; /* the json= body, shown by would_run */
   char *secret;      /* auth token or secret URL; wiped on free */
+  int body_secret;   /* json_secret put a secret into body: wipe it too */
   int has_ctype;
   rb_http_resp resp;
   const char *fn;  /* the function as the runbook called it: "http.get" */
@@ -66,7 +67,10 @@ static int req_gc(lua_State *L)
     wipe_free(r->lines[i]);
   free(r->lines);
   json_decref(r->shown_headers);
-  free(r->body);
+  if (r->body_secret)
+    wipe_free(r->body);
+  else
+    free(r->body);
   json_decref(r->body_json);
   wipe_free(r->secret);
   rb_http_resp_clear(&r->resp);
@@ -92,24 +96,11 @@ static void emit(rb_host *h, const char *event, json_t *detail)
     json_decref(detail);
 }
 
-static const char *const known_options[] = {"allow_fail",
-                                            "auth",
-                                            "body",
-                                            "ca_bundle",
-                                            "follow_redirects",
-                                            "headers",
-                                            "insecure",
-                                            "json",
-                                            "max_body_kb",
-                                            "method",
-                                            "query",
-                                            "read",
-                                            "retries",
-                                            "retry_non_idempotent",
-                                            "timeout",
-                                            "url",
-                                            "url_secret",
-                                            NULL};
+static const char *const known_options[] = {
+    "allow_fail", "auth",     "body",       "ca_bundle",   "follow_redirects",
+    "headers",    "insecure", "json",       "json_secret", "max_body_kb",
+    "method",     "query",    "read",       "retries",     "retry_non_idempotent",
+    "timeout",    "url",      "url_secret", NULL};
 /* check = false was the opt-out before allow_fail (docs/design.md). */
 static const rb_opt_retired retired_options[] = {{"check", "use allow_fail = true"},
                                                  {NULL, NULL}};
@@ -320,6 +311,46 @@ static void parse_body(lua_State *L, req_state *r)
     if (!r->has_ctype)
       add_header(L, r, "Content-Type", "application/json", NULL);
   }
+  lua_pop(L, 2);
+}
+
+/* json_secret = {field=, section=, key=}: the secret becomes that top-level
+ * field of the json= body as sent (PagerDuty's routing_key), "[REDACTED]" in
+ * the body that would_run shows. */
+static void parse_json_secret(lua_State *L, req_state *r)
+{
+  if (!rb_opts_field(L, 1, r->fn, "json_secret", LUA_TTABLE))
+    return;
+  if (r->body_json == NULL || !json_is_object(r->body_json))
+    luaL_error(L, "http: json_secret needs a json= table body");
+  lua_getfield(L, -1, "field");
+  const char *field = lua_tostring(L, -1);
+  if (field == NULL)
+    luaL_error(L, "http: json_secret needs field= naming the body's member");
+  lua_pop(L, 1);
+  char from[256];
+  char *secret = table_secret(L, "json_secret", 0, from, sizeof from);
+  lua_getfield(L, -1, "field");
+  field = lua_tostring(L, -1);
+  json_t *sent = json_deep_copy(r->body_json);
+  if (sent == NULL || json_object_set_new(sent, field, json_string(secret)) != 0) {
+    json_decref(sent);
+    wipe_free(secret);
+    luaL_error(L, "http: secret %s cannot be put into the body", from);
+  }
+  wipe_free(secret);
+  json_object_set_new(r->body_json, field, json_string(RB_REDACTED));
+  char *body = json_dumps(sent, JSON_COMPACT | JSON_ENCODE_ANY);
+  json_t *v = json_object_get(sent, field);
+  if (v != NULL && json_string_length(v) > 0)
+    explicit_bzero((char *)json_string_value(v), json_string_length(v));
+  json_decref(sent);
+  if (body == NULL)
+    luaL_error(L, "http: json body cannot be encoded");
+  free(r->body);
+  r->body = body;
+  r->body_len = strlen(body);
+  r->body_secret = 1;
   lua_pop(L, 2);
 }
 
@@ -540,6 +571,7 @@ static int do_request(lua_State *L, const char *fn)
   parse_headers(L, r);
   parse_auth(L, r);
   parse_body(L, r);
+  parse_json_secret(L, r);
   parse_limits(L, r, &q);
   int check = !rb_opts_bool(L, 1, r->fn, "allow_fail", 0);
   r->shown = r->url_from ? strdup(RB_REDACTED) : rb_host_redact(r->url);
