@@ -142,6 +142,8 @@ int rb_step_run(rb_exec *ex, const rb_step *s, rb_step_out *o);
  * kept in page_failures; it does not fail the step. */
 void rb_escalation_page(rb_exec *ex, const rb_step *s, const char *to,
                         const char *message, json_t *detail);
+/* A resumed run: the pages its journal says were sent, to resolve them too. */
+void rb_escalation_recover(rb_exec *ex, const char *tlpath);
 /* At a resolved end (step s): resolves every target this run paged. */
 void rb_escalation_resolve(rb_exec *ex, const rb_step *s);
 

@@ -472,6 +472,8 @@ int rb_run_execute(const rb_run_opts *o)
       (code = open_journal(&ex, tlpath, sizeof tlpath)) != RB_EXIT_OK ||
       (code = start_run(&ex, params, forced, run_timeout)) != RB_EXIT_OK)
     goto out;
+  if (o->resumed)
+    rb_escalation_recover(&ex, tlpath);
   walk_args wa;
   walk_interruptible(&ex, &wa);
   code = finish_run(&ex, &wa, tlpath);

@@ -108,6 +108,7 @@ static void not_configured(rb_exec *ex, json_t *page, const char *section)
   json_object_set_new(page, "ok", json_true());
   json_object_set_new(page, "simulated", json_true());
   json_object_set_new(page, "configured", json_false());
+  json_object_set_new(page, "message", json_string(why));
 }
 
 /* Merges what paging.send said into page; remembers a page to resolve. */
@@ -210,4 +211,47 @@ void rb_escalation_resolve(rb_exec *ex, const rb_step *s)
     resolve_one(ex, s, p);
   }
   rb_step_leave(ex);
+}
+
+/* A journaled page of the run being resumed, kept again for its resolve. */
+static int recover_one(json_t *ev, void *arg)
+{
+  rb_exec *ex = arg;
+  const json_t *d = json_object_get(ev, "detail");
+  const json_t *p = json_object_get(d, "page");
+  const char *run = json_string_value(json_object_get(ev, "run"));
+  const char *kind = json_string_value(json_object_get(ev, "kind"));
+  const char *event = json_string_value(json_object_get(ev, "event"));
+  if (p == NULL || run == NULL || kind == NULL || event == NULL ||
+      strcmp(run, ex->o->run_id) != 0 || strcmp(kind, "escalate") != 0 ||
+      strcmp(event, "finished") != 0 || !json_is_true(json_object_get(p, "ok")) ||
+      json_is_false(json_object_get(p, "configured")))
+    return 0;
+  const char *to = json_string_value(json_object_get(p, "target"));
+  if (to == NULL)
+    return 0;
+  if (ex->pages == NULL)
+    ex->pages = json_array();
+  size_t i;
+  json_t *q;
+  json_array_foreach(ex->pages, i, q)
+  {
+    if (strcmp(json_string_value(json_object_get(q, "target")), to) == 0)
+      return 0;
+  }
+  char section[300];
+  snprintf(section, sizeof section, "escalation.%s", to);
+  json_t *keep = json_deep_copy(p);
+  json_object_set_new(keep, "section", json_string(section));
+  json_object_set_new(keep, "step",
+                      json_string(json_string_value(json_object_get(ev, "step"))));
+  json_array_append_new(ex->pages, keep);
+  return 0;
+}
+
+void rb_escalation_recover(rb_exec *ex, const char *tlpath)
+{
+  char err[512];
+  if (rb_timeline_read(tlpath, recover_one, ex, NULL, err, sizeof err) != 0 && ex->log)
+    fprintf(ex->log, "resume: pages sent before the crash not read back: %s\n", err);
 }

@@ -790,6 +790,12 @@ static void describe_run(FILE *m, const json_t *ev, const char *event, const jso
     if (str_of(d, "outcome"))
       fprintf(m, ": %s", str_of(d, "outcome"));
     put_duration(m, ev, " after ");
+    size_t i;
+    json_t *f;
+    json_array_foreach(json_object_get(d, "pages_failed"), i, f)
+    {
+      fprintf(m, "; %s", json_string_value(f) ? json_string_value(f) : "?");
+    }
   } else if (msg != NULL) {
     fprintf(m, ": %s", msg);
   }
@@ -806,6 +812,31 @@ static void put_preflight(FILE *m, const json_t *pf)
     fprintf(m, " [would fail: %s]", str_of(pf, "reason") ? str_of(pf, "reason") : "?");
 }
 
+/* An escalation's page (detail.page of an escalate step, or a resolve's
+ * note): whom it reached, or loudly that it reached nobody. */
+static void put_page(FILE *m, const json_t *p, int resolve)
+{
+  if (p == NULL)
+    return;
+  const char *to = str_of(p, "target") ? str_of(p, "target") : "?";
+  const char *what = resolve ? "resolve of the page to" : "page to";
+  if (json_is_false(json_object_get(p, "configured")))
+    fprintf(m, "%swould page %s: %s", resolve ? "" : "; ", to,
+            str_of(p, "message") ? str_of(p, "message") : "not configured");
+  else if (!json_is_true(json_object_get(p, "ok")))
+    fprintf(m, "%s%s %s FAILED: %s", resolve ? "" : "; ", what, to,
+            str_of(p, "error") ? str_of(p, "error") : "?");
+  else if (json_is_true(json_object_get(p, "simulated")))
+    fprintf(m, "%swould %s %s (%s)", resolve ? "" : "; ",
+            resolve ? "resolve the page to" : "page", to,
+            str_of(p, "kind") ? str_of(p, "kind") : "?");
+  else
+    fprintf(m, "%s%s %s (%s, HTTP %d)", resolve ? "" : "; ",
+            resolve ? "resolved the page to" : "paged", to,
+            str_of(p, "kind") ? str_of(p, "kind") : "?",
+            (int)json_integer_value(json_object_get(p, "status")));
+}
+
 static void describe_step(FILE *m, const json_t *ev, const char *event, const json_t *d)
 {
   const char *title = str_of(d, "title");
@@ -820,6 +851,10 @@ static void describe_step(FILE *m, const json_t *ev, const char *event, const js
       fprintf(m, " %s", waited);
     if (str_of(d, "branch"))
       fprintf(m, ", taking '%s'", str_of(d, "branch"));
+  } else if (eq(event, "would_run") && eq(str_of(d, "op"), "page")) {
+    put_page(m, d, 1);
+  } else if (eq(event, "note") && eq(str_of(d, "op"), "page")) {
+    put_page(m, d, 1);
   } else if (eq(event, "would_run")) {
     fputs("would run", m);
     if (json_object_get(d, "command") || json_object_get(d, "url"))
@@ -837,6 +872,7 @@ static void describe_step(FILE *m, const json_t *ev, const char *event, const js
     fprintf(m, "status update [%s]: %s", str_of(d, "phase"), msg);
   } else if (eq(event, "finished") && str_of(d, "to")) {
     fprintf(m, "escalated to %s%s%s", str_of(d, "to"), msg ? ": " : "", msg ? msg : "");
+    put_page(m, json_object_get(d, "page"), 0);
   } else if (eq(event, "finished")) {
     fputs("finished", m);
     put_duration(m, ev, " in ");

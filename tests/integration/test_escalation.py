@@ -353,3 +353,55 @@ def test_connection_refused_page_and_no_config_at_all_in_exec(tmp_path):
     res = run(tmp_path / "none", "", nxt="gave_up")
     assert res.code == 5, res
     assert "page dba-team FAILED: no [escalation.dba-team] in" in res.stderr, res
+
+
+RESUME_BOOK = """local cmd = require "cmd"
+return runbook {
+  name = "pg", title = "Paging", start = "page",
+  steps = {
+    page = escalate { title = "Page the DBAs", to = "dba-team", message = "pool", next = "look" },
+    look = check { title = "Look", run = function(ctx)
+      cmd.read({"sh", "-c", "test -e %(marker)s && sleep 5 || true"})
+      return true
+    end, on = { [true] = "done", [false] = "done" } },
+    done = resolved { title = "Done" },
+  },
+}
+"""
+
+
+def test_resumed_run_resolves_the_page_sent_before_the_crash(tmp_path, fake):
+    import signal
+    import subprocess
+    import time
+    fake.expect("POST", "/page", json_body={})
+    fake.expect("POST", "/page", json_body={})
+    marker = str(tmp_path / "slow")
+    open(marker, "w").close()
+    book = rbtest.write(str(tmp_path / "pg.lua"), RESUME_BOOK % {"marker": marker})
+    conf = rbtest.write(str(tmp_path / "runbook.conf"),
+                        "[escalation.dba-team]\nkind = webhook\nurl = %s/page\n" % fake.url)
+    state = str(tmp_path / "state")
+    p = subprocess.Popen([rbtest.RUNBOOK_BIN, "--state-dir", state, "--config", conf, "exec",
+                          book, "--incident", "inc1"], stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True)
+    tl = os.path.join(state, "incidents", "inc1.jsonl")
+    deadline = time.time() + 15
+    while time.time() < deadline:
+        if os.path.exists(tl) and '"step":"look"' in open(tl).read():
+            break
+        time.sleep(0.05)
+    time.sleep(0.2)
+    kids = subprocess.run(["pgrep", "-P", str(p.pid), "-x", "runbook"], capture_output=True,
+                          text=True).stdout.split()
+    assert kids, "executor child not found"
+    os.kill(int(kids[0]), signal.SIGKILL)
+    p.communicate(timeout=20)
+    assert len(fake.requests) == 1 and body(fake.requests[0])["event"] == "trigger"
+    os.unlink(marker)
+    run_ = json.loads([line for line in open(tl) if '"run"' in line][0])["run"]
+    r = rbtest.run(["--config", conf, "resume", run_], state_dir=state)
+    assert r.code == 0, r
+    fake.check()
+    assert body(fake.requests[1])["event"] == "resolve"
+    assert body(fake.requests[1])["dedup_key"] == "runbook-inc1"
