@@ -24,7 +24,7 @@ static const struct {
 } kinds[] = {
     {"pagerduty", {"kind", "url", "routing_key", "source", "severity", NULL}},
     {"opsgenie", {"kind", "url", "api_key", "team", "source", "severity", NULL}},
-    {"slack", {"kind", "url", "webhook_url", "bot_token", "channel", "severity", NULL}},
+    {"slack", {"kind", "url", "webhook_url", "bot_token", "channel", NULL}},
     {"webhook", {"kind", "url", "token", "severity", NULL}},
 };
 #define NKINDS (sizeof kinds / sizeof kinds[0])

@@ -413,7 +413,8 @@ static int run_notify(rb_exec *ex, const rb_step *s, rb_step_out *o, json_t *det
   if (s->kind == RB_STEP_ESCALATE) {
     rb_console_say(ex, "      %sescalated%s to %s: %s", rb_console_col(ex, C_YELLOW),
                    rb_console_col(ex, C_RESET), to[0] ? to : "(unnamed)", message);
-    rb_escalation_page(ex, s, to, message, detail); /* step_page.c */
+    if (!s->has_run) /* a run function hands over its own way, as notify's does */
+      rb_escalation_page(ex, s, to, message, detail); /* step_page.c */
   } else
     rb_console_say(ex, "      %s[%s]%s %s", rb_console_col(ex, C_CYAN), phase,
                    rb_console_col(ex, C_RESET), message);

@@ -34,7 +34,8 @@ static const rb_config_key escalation_keys[] = {
     {"source", RB_CFG_STRING, "runbook", NULL, 0, 0,
      "pagerduty `payload.source`, opsgenie `source`"},
     {"severity", RB_CFG_STRING, NULL, "the runbook's `severity`, else `sev1`", 0, 0,
-     "`sev1` ... `sev5`: PagerDuty severity (critical, error, warning, info, info) and "
+     "pagerduty, opsgenie, webhook: `sev1` ... `sev5`: PagerDuty severity (critical, "
+     "error, warning, info, info) and "
      "Opsgenie priority (P1 ... P5)"},
     {NULL, 0, NULL, NULL, 0, 0, NULL},
 };
