@@ -405,3 +405,23 @@ def test_resumed_run_resolves_the_page_sent_before_the_crash(tmp_path, fake):
     fake.check()
     assert body(fake.requests[1])["event"] == "resolve"
     assert body(fake.requests[1])["dedup_key"] == "runbook-inc1"
+
+
+def test_computed_unknown_target_is_a_failed_page_and_a_dry_run_would_fail(tmp_path, fake):
+    conf = "[escalation.dba-team]\nkind = webhook\nurl = %s/page\n" % fake.url
+    src = BOOK % {"to": "X", "next": ""}
+    src = src.replace('to = "X"', 'to = function(ctx) return "nobody-" .. ctx.incident end')
+    book = rbtest.write(str(tmp_path / "pg.lua"), src)
+    c = rbtest.write(str(tmp_path / "runbook.conf"), conf)
+    r = rbtest.run(["--config", c, "check", book])
+    assert r.code == 0, r  # known only when the step runs
+    r = rbtest.run(["--config", c, "exec", "--dry-run", book, "--incident", "i1"],
+                   state_dir=str(tmp_path / "state"))
+    assert r.code == 7, r
+    assert "escalation nobody-i1: no [escalation.nobody-i1]" in r.stdout + r.stderr, r
+    r = rbtest.run(["--config", c, "exec", book, "--incident", "i2"],
+                   state_dir=str(tmp_path / "state"))
+    assert r.code == 5, r
+    assert "page nobody-i2 FAILED: no [escalation.nobody-i2] in %s; nobody was paged" % c \
+        in r.stderr, r
+    assert fake.requests == []
