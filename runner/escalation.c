@@ -138,6 +138,15 @@ static void check_needs(cfg_walk *w, int line)
               "bot_token only");
 }
 
+static void first_line(const char *key, const char *value, int line, void *arg)
+{
+  (void)key;
+  (void)value;
+  int *first = arg;
+  if (*first == 0 || (line > 0 && line < *first))
+    *first = line;
+}
+
 static void check_section(const char *section, void *arg)
 {
   cfg_walk *w = arg;
@@ -148,7 +157,8 @@ static void check_section(const char *section, void *arg)
   int line = rb_config_line(w->c, section, "kind");
   w->k = kind_index(kind);
   if (kind == NULL) {
-    walk_fail(w, 0, "has no kind (pagerduty, opsgenie, slack or webhook)");
+    rb_config_each_key(w->c, section, first_line, &line);
+    walk_fail(w, line, "has no kind (pagerduty, opsgenie, slack or webhook)");
     return;
   }
   if (w->k < 0) {

@@ -318,7 +318,7 @@ def test_check_without_paging_config_says_targets_were_not_checked(tmp_path):
     ("kind = webhook\n", "a webhook target needs url"),
     ("kind = webhook\nurl = ftp://x\n", "url must start with https:// or http://"),
     ("kind = webhook\nurl = http://x\nseverity = high\n", "severity must be sev1 ... sev5"),
-    ("url = http://x\n", "[escalation.t] has no kind"),
+    ("url = http://x\n", "runbook.conf:2: [escalation.t] has no kind"),
 ])
 def test_bad_target_configs_are_refused_at_load(tmp_path, conf, message):
     book = rbtest.write(str(tmp_path / "pg.lua"), BOOK % {"to": "t", "next": "done"})
