@@ -425,3 +425,25 @@ def test_computed_unknown_target_is_a_failed_page_and_a_dry_run_would_fail(tmp_p
     assert "page nobody-i2 FAILED: no [escalation.nobody-i2] in %s; nobody was paged" % c \
         in r.stderr, r
     assert fake.requests == []
+
+
+def test_shipped_runbook_drills_page_by_target_name_without_config(tmp_path, fake):
+    r = rbtest.run(["drill", "checkout-errors", "--scenario", "database", "--incident", "d1"])
+    assert r.code == 0, r
+    would = hs.events(r, op="page", event="would_run")
+    assert [(e["step"], e["detail"]["target"], e["detail"]["configured"]) for e in would] == \
+        [("page_dba", "dba-team", False)]
+    assert "would page dba-team: no [escalation.dba-team] in the config" in r.stdout
+    # with the target configured, the same drill shows the exact trigger and, as the
+    # run ends resolved, the resolve; still nothing is sent
+    conf = rbtest.write(str(tmp_path / "runbook.conf"), "[escalation.dba-team]\n"
+                        "kind = pagerduty\nrouting_key_env = PD_KEY\nurl = %s/v2/enqueue\n"
+                        % fake.url)
+    r = rbtest.run(["--config", conf, "drill", "checkout-errors", "--scenario", "database",
+                    "--incident", "d2"])
+    assert r.code == 0, r
+    bodies = [e["detail"]["body"] for e in hs.events(r, op="http", event="would_run")
+              if e["detail"]["url"].endswith("/v2/enqueue")]
+    assert [b["event_action"] for b in bodies] == ["trigger", "resolve"]
+    assert bodies[0]["payload"]["severity"] == "critical"  # no runbook severity: sev1
+    assert fake.requests == []
