@@ -19,9 +19,9 @@ const rb_config_section *const rb_config_sections[] = {
     &rb_config_flags,
     &rb_config_deploy,
     &rb_config_notify,
+    &rb_config_escalation,
     &rb_config_serve,
     &rb_config_serve_json,
-    &rb_config_escalation,
     NULL,
 };
 
