@@ -82,6 +82,7 @@ extern const rb_config_section *const rb_config_sections[];
 
 /* The sections each module contributes (defined next to the module). */
 extern const rb_config_section rb_config_core, rb_config_sandbox, rb_config_approvals;
+extern const rb_config_section rb_config_plan; /* runner/plan_file.c */
 extern const rb_config_section rb_config_approval_sev, rb_config_group,
     rb_config_approver;
 extern const rb_config_section rb_config_cmd, rb_config_ssh, rb_config_http;

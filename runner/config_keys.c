@@ -22,6 +22,7 @@ const rb_config_section *const rb_config_sections[] = {
     &rb_config_escalation,
     &rb_config_serve,
     &rb_config_serve_json,
+    &rb_config_plan, /* runner/plan_file.c */
     NULL,
 };
 

@@ -14,6 +14,7 @@
 int rb_event_emit(rb_exec *ex, const rb_step *s, const char *event, int64_t dur_ms,
                   json_t *detail)
 {
+  rb_plan_on_event(ex, s, event, detail);
   char ts[32];
   rb_format_ts(rb_now_wall_ms(), ts, sizeof ts);
   json_t *ev = json_object();
@@ -59,6 +60,10 @@ int rb_event_host_emit(rb_host *h, const char *event, json_t *detail)
       json_array_append(ex->collect, detail);
     json_decref(detail);
     return 0;
+  }
+  if (rb_plan_on_op(ex, event, detail) != 0) { /* left its plan: not sent */
+    json_decref(detail);
+    return -1;
   }
   if (strcmp(event, "would_run") == 0)
     rb_event_preflight(ex, detail);

@@ -42,6 +42,7 @@ typedef struct {
   FILE *out;     /* progress lines */
   int polling;   /* in a wait's condition: its reads' failures go to the poll line */
   int poll_line; /* an updating poll line is on the terminal, not ended */
+  struct rb_plan_state *plan; /* plan.c: recorded (dry-run) or followed (exec --plan) */
 } rb_exec;
 
 /* What one step did. */
@@ -170,6 +171,34 @@ int rb_exec_lock(rb_exec *ex, const json_t *params, json_t **forced);
 /* 1 with why when the run must stop at this safe point: SIGINT or SIGTERM
  * arrived, or `runbook cancel` asked. */
 int rb_exec_stop_requested(rb_exec *ex, char *why, size_t len);
+
+/* -- plan.c (docs/plans.md) ----------------------------------------------- */
+/* Starts recording (dry-run) or following (exec with o->plan). -1 on OOM. */
+int rb_plan_begin(rb_exec *ex);
+void rb_plan_free(struct rb_plan_state *p);
+/* rb_event_emit: a step's end joins the recorded path. */
+void rb_plan_on_event(rb_exec *ex, const rb_step *s, const char *event, const json_t *d);
+/* rb_event_host_emit: records a would_run; in a followed plan, -1 refuses a
+ * started write that is not the plan's next one (it is then not sent). */
+int rb_plan_on_op(rb_exec *ex, const char *event, const json_t *d);
+/* walk: -1 (err) when s is not the plan's next step; it does not start. */
+int rb_plan_step(rb_exec *ex, const rb_step *s, char *err, size_t len);
+/* Why the run left its plan, or NULL. */
+const char *rb_plan_diverged(const rb_exec *ex);
+/* A gate's view of the followed plan (id, digest, writes remaining), or NULL. */
+json_t *rb_plan_gate_info(rb_exec *ex);
+/* The gate's lines about it on the terminal, and its id and digest on the
+ * approval's record. */
+void rb_plan_gate_say(rb_exec *ex, const json_t *req);
+void rb_plan_gate_note(rb_exec *ex, json_t *detail);
+json_t *rb_plan_recorded(const rb_exec *ex);
+size_t rb_plan_unsent(const rb_exec *ex);
+/* plan_file.c, before the run's last event: a dry-run saves its plan; fin
+ * gets the plan's id and digest (also of the plan an exec followed). */
+void rb_plan_finish(rb_exec *ex, int finished, rb_outcome outcome, json_t *fin);
+/* After the summary: where the plan is; the exit code (6 when the run left
+ * the plan it followed). */
+int rb_plan_exit(rb_exec *ex, const json_t *info, int code);
 
 /* -- open.c --------------------------------------------------------------- */
 /* Creates the sandbox, loads the runbook under the load budget and

@@ -86,6 +86,8 @@ static int after_step(walk_args *a, const rb_step *s, int rc, const rb_step_out 
   rb_exec *ex = a->ex;
   if (ex->journal_broken)
     return walk_fail(a, "the timeline could not be written");
+  if (rb_plan_diverged(ex)) /* exec --plan: nothing catches leaving the plan */
+    return walk_fail(a, "step '%s': %s", s->id, rb_plan_diverged(ex));
   if (ex->unanswered[0]) { /* drill: the scenario does not cover a call */
     a->invalid = 1;
     return walk_fail(a, "step '%s': %s", s->id, ex->unanswered);
@@ -131,6 +133,8 @@ static int walk(walk_args *a)
       rb_console_say(ex, "  %s", a->error);
       return 0;
     }
+    if (rb_plan_step(ex, s, a->error, sizeof a->error) != 0)
+      return walk_fail(a, "%s", a->error); /* exec --plan: not the planned step */
     json_array_append_new(ex->path, json_string(s->id));
     rb_step_out o;
     int rc = rb_step_run(ex, s, &o);
@@ -305,6 +309,8 @@ static int open_journal(rb_exec *ex, char *tlpath, size_t tlen)
 static int start_run(rb_exec *ex, json_t *params, json_t *forced, int64_t run_timeout)
 {
   const rb_run_opts *o = ex->o;
+  if (rb_plan_begin(ex) != 0)
+    return RB_EXIT_FAILED;
   ex->path = o->resume_path ? json_deep_copy(o->resume_path) : json_array();
   lua_State *L = sb_lua(ex->sb);
   lua_pushcfunction(L, make_ctx);
@@ -394,6 +400,8 @@ static int finish_run(rb_exec *ex, const walk_args *wa, const char *tlpath)
   if (ex->page_failures != NULL) /* the human must know nobody was paged */
     json_object_set(fin, "pages_failed", ex->page_failures);
   ex->cur = NULL;
+  rb_plan_finish(ex, wa->rc == 0, wa->outcome, fin);
+  json_t *plan = json_incref(json_object_get(fin, "plan"));
   rb_event_emit(ex, NULL, wa->rc == 0 ? "finished" : "failed", total_ms, fin);
   int code = wa->usage     ? RB_EXIT_USAGE
              : wa->invalid ? RB_EXIT_INVALID
@@ -414,6 +422,8 @@ static int finish_run(rb_exec *ex, const walk_args *wa, const char *tlpath)
   {
     fprintf(stderr, "runbook: %s\n", json_string_value(f));
   }
+  code = rb_plan_exit(ex, plan, code);
+  json_decref(plan);
   return code;
 }
 
@@ -439,6 +449,7 @@ static void exec_free(rb_exec *ex)
   json_decref(ex->would_fail);
   json_decref(ex->pages);
   json_decref(ex->page_failures);
+  rb_plan_free(ex->plan);
   if (ex->log)
     fclose(ex->log);
   rb_timeline_free(ex->tl);

@@ -20,6 +20,7 @@
 #include "runner/netplugin.h"
 #include "runner/config.h"
 #include "runner/params.h"
+#include "runner/plan.h"
 #include "runner/base/redact.h"
 #include "runner/run.h"
 #include "runner/scenario.h"
@@ -98,7 +99,7 @@ static const char usage_text[] =
 static const char *const cmd_help[][2] = {
     {"exec",
      "usage: runbook exec NAME|FILE [--dry-run] [--incident ID] [--var K=V]... "
-     "[--actor WHO] [--force] [--json] [--quiet]\n\n"
+     "[--actor WHO] [--force] [--plan RUN] [--json] [--quiet]\n\n"
      "Runs the runbook for real. Checks and waits read live systems; actions run\n"
      "behind their approval gates. With --dry-run, actions are not run: each\n"
      "command or request they would send is recorded as would_run, after a\n"
@@ -108,7 +109,11 @@ static const char *const cmd_help[][2] = {
      "A dry-run exits 7 when any preflight failed, naming each target.\n"
      "Only one live exec of a runbook per incident (or per the parameter named by\n"
      "core.exec_lock = param:NAME): a second is refused with exit 8, naming the\n"
-     "holder, unless --force, which the run's started event records.\n"},
+     "holder, unless --force, which the run's started event records.\n"
+     "A dry-run saves its plan (path, writes, preflights) with the run. --plan RUN\n"
+     "executes that plan: refused (exit 4) when stale, the runbook changed or the\n"
+     "dry-run did not finish; a fresh dry-run pass must reproduce it, and each\n"
+     "write must be the plan's next, else nothing (more) is sent (exit 6).\n"},
     {"drill",
      "usage: runbook drill NAME|FILE [--scenario NAME|FILE] [--incident ID] "
      "[--var K=V]... [--json] [--quiet]\n\n"
@@ -380,21 +385,40 @@ static int run_child(void *arg, int report_fd)
   run_job *j = arg;
   survive_broken_pipe();
   j->o.report_fd = report_fd;
-  return rb_run_execute(&j->o);
+  return j->o.plan ? rb_plan_execute(&j->o) : rb_run_execute(&j->o);
+}
+
+/* exec --plan RUN: the plan, checked (docs/plans.md); its incident unless
+ * --incident names another. Returns 0, or the exit code (printed). */
+static int open_plan(const globals *g, rb_mode mode, const char *run, const char *path,
+                     json_t **plan, const char **incident)
+{
+  if (mode != RB_MODE_EXEC)
+    return usage_error(mode == RB_MODE_DRILL
+                           ? "--plan is an option of exec"
+                           : "--plan executes a plan: not with --dry-run");
+  char err[4096];
+  int code;
+  *plan = rb_plan_load_checked(g->state_dir, g->cfg, run, path, &code, err, sizeof err);
+  if (*plan == NULL) {
+    fprintf(stderr, "runbook: plan %s refused: %s\n", run, err);
+    return code;
+  }
+  if (*incident == NULL)
+    *incident = json_string_value(json_object_get(*plan, "incident"));
+  return 0;
 }
 
 static int cmd_run(globals *g, int argc, char **argv, rb_mode mode)
 {
-  static const struct option opts[] = {{"dry-run", no_argument, NULL, 'd'},
-                                       {"incident", required_argument, NULL, 'i'},
-                                       {"var", required_argument, NULL, 'v'},
-                                       {"scenario", required_argument, NULL, 's'},
-                                       {"actor", required_argument, NULL, 'a'},
-                                       {"json", no_argument, NULL, 'j'},
-                                       {"quiet", no_argument, NULL, 'q'},
-                                       {"force", no_argument, NULL, 'f'},
-                                       {NULL, 0, NULL, 0}};
-  const char *incident = g->incident, *scenario = NULL, *actor = NULL;
+  static const struct option opts[] = {
+      {"dry-run", no_argument, NULL, 'd'},     {"incident", required_argument, NULL, 'i'},
+      {"var", required_argument, NULL, 'v'},   {"scenario", required_argument, NULL, 's'},
+      {"actor", required_argument, NULL, 'a'}, {"json", no_argument, NULL, 'j'},
+      {"quiet", no_argument, NULL, 'q'},       {"force", no_argument, NULL, 'f'},
+      {"plan", required_argument, NULL, 'p'},  {NULL, 0, NULL, 0}};
+  const char *incident = g->incident, *scenario = NULL, *actor = NULL, *plan_run = NULL;
+  json_t *plan = NULL;
   int json = 0, quiet = 0, force = 0;
   rb_store *st = NULL;
   rb_lease *lease = NULL;
@@ -444,6 +468,9 @@ static int cmd_run(globals *g, int argc, char **argv, rb_mode mode)
     case 'f':
       force = 1;
       break;
+    case 'p':
+      plan_run = optarg;
+      break;
     default:
       goto out;
     }
@@ -456,6 +483,9 @@ static int cmd_run(globals *g, int argc, char **argv, rb_mode mode)
   char path[4096];
   if (find_runbook(g, argv[optind], path, sizeof path) != 0)
     goto out;
+  if (plan_run && (code = open_plan(g, mode, plan_run, path, &plan, &incident)) != 0)
+    goto out;
+  code = RB_EXIT_USAGE;
   char scn_path[4096] = "", run_id[64], inc[80], actor_buf[160];
   if (mode == RB_MODE_DRILL) {
     const char *base = strrchr(path, '/') ? strrchr(path, '/') + 1 : path;
@@ -494,6 +524,7 @@ static int cmd_run(globals *g, int argc, char **argv, rb_mode mode)
   job.o.scenario_path = mode == RB_MODE_DRILL ? scn_path : NULL;
   job.o.scenario_name = scenario ? scenario : (mode == RB_MODE_DRILL ? "default" : NULL);
   job.o.force = force;
+  job.o.plan = plan;
   if ((code = lease_run(g, run_id, "exec", &st, &lease)) != RB_EXIT_OK)
     goto out;
   job.o.store = st;
@@ -503,6 +534,7 @@ out:
   rb_store_release(st, lease);
   rb_store_free(st);
   json_decref(vars);
+  json_decref(plan);
   return code;
 }
 
@@ -1058,6 +1090,7 @@ static int cmd_approvals(globals *g, int argc)
            json_string_value(json_object_get(r, "incident")),
            json_string_value(json_object_get(r, "expires")),
            json_string_value(json_object_get(r, "needs")));
+    rb_plan_print_request(r, stdout);
   }
   json_decref(p);
   return RB_EXIT_OK;

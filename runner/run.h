@@ -47,6 +47,9 @@ typedef struct {
   /* ownership: the store whose run lease the supervisor holds */
   rb_store *store;
   int force; /* --force: run even when another run holds the exec lock */
+  /* plans (docs/plans.md) */
+  const json_t *plan; /* exec --plan: the checked plan this exec follows */
+  int plan_check;     /* the dry-run pass of exec --plan: its plan is compared */
 } rb_run_opts;
 
 /* Runs one runbook to its end in this process and returns an exit code.

@@ -112,6 +112,7 @@ static int ask_human(rb_exec *ex, const rb_step *s, const char *question,
   {
     rb_console_op(ex, "would_run", op);
   }
+  rb_plan_gate_say(ex, req);
   int tty = isatty(0);
   char err[512];
   const json_t *pol = json_object_get(req, "policy");
@@ -165,6 +166,9 @@ int rb_step_gate(rb_exec *ex, const rb_step *s, const char *question, rb_step_ou
                           "runbook", ex->m->name, "incident", ex->o->incident);
   if (s->kind == RB_STEP_ACTION && ex->o->mode == RB_MODE_EXEC)
     json_object_set_new(req, "would_run", preview_action(ex, s));
+  json_t *plan = rb_plan_gate_info(ex); /* exec --plan: what the approver approves */
+  if (plan)
+    json_object_set_new(req, "plan", plan);
   char tmo[32];
   /* A drill's scenario answers: its gates need no config to resolve groups. */
   if (ex->o->mode != RB_MODE_DRILL && gate_policy(ex, s, req, o) != 0)
@@ -201,6 +205,7 @@ int rb_step_gate(rb_exec *ex, const rb_step *s, const char *question, rb_step_ou
     json_object_set_new(detail, "answers", d.answers);
   if (d.timed_out)
     json_object_set_new(detail, "timed_out", json_true());
+  rb_plan_gate_note(ex, detail);
   rb_event_emit(ex, s, d.approved ? "approved" : "denied", rb_now_mono_ms() - t0, detail);
   rb_console_say(
       ex, "    %s%s%s by %s (%s)", rb_console_col(ex, d.approved ? C_GREEN : C_RED),

@@ -319,8 +319,9 @@ static int cmd_do(lua_State *L, int is_write)
     if (s.envc)
       json_object_set_new(d, "env", cmd_env_json(&s));
     if (h->emit(h, "started", d) != 0)
-      return luaL_error(L, "cmd.run %s: not run: the timeline could not record it",
-                        s.argv[0]);
+      return luaL_error(
+          L, "cmd.run %s: not run: the run refused it (its plan) or could not record it",
+          s.argv[0]);
   }
   int rc = answered ? 0 : rb_cmd_execute(&s, r);
   json_t *d =

@@ -304,7 +304,9 @@ static void parse_body(lua_State *L, req_state *r)
     r->body_json = rb_lua_to_json(L, lua_gettop(L) - 1, err, sizeof err);
     if (r->body_json == NULL)
       luaL_error(L, "http: json body: %s", err);
-    r->body = json_dumps(r->body_json, JSON_COMPACT | JSON_ENCODE_ANY);
+    /* Sorted keys: the same table sends the same bytes every run (Lua's
+     * table order is not stable), so a plan's body digest can match. */
+    r->body = json_dumps(r->body_json, JSON_COMPACT | JSON_ENCODE_ANY | JSON_SORT_KEYS);
     if (r->body == NULL)
       luaL_error(L, "http: json body cannot be encoded");
     r->body_len = strlen(r->body);
@@ -454,6 +456,9 @@ static int push_simulated(lua_State *L, rb_host *h, req_state *r, const rb_http_
                                           rb_host_time_left(L, q->timeout_ms),
                                           r->url_from != NULL));
   json_object_set(d, "headers", r->shown_headers);
+  char hex[65]; /* the intent's digest, for plans (docs/plans.md) */
+  rb_sha256_hex(r->body ? r->body : "", r->body_len, hex);
+  json_object_set_new(d, "body_sha256", json_string(hex));
   if (r->body_json != NULL)
     json_object_set(d, "body", r->body_json);
   else if (r->body != NULL)
@@ -592,8 +597,9 @@ static int do_request(lua_State *L, const char *fn)
     emit(h, "note", d);
   }
   if (!is_read && intent(h, r) != 0)
-    return luaL_error(L, "http %s %s: not sent: the timeline could not record it",
-                      r->method, r->shown);
+    return luaL_error(
+        L, "http %s %s: not sent: the run refused it (its plan) or could not record it",
+        r->method, r->shown);
   q.method = r->method;
   q.url = r->url;
   q.headers = (const char *const *)r->lines;

@@ -466,8 +466,9 @@ static int ssh_do(lua_State *L, int is_write)
                 json_pack("{s:s, s:s, s:o, s:s}", "op", "ssh", "target", target, "hosts",
                           names, "command", command)) != 0) {
       rb_ssh_hosts_free(hosts, n);
-      return luaL_error(L, "ssh.run %s: not run: the timeline could not record it",
-                        target);
+      return luaL_error(
+          L, "ssh.run %s: not run: the run refused it (its plan) or could not record it",
+          target);
     }
   }
   ssh_cb cb = {h, command, 0};
