@@ -45,8 +45,8 @@ static int no_plan(const char *state_dir, const char *run, char *err, size_t err
                   state_dir);
   if (strcmp(f.info.mode, "dry-run") != 0)
     return rb_err(err, errlen,
-                  "run %s was a %s, not a dry-run: only a dry-run makes a plan", run,
-                  f.info.mode);
+                  "run %s was a%s %s, not a dry-run: only a dry-run makes a plan", run,
+                  f.info.mode[0] == 'e' ? "n" : "", f.info.mode);
   return rb_err(err, errlen, "dry-run %s did not finish (%s): it left no plan", run,
                 f.info.state);
 }

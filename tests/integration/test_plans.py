@@ -5,10 +5,12 @@ longer fit. The server counts what really arrived."""
 import http.server
 import json
 import os
+import re
 import socketserver
 import subprocess
 import threading
 import time
+import urllib.request
 
 import pytest
 
@@ -259,10 +261,42 @@ def test_only_a_finished_dry_run_is_a_plan(world):
     exec_run = [e["run"] for e in r.timeline("INC-2") if e["event"] == "started"][0]
     n = len(world["srv"].writes)
     r = run(world, "exec", world["book"], "--plan", exec_run)
-    assert r.code == 2 and "was a exec, not a dry-run" in r.stderr, r
+    assert r.code == 2 and "was an exec, not a dry-run" in r.stderr, r
     r = run(world, "exec", world["book"], "--plan", "nosuchrun")
     assert r.code == 2 and "no run nosuchrun" in r.stderr, r
     assert len(world["srv"].writes) == n
+
+
+def http_approvals(tmp, state, book):
+    """The listener's GET /approvals, as an approver sees it."""
+    conf = rbtest.write(os.path.join(tmp, "serve.conf"),
+                        "[serve]\ntoken_env = RB_PLAN_T\nhmac_key_env = RB_PLAN_H\n"
+                        "[approver.alice]\ntoken_env = RB_PLAN_A\n")
+    rules = rbtest.write(os.path.join(tmp, "rules.json"), json.dumps(
+        [{"match": {"alertname": "Never"}, "runbook": "plan-test", "mode": "dry-run"}]))
+    os.makedirs(os.path.join(tmp, "runbooks"), exist_ok=True)
+    os.symlink(book, os.path.join(tmp, "runbooks", "plan-test.lua"))  # rules name runbooks
+    log = os.path.join(tmp, "serve.log")
+    env = dict(os.environ, RB_PLAN_T="t" * 32, RB_PLAN_H="h" * 32, RB_PLAN_A="a" * 32)
+    with open(log, "w") as logf:
+        p = subprocess.Popen([rbtest.RUNBOOK_BIN, "--config", conf, "--state-dir", state,
+                              "serve", "--listen", "127.0.0.1:0", "--rules", rules],
+                             stdin=subprocess.DEVNULL, stdout=logf, stderr=subprocess.STDOUT,
+                             env=env, cwd=tmp)
+    try:
+        port, deadline = None, time.time() + 30
+        while port is None and time.time() < deadline and p.poll() is None:
+            m = re.search(r"listening on 127\.0\.0\.1:(\d+)", open(log).read())
+            port = int(m.group(1)) if m else None
+            time.sleep(0.05)
+        assert port, open(log).read()
+        req = urllib.request.Request("http://127.0.0.1:%d/approvals" % port,
+                                     headers={"Authorization": "Bearer " + "a" * 32})
+        with urllib.request.urlopen(req, timeout=20) as r:
+            return json.loads(r.read().decode())
+    finally:
+        p.terminate()
+        p.wait(timeout=20)
 
 
 def test_approval_request_shows_the_plan(cluster, tmp_path):
@@ -296,6 +330,11 @@ def test_approval_request_shows_the_plan(cluster, tmp_path):
         assert "[rollback] http POST %s/rollback" % srv.url in listed, listed
         assert "[rollback] ssh app-1: touch %s" % marker in listed, listed
         assert srv.writes == []
+        pending = http_approvals(str(tmp_path), w["state"], book)
+        assert [x["plan"]["id"] for x in pending] == [plan_id], pending
+        assert pending[0]["plan"]["digest"] == plan["digest"]
+        assert pending[0]["plan"]["writes_remaining"][1] == "[rollback] ssh app-1: touch " \
+            + marker
         run_id, step = listed.split()[:2]
         r = rbtest.run(["approve", run_id, step], state_dir=w["state"])
         assert r.code == 0, r
