@@ -281,9 +281,10 @@ void rb_plan_finish(rb_exec *ex, int finished, rb_outcome outcome, json_t *fin)
   }
   json_object_set_new(
       fin, "plan",
-      json_pack("{s:s, s:O, s:s, s:I}", "id", ex->o->run_id, "digest",
+      json_pack("{s:s, s:O, s:s, s:I, s:b}", "id", ex->o->run_id, "digest",
                 json_object_get(plan, "digest"), "file", path, "writes",
-                (json_int_t)json_array_size(json_object_get(plan, "writes"))));
+                (json_int_t)json_array_size(json_object_get(plan, "writes")),
+                "executable", finished && ex->would_fail == NULL));
   json_decref(plan);
 }
 
@@ -305,7 +306,11 @@ int rb_plan_exit(rb_exec *ex, const json_t *p, int code)
   rb_console_say(ex, "plan: %s (%lld writes, digest %.12s) saved in %s", str(p, "id"),
                  (long long)json_integer_value(json_object_get(p, "writes")),
                  str(p, "digest"), str(p, "file"));
-  rb_console_say(ex, "      execute it with: runbook exec %s --plan %s", ex->m->name,
-                 str(p, "id"));
+  if (json_is_true(json_object_get(p, "executable")))
+    rb_console_say(ex, "      execute it with: runbook exec %s --plan %s", ex->m->name,
+                   str(p, "id"));
+  else
+    rb_console_say(ex, "      not executable: %s",
+                   ex->would_fail ? "a preflight failed" : "the dry-run did not finish");
   return code;
 }

@@ -299,6 +299,22 @@ def http_approvals(tmp, state, book):
         p.wait(timeout=20)
 
 
+def test_a_dry_run_that_failed_is_not_a_plan(world):
+    world["srv"].metric = "not a number"  # the check fails: the dry-run ends failed
+    r = run(world, "exec", world["book"], "--dry-run", "--incident", "INC-3",
+            "--var", "base=" + world["srv"].url)
+    assert r.code == 1, r
+    plan_id = [line.split()[1] for line in r.stdout.splitlines()
+               if line.startswith("plan: ")][0]
+    assert load_plan(world, plan_id)["finished"] is False
+    assert "not executable: the dry-run did not finish" in r.stdout, r
+    world["srv"].metric = "0.05"
+    r = run(world, "exec", world["book"], "--plan", plan_id)
+    assert r.code == 4, r
+    assert "dry-run %s did not finish (it ended failed)" % plan_id in r.stderr, r
+    assert world["srv"].writes == []
+
+
 def test_approval_request_shows_the_plan(cluster, tmp_path):
     srv = Recorder()
     marker = os.path.join(str(tmp_path), "rolled-back")
