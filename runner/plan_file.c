@@ -126,6 +126,14 @@ void rb_plan_write_line(const json_t *w, char *out, size_t len)
   else
     snprintf(out, len, "[%s] %s (digest %.12s)", str(w, "step"), op, str(w, "digest"));
   free(cmd);
+  const json_t *body = json_object_get(w, "body"); /* a plan's, not an intent's */
+  char *b =
+      body ? json_dumps(body, JSON_COMPACT | JSON_SORT_KEYS | JSON_ENCODE_ANY) : NULL;
+  if (b) {
+    size_t n = strlen(out);
+    snprintf(out + n, len - n, " body %.160s%s", b, strlen(b) > 160 ? "..." : "");
+    free(b);
+  }
   const json_t *f = json_object_get(w, "flag");
   if (f) {
     char *from = json_dumps(json_object_get(f, "from"), JSON_ENCODE_ANY);

@@ -212,6 +212,19 @@ def test_plan_refused_when_a_write_now_differs(world):
     assert src  # unchanged
 
 
+def test_plan_refused_when_a_write_would_now_differ(world):
+    srv = world["srv"]
+    srv.targets = ["v41", "v39"]  # the version to roll back to moved after the plan
+    _, plan_id = dry_run(world, "--var", "read_target=true")
+    r = run(world, "exec", world["book"], "--plan", plan_id)
+    assert r.code == 6, r
+    assert "refused before any write" in r.stderr and "write 1 differs:" in r.stderr, r
+    assert ('plan: [rollback] http POST %s/rollback' % srv.url) in r.stderr, r
+    assert 'body {"service":"checkout","to":"v41"}' in r.stderr, r
+    assert 'body {"service":"checkout","to":"v39"}' in r.stderr, r
+    assert srv.writes == [] and not os.path.exists(world["marker"])
+
+
 def test_a_write_that_changes_after_the_check_pass_is_not_sent(world):
     """The race: the world changes between the dry-run pass and the real
     run. The real run compares each write with the plan before sending it."""
