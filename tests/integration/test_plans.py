@@ -58,6 +58,7 @@ class Recorder:
     def __init__(self):
         self.metric = "0.05"
         self.targets = []  # /target answers these in turn, then the last again
+        self.flags = {}  # the generic flag provider's states, by name
         self.writes = []
         rec = self
 
@@ -67,14 +68,18 @@ class Recorder:
             def log_message(self, *a):
                 pass
 
-            def _reply(self, body):
+            def _reply(self, body, ctype="text/plain"):
                 self.send_response(200)
-                self.send_header("Content-Type", "text/plain")
+                self.send_header("Content-Type", ctype)
                 self.send_header("Content-Length", str(len(body)))
                 self.end_headers()
                 self.wfile.write(body)
 
             def do_GET(self):
+                if self.path.startswith("/flag/"):
+                    on = rec.flags.get(self.path[len("/flag/"):], False)
+                    self._reply(json.dumps({"enabled": on}).encode(), "application/json")
+                    return
                 if self.path == "/target":
                     t = rec.targets.pop(0) if len(rec.targets) > 1 else rec.targets[0]
                     self._reply(t.encode())
@@ -83,7 +88,10 @@ class Recorder:
 
             def do_POST(self):
                 n = int(self.headers.get("Content-Length") or 0)
-                rec.writes.append((self.command, self.path, self.rfile.read(n)))
+                body = self.rfile.read(n)
+                rec.writes.append((self.command, self.path, body))
+                if self.path.startswith("/flag/") and self.path.endswith("/set"):
+                    rec.flags[self.path[len("/flag/"):-len("/set")]] = json.loads(body)["on"]
                 self._reply(b"ok")
 
         class Server(socketserver.ThreadingMixIn, http.server.HTTPServer):
@@ -379,5 +387,49 @@ def test_approval_request_shows_the_plan(cluster, tmp_path):
         req = [e for e in ev if e["event"] == "approval_requested"][0]
         assert req["detail"]["plan"]["id"] == plan_id
         assert len(req["detail"]["plan"]["writes_remaining"]) == 2
+    finally:
+        srv.close()
+
+
+FLAG_BOOK = """local flags = require "flags"
+return runbook {
+  name = "flag-plan", title = "Flag plan", start = "flip",
+  params = { base = { description = "unused: the flag provider's URL is in the config" } },
+  steps = {
+    flip = action { title = "Payment fallback on",
+      run = function(ctx) return flags.set("checkout-fallback", true).wanted end, next = "done" },
+    done = resolved { title = "Done" },
+  },
+}
+"""
+
+
+def test_a_flag_change_is_planned_from_and_to_and_refused_when_its_state_moved(tmp_path):
+    srv = Recorder()
+    try:
+        book = rbtest.write(os.path.join(str(tmp_path), "flag-plan.lua"), FLAG_BOOK)
+        conf = rbtest.write(os.path.join(str(tmp_path), "runbook.conf"),
+                            "[flags.gen]\nprovider = generic\nurl = %s\nget_url = %s/flag/{name}\n"
+                            "set_url = %s/flag/{name}/set\nset_body = {\"on\": {on}}\n"
+                            "environment = production\n" % (srv.url, srv.url, srv.url))
+        w = {"conf": conf, "state": os.path.join(str(tmp_path), "state"), "srv": srv,
+             "book": book}
+        _, plan_id = dry_run(w)
+        (write,) = load_plan(w, plan_id)["writes"]
+        assert write["op"] == "http" and write["url"] == srv.url + "/flag/checkout-fallback/set"
+        assert write["flag"] == {"flag": "checkout-fallback", "environment": "production",
+                                 "from": False, "to": True}
+        srv.flags["checkout-fallback"] = True  # someone turned it on in between
+        r = run(w, "exec", book, "--plan", plan_id)
+        assert r.code == 6 and "write 1 differs" in r.stderr, r
+        assert "flag checkout-fallback: false -> true, production" in r.stderr, r
+        assert "flag checkout-fallback: true -> true, production" in r.stderr, r
+        assert srv.writes == []
+        srv.flags["checkout-fallback"] = False
+        _, plan_id = dry_run(w)
+        r = run(w, "exec", book, "--plan", plan_id)
+        assert r.code == 0, r
+        assert [(m, p) for m, p, _ in srv.writes] == [("POST", "/flag/checkout-fallback/set")]
+        assert srv.flags["checkout-fallback"] is True
     finally:
         srv.close()
