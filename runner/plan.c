@@ -129,23 +129,22 @@ json_t *rb_plan_writes_of(const char *step, const json_t *d)
   static const char *const http_keys[] = {"method", "url", "url_from", "body_sha256",
                                           NULL};
   static const char *const cmd_keys[] = {"command", "env", NULL};
+  static const char *const ssh_keys[] = {"host", "command", NULL}; /* would_run: one */
   json_t *out = json_array();
   const char *op = json_string_value(json_object_get(d, "op"));
   if (op == NULL)
     op = "?";
-  if (strcmp(op, "ssh") == 0) {
-    const json_t *hosts = json_object_get(d, "hosts");
-    json_t *one = hosts ? NULL : json_pack("[O]", json_object_get(d, "host"));
+  const json_t *hosts = json_object_get(d, "hosts");
+  if (strcmp(op, "ssh") == 0 && json_array_size(hosts) > 0) { /* started: the fan-out */
     size_t i;
     json_t *h;
-    json_array_foreach(hosts ? hosts : one, i, h)
+    json_array_foreach(hosts, i, h)
     {
       json_array_append_new(
-          out, seal(json_pack("{s:s, s:s, s:O, s:O}", "step", step, "op", "ssh", "host",
+          out, seal(json_pack("{s:s, s:s, s:O, s:O?}", "step", step, "op", "ssh", "host",
                               h, "command", json_object_get(d, "command")),
                     NULL));
     }
-    json_decref(one);
     return out;
   }
   json_t *core = json_pack("{s:s, s:s}", "step", step, "op", op);
@@ -157,7 +156,9 @@ json_t *rb_plan_writes_of(const char *step, const json_t *d)
       extra = json_pack("{s:O}", "body", body);
   } else if (strcmp(op, "cmd") == 0) {
     copy_keys(core, d, cmd_keys);
-  } else {
+  } else if (strcmp(op, "ssh") == 0) {
+    copy_keys(core, d, ssh_keys);
+  } else { /* an operation this file does not know: all of it, to fail closed */
     json_object_update(core, (json_t *)d);
     json_object_del(core, "preflight");
   }
