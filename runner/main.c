@@ -51,6 +51,8 @@ static const char usage_text[] =
     "commands:\n"
     "  exec NAME|FILE [--dry-run] [--incident ID] [--var K=V]... [--force] [--json]\n"
     "                       run a runbook (actions behind approval gates)\n"
+    "  exec NAME|FILE --plan RUN\n"
+    "                       execute dry-run RUN's plan, refused if the world changed\n"
     "  drill NAME|FILE [--scenario S] [--incident ID] [--var K=V]... [--json]\n"
     "                       walk a runbook on a scenario: no system is touched\n"
     "  check [--strict] NAME|FILE...\n"
