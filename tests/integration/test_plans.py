@@ -433,3 +433,58 @@ def test_a_flag_change_is_planned_from_and_to_and_refused_when_its_state_moved(t
         assert srv.flags["checkout-fallback"] is True
     finally:
         srv.close()
+
+
+PROM_BOOK = """local http = require "http"
+local prom = require "prom"
+return runbook {
+  name = "prom-plan", title = "Prom plan", start = "look",
+  params = { base = { description = "the recording server" } },
+  steps = {
+    look = check { title = "Checkout error ratio above 1%?",
+      run = function(ctx) return prom.value("checkout_error_ratio") > 0.01 end,
+      on = { [true] = "fix", [false] = "fine" } },
+    fix = action { title = "Roll back",
+      run = function(ctx) http.post(ctx.base .. "/rollback", { body = "checkout" }) end,
+      next = "done" },
+    fine = resolved { title = "Fine" },
+    done = resolved { title = "Rolled back" },
+  },
+}
+"""
+
+
+def test_real_prometheus_metric_moves_between_plan_and_exec(tmp_path):
+    import httpservers
+    exp = httpservers.Exporter()
+    prom = httpservers.Prometheus(exp, str(tmp_path))
+    srv = Recorder()
+
+    def serve_ratio(v):
+        exp.values["checkout_error_ratio"] = v
+        httpservers.wait_for(
+            lambda: float(prom.query("checkout_error_ratio")[0]["value"][1]) == v, 30,
+            "prometheus to scrape %s" % v)
+
+    try:
+        book = rbtest.write(os.path.join(str(tmp_path), "prom-plan.lua"), PROM_BOOK)
+        conf = rbtest.write(os.path.join(str(tmp_path), "runbook.conf"),
+                            "[prom]\nurl = %s\n" % prom.url)
+        w = {"conf": conf, "state": os.path.join(str(tmp_path), "state"), "srv": srv,
+             "book": book}
+        serve_ratio(0.05)
+        _, plan_id = dry_run(w)
+        serve_ratio(0.002)
+        r = run(w, "exec", book, "--plan", plan_id)
+        assert r.code == 6, r
+        assert "plan: 'look' (check, decision) -> branch 'fix' (read true)" in r.stderr, r
+        assert "now:  'look' (check, decision) -> branch 'fine' (read false)" in r.stderr, r
+        assert srv.writes == []
+        serve_ratio(0.05)
+        r = run(w, "exec", book, "--plan", plan_id)
+        assert r.code == 0, r
+        assert [(m, p, b) for m, p, b in srv.writes] == [("POST", "/rollback", b"checkout")]
+    finally:
+        srv.close()
+        prom.close()
+        exp.close()
