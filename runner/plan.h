@@ -17,8 +17,13 @@ typedef struct rb_plan_state rb_plan_state;
 
 /* -- loading and checking a saved plan --------------------------------------- */
 
-/* <state_dir>/runs/<run>.plan.json */
-int rb_plan_path(const char *state_dir, const char *run, char *out, size_t len);
+/* A plan is the document RB_PLAN_DOC of its dry-run in the run store
+ * (runner/store.h; the state dir keeps it as runs/<run>.plan.json). */
+#define RB_PLAN_DOC "plan.json"
+/* The plan of run as saved (new reference), or NULL with err; *absent is 1
+ * when the run has none. No checks: rb_plan_load_checked makes them. */
+json_t *rb_plan_read(const char *state_dir, const char *run, int *absent, char *err,
+                     size_t errlen);
 /* Loads the plan of dry-run `run` and checks it may be executed now: it
  * exists (the run was a dry-run that finished), no preflight failed, it is
  * younger than [plan] max_age, and the runbook file still has the digest it

@@ -126,21 +126,19 @@ json_t *rb_plan_load_checked(const char *state_dir, const rb_config *cfg, const 
                              const char *runbook_path, int *code, char *err,
                              size_t errlen)
 {
-  char path[4300];
+  int absent = 0;
   *code = RB_EXIT_USAGE;
-  if (rb_plan_path(state_dir, run, path, sizeof path) != 0) {
-    rb_err(err, errlen, "'%s' is not a run id", run);
-    return NULL;
-  }
-  json_error_t je;
-  json_t *plan = json_load_file(path, 0, &je);
+  json_t *plan = rb_plan_read(state_dir, run, &absent, err, errlen);
   if (plan == NULL) {
-    no_plan(state_dir, run, err, errlen);
+    if (absent)
+      no_plan(state_dir, run, err, errlen);
+    else
+      *code = RB_EXIT_INVALID;
     return NULL;
   }
   if (!json_is_object(plan) || json_integer_value(json_object_get(plan, "format")) != 1) {
     *code = RB_EXIT_INVALID;
-    rb_err(err, errlen, "%s: not a plan this version reads", path);
+    rb_err(err, errlen, "the plan of run %s is not one this version reads", run);
   } else if (check_state(plan, cfg, run, code, err, errlen) == 0 &&
              check_runbook(plan, runbook_path, run, code, err, errlen) == 0) {
     *code = RB_EXIT_OK;
@@ -232,10 +230,8 @@ static int check_pass(const rb_run_opts *o, const json_t *vars)
   c.plan = NULL;
   c.plan_check = 1;
   int code = rb_run_execute(&c);
-  json_t *now = NULL;
-  char path[4300];
-  if (rb_plan_path(o->state_dir, id, path, sizeof path) == 0)
-    now = json_load_file(path, 0, NULL);
+  int absent = 0;
+  json_t *now = rb_plan_read(o->state_dir, id, &absent, err, sizeof err);
   int rc = 0;
   if (now == NULL || !json_is_true(json_object_get(now, "finished"))) {
     fprintf(stderr,
@@ -254,7 +250,6 @@ static int check_pass(const rb_run_opts *o, const json_t *vars)
             plan_id, id, diff);
     rc = RB_EXIT_MISMATCH;
   }
-  (void)err;
   json_decref(now);
   return rc;
 }

@@ -10,6 +10,7 @@
 
 #include "runner/exec.h"
 #include "runner/plan.h"
+#include "runner/store.h"
 #include "runner/base/redact.h"
 #include "runner/base/sha256.h"
 #include "runner/base/util.h"
@@ -23,13 +24,21 @@ static const rb_config_key plan_keys[] = {
 const rb_config_section rb_config_plan = {
     "plan", "following a dry-run's plan (`exec --plan`, docs/plans.md)", plan_keys};
 
-int rb_plan_path(const char *state_dir, const char *run, char *out, size_t len)
+json_t *rb_plan_read(const char *state_dir, const char *run, int *absent, char *err,
+                     size_t errlen)
 {
-  for (const char *c = run; *c; c++)
-    if (!((*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') ||
-          (*c >= '0' && *c <= '9') || *c == '-' || *c == '_'))
-      return -1;
-  return run[0] ? rb_fmt(out, len, "%s/runs/%s.plan.json", state_dir, run) : -1;
+  rb_store *st = rb_store_open_dir(state_dir, err, errlen);
+  char *text = st ? rb_store_get_doc(st, run, RB_PLAN_DOC, absent, err, errlen) : NULL;
+  rb_store_free(st);
+  if (text == NULL)
+    return NULL;
+  json_error_t je;
+  json_t *plan = json_loads(text, 0, &je);
+  free(text);
+  if (plan == NULL)
+    rb_err(err, errlen, "the plan of run %s is not JSON: %s (line %d)", run, je.text,
+           je.line);
+  return plan;
 }
 
 /* The SHA-256 of a file's bytes (a runbook: small). Returns 0 or -1. */
@@ -210,24 +219,24 @@ int rb_plan_diff(const json_t *plan, const json_t *now, char *diff, size_t len)
 
 /* -- saving ----------------------------------------------------------------- */
 
-/* Writes v to path through a temporary file and rename, fsync'd. */
-static int save_json(const char *path, const json_t *v, char *err, size_t errlen)
+/* Saves plan with the run in the run store; where says where. */
+static int save(rb_exec *ex, const json_t *plan, char *where, size_t wlen, char *err,
+                size_t errlen)
 {
-  char tmp[4200];
-  if (rb_fmt(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid()))
-    return rb_err(err, errlen, "path too long");
-  FILE *f = fopen(tmp, "we");
-  if (f == NULL)
-    return rb_err(err, errlen, "%s: %s", tmp, strerror(errno));
-  int bad = json_dumpf(v, f, JSON_INDENT(2) | JSON_SORT_KEYS) != 0 ||
-            fputc('\n', f) < 0 || fflush(f) != 0 || fsync(fileno(f)) != 0;
-  bad = fclose(f) != 0 || bad;
-  if (bad || rename(tmp, path) != 0) {
-    rb_err(err, errlen, "%s: %s", path, strerror(errno));
-    unlink(tmp);
-    return -1;
-  }
-  return 0;
+  char *text = json_dumps(plan, JSON_INDENT(2) | JSON_SORT_KEYS);
+  if (text == NULL)
+    return rb_err(err, errlen, "out of memory");
+  rb_store *st = ex->o->store, *own = NULL;
+  if (st == NULL)
+    st = own = rb_store_open_dir(ex->o->state_dir, err, errlen);
+  size_t n = strlen(text);
+  text[n] = '\n'; /* the NUL becomes the file's last newline: n + 1 bytes */
+  int rc = st ? rb_store_put_doc(st, ex->o->run_id, RB_PLAN_DOC, text, n + 1, where, wlen,
+                                 err, errlen)
+              : -1;
+  free(text);
+  rb_store_free(own);
+  return rc;
 }
 
 /* The whole plan of a dry-run that ended. */
@@ -279,9 +288,8 @@ void rb_plan_finish(rb_exec *ex, int finished, rb_outcome outcome, json_t *fin)
     return;
   }
   json_t *plan = build(ex, finished, outcome);
-  char path[4300], err[1024];
-  if (plan == NULL || rb_plan_path(ex->o->state_dir, ex->o->run_id, path, sizeof path) ||
-      save_json(path, plan, err, sizeof err) != 0) {
+  char path[4400], err[1024];
+  if (plan == NULL || save(ex, plan, path, sizeof path, err, sizeof err) != 0) {
     fprintf(stderr, "runbook: the plan could not be saved: %s\n",
             plan ? err : "out of memory");
     json_decref(plan);

@@ -49,6 +49,18 @@ int rb_store_cancelled(rb_store *s, const char *run, char *by, size_t blen, char
   return s->ops->cancelled(s, run, by, blen, reason, rlen);
 }
 
+int rb_store_put_doc(rb_store *s, const char *run, const char *name, const char *text,
+                     size_t len, char *where, size_t wlen, char *err, size_t errlen)
+{
+  return s->ops->put_doc(s, run, name, text, len, where, wlen, err, errlen);
+}
+
+char *rb_store_get_doc(rb_store *s, const char *run, const char *name, int *absent,
+                       char *err, size_t errlen)
+{
+  return s->ops->get_doc(s, run, name, absent, err, errlen);
+}
+
 void rb_store_free(rb_store *s)
 {
   if (s != NULL)

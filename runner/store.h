@@ -62,6 +62,14 @@ typedef struct {
   int (*cancelled)(rb_store *s, const char *run, char *by, size_t blen, char *reason,
                    size_t rlen);
   void (*free)(rb_store *s);
+  /* A document kept with a run (name: "plan.json"), replaced whole and
+   * durably; where says where, for the operator. */
+  int (*put_doc)(rb_store *s, const char *run, const char *name, const char *text,
+                 size_t len, char *where, size_t wlen, char *err, size_t errlen);
+  /* The document (malloc'd, NUL-terminated), or NULL: *absent is 1 when
+   * the run has none, else err says why. */
+  char *(*get_doc)(rb_store *s, const char *run, const char *name, int *absent, char *err,
+                   size_t errlen);
 } rb_store_ops;
 
 struct rb_store {
@@ -77,6 +85,13 @@ void rb_store_free(rb_store *s);
  * journals under <dir>/incidents, its state told by its lease. */
 int rb_store_dir_list(rb_store *s, const char *dir, rb_run_cb cb, void *arg, char *err,
                       size_t errlen);
+
+/* The state-dir backend's documents (store_docs.c): <dir>/runs/<run>.<name>. */
+int rb_store_dir_put_doc(const char *dir, const char *run, const char *name,
+                         const char *text, size_t len, char *where, size_t wlen,
+                         char *err, size_t errlen);
+char *rb_store_dir_get_doc(const char *dir, const char *run, const char *name,
+                           int *absent, char *err, size_t errlen);
 
 /* Fills me with this process, the real account, the host and now. */
 void rb_owner_self(rb_owner *me, const char *run, const char *what);
@@ -103,5 +118,9 @@ int rb_store_cancel(rb_store *s, const char *run, const char *by, const char *re
                     char *err, size_t errlen);
 int rb_store_cancelled(rb_store *s, const char *run, char *by, size_t blen, char *reason,
                        size_t rlen);
+int rb_store_put_doc(rb_store *s, const char *run, const char *name, const char *text,
+                     size_t len, char *where, size_t wlen, char *err, size_t errlen);
+char *rb_store_get_doc(rb_store *s, const char *run, const char *name, int *absent,
+                       char *err, size_t errlen);
 
 #endif

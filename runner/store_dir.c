@@ -302,9 +302,23 @@ static void dir_free(rb_store *s)
   free(s);
 }
 
+static int dir_put_doc(rb_store *s, const char *run, const char *name, const char *text,
+                       size_t len, char *where, size_t wlen, char *err, size_t errlen)
+{
+  return rb_store_dir_put_doc(((dir_store *)s)->dir, run, name, text, len, where, wlen,
+                              err, errlen);
+}
+
+static char *dir_get_doc(rb_store *s, const char *run, const char *name, int *absent,
+                         char *err, size_t errlen)
+{
+  return rb_store_dir_get_doc(((dir_store *)s)->dir, run, name, absent, err, errlen);
+}
+
 static const rb_store_ops dir_ops = {
-    "state-dir",  dir_acquire,   dir_holder, dir_record_owner, dir_release,
-    dir_find_run, dir_list_runs, dir_cancel, dir_cancelled,    dir_free,
+    "state-dir",   dir_acquire,  dir_holder,    dir_record_owner,
+    dir_release,   dir_find_run, dir_list_runs, dir_cancel,
+    dir_cancelled, dir_free,     dir_put_doc,   dir_get_doc,
 };
 
 rb_store *rb_store_open_dir(const char *state_dir, char *err, size_t errlen)
