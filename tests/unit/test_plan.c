@@ -14,6 +14,7 @@
 #include "runner/base/redact.h"
 #include "runner/base/sha256.h"
 #include "runner/plan.h"
+#include "runner/store.h"
 
 static const char *digest_of(const json_t *writes, size_t i)
 {
@@ -160,6 +161,36 @@ static void test_vars_come_from_the_plan_and_a_different_one_is_refused(void **s
   json_decref(plan);
 }
 
+static void test_the_store_keeps_a_document_with_a_run(void **state)
+{
+  (void)state;
+  char dir[4096], err[512], where[4400];
+  const char *tmp = getenv("RB_TEST_TMP");
+  snprintf(dir, sizeof dir, "%s/plan-store-XXXXXX", tmp ? tmp : "/tmp");
+  assert_non_null(mkdtemp(dir));
+  rb_store *st = rb_store_open_dir(dir, err, sizeof err);
+  assert_non_null(st);
+  int absent = 0;
+  assert_null(rb_store_get_doc(st, "r1", RB_PLAN_DOC, &absent, err, sizeof err));
+  assert_int_equal(absent, 1);
+  assert_int_equal(rb_store_put_doc(st, "r1", RB_PLAN_DOC, "{}\n", 3, where, sizeof where,
+                                    err, sizeof err),
+                   0);
+  assert_non_null(strstr(where, "/runs/r1.plan.json"));
+  assert_int_equal(
+      rb_store_put_doc(st, "r1", RB_PLAN_DOC, "{\"a\":1}", 7, NULL, 0, err, sizeof err),
+      0); /* replaced whole */
+  char *text = rb_store_get_doc(st, "r1", RB_PLAN_DOC, &absent, err, sizeof err);
+  assert_string_equal(text, "{\"a\":1}");
+  free(text);
+  /* no run id names a path outside runs/ */
+  assert_int_equal(
+      rb_store_put_doc(st, "../x", RB_PLAN_DOC, "{}", 2, NULL, 0, err, sizeof err), -1);
+  assert_null(rb_store_get_doc(st, "a/b", RB_PLAN_DOC, &absent, err, sizeof err));
+  assert_int_equal(absent, 0);
+  rb_store_free(st);
+}
+
 int main(void)
 {
   const struct CMUnitTest tests[] = {
@@ -168,6 +199,7 @@ int main(void)
       cmocka_unit_test(test_a_secret_is_shown_redacted_and_compared_by_digest),
       cmocka_unit_test(test_diff_ignores_values_read_but_not_branches_or_writes),
       cmocka_unit_test(test_vars_come_from_the_plan_and_a_different_one_is_refused),
+      cmocka_unit_test(test_the_store_keeps_a_document_with_a_run),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
