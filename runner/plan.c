@@ -103,11 +103,57 @@ static void copy_keys(json_t *dst, const json_t *src, const char *const *keys)
   }
 }
 
-/* Finishes one write: its digest over the exact (unredacted) fields, then
- * the redacted copy the plan shows. */
-static json_t *seal(json_t *core, const json_t *show_extra)
+/* A string with each occurrence of run written as {run}. */
+static json_t *neutral_str(const char *s, const char *run)
 {
-  char *s = json_dumps(core, JSON_COMPACT | JSON_SORT_KEYS | JSON_ENCODE_ANY);
+  size_t n = strlen(run);
+  const char *hit = n ? strstr(s, run) : NULL;
+  if (hit == NULL)
+    return json_string(s);
+  size_t cap = strlen(s) + 1, used = 0;
+  char *out = malloc(cap);
+  while (out && hit) {
+    memcpy(out + used, s, (size_t)(hit - s));
+    used += (size_t)(hit - s);
+    memcpy(out + used, "{run}", 5); /* never longer than a run id: fits */
+    used += 5;
+    s = hit + n;
+    hit = strstr(s, run);
+  }
+  if (out)
+    snprintf(out + used, cap - used, "%s", s);
+  json_t *v = out ? json_string(out) : json_string("{out of memory}");
+  free(out);
+  return v;
+}
+
+json_t *rb_plan_neutral(const json_t *v, const char *run)
+{
+  if (run == NULL || strlen(run) < 5 ||
+      !(json_is_string(v) || json_is_array(v) || json_is_object(v)))
+    return json_deep_copy(v);
+  if (json_is_string(v))
+    return neutral_str(json_string_value(v), run);
+  json_t *out = json_is_array(v) ? json_array() : json_object();
+  size_t i;
+  const char *k;
+  json_t *x;
+  if (json_is_array(v)) {
+    json_array_foreach(v, i, x) json_array_append_new(out, rb_plan_neutral(x, run));
+  } else {
+    json_object_foreach((json_t *)v, k, x)
+        json_object_set_new(out, k, rb_plan_neutral(x, run));
+  }
+  return out;
+}
+
+/* Finishes one write: its digest over the exact (unredacted) fields, the
+ * run's own id written as {run}, then the redacted copy the plan shows. */
+static json_t *seal(json_t *core, const char *run, const json_t *show_extra)
+{
+  json_t *hashed = rb_plan_neutral(core, run);
+  char *s = json_dumps(hashed, JSON_COMPACT | JSON_SORT_KEYS | JSON_ENCODE_ANY);
+  json_decref(hashed);
   char hex[65];
   rb_sha256_hex(s ? s : "", s ? strlen(s) : 0, hex);
   free(s);
@@ -124,9 +170,9 @@ static json_t *seal(json_t *core, const json_t *show_extra)
 /* The writes an operation's would_run (dry-run) or started (exec) event
  * describes, in the one form both compare in: ssh one per host; http by
  * method, URL and the body's SHA-256; cmd by argv and env names. */
-json_t *rb_plan_writes_of(const char *step, const json_t *d)
+json_t *rb_plan_writes_of(const char *step, const char *run, const json_t *d)
 {
-  static const char *const http_keys[] = {"method", "url", "url_from", "body_sha256",
+  static const char *const http_keys[] = {"method", "url", "url_from", "body_plan_sha256",
                                           NULL};
   static const char *const cmd_keys[] = {"command", "env", NULL};
   static const char *const ssh_keys[] = {"host", "command", NULL}; /* would_run: one */
@@ -143,7 +189,7 @@ json_t *rb_plan_writes_of(const char *step, const json_t *d)
       json_array_append_new(
           out, seal(json_pack("{s:s, s:s, s:O, s:O?}", "step", step, "op", "ssh", "host",
                               h, "command", json_object_get(d, "command")),
-                    NULL));
+                    run, NULL));
     }
     return out;
   }
@@ -151,9 +197,10 @@ json_t *rb_plan_writes_of(const char *step, const json_t *d)
   json_t *extra = NULL;
   if (strcmp(op, "http") == 0) {
     copy_keys(core, d, http_keys);
-    const json_t *body = json_object_get(d, "body");
-    if (body)
-      extra = json_pack("{s:O}", "body", body);
+    if (json_object_get(core, "body_plan_sha256") == NULL) /* fail closed: all bytes */
+      json_object_set(core, "body_sha256", json_object_get(d, "body_sha256"));
+    extra = json_pack("{s:O?, s:O?}", "body_sha256", json_object_get(d, "body_sha256"),
+                      "body", json_object_get(d, "body"));
   } else if (strcmp(op, "cmd") == 0) {
     copy_keys(core, d, cmd_keys);
   } else if (strcmp(op, "ssh") == 0) {
@@ -162,7 +209,7 @@ json_t *rb_plan_writes_of(const char *step, const json_t *d)
     json_object_update(core, (json_t *)d);
     json_object_del(core, "preflight");
   }
-  json_array_append_new(out, seal(core, extra));
+  json_array_append_new(out, seal(core, run, extra));
   json_decref(extra);
   return out;
 }
@@ -181,8 +228,8 @@ static void note_flag(rb_plan_state *p, const char *step, const json_t *d)
   json_object_set_new(last, "flag", f);
 }
 
-static void record_op(rb_plan_state *p, const char *step, const char *event,
-                      const json_t *d)
+static void record_op(rb_plan_state *p, const char *step, const char *run,
+                      const char *event, const json_t *d)
 {
   const char *op = json_string_value(json_object_get(d, "op"));
   if (strcmp(event, "note") == 0 && op && strcmp(op, "flags") == 0) {
@@ -191,7 +238,7 @@ static void record_op(rb_plan_state *p, const char *step, const char *event,
   }
   if (strcmp(event, "would_run") != 0 || op == NULL)
     return;
-  json_t *w = rb_plan_writes_of(step, d);
+  json_t *w = rb_plan_writes_of(step, run, d);
   json_array_extend(p->writes, w);
   json_decref(w);
   const json_t *pf = json_object_get(d, "preflight");
@@ -230,7 +277,7 @@ static int check_op(rb_exec *ex, const char *step, const json_t *d)
   if (p->diverged[0])
     return -1; /* nothing more leaves once the run left the plan */
   const json_t *planned = json_object_get(p->follow, "writes");
-  json_t *now = rb_plan_writes_of(step, d);
+  json_t *now = rb_plan_writes_of(step, ex->o->run_id, d);
   size_t i;
   json_t *w;
   int rc = 0;
@@ -261,7 +308,7 @@ int rb_plan_on_op(rb_exec *ex, const char *event, const json_t *d)
   if (p == NULL || ex->cur == NULL)
     return 0;
   if (p->recording) {
-    record_op(p, ex->cur->id, event, d);
+    record_op(p, ex->cur->id, ex->o->run_id, event, d);
     return 0;
   }
   if (p->follow && strcmp(event, "started") == 0 && json_object_get(d, "op"))

@@ -49,7 +49,10 @@ void rb_plan_write_line(const json_t *w, char *out, size_t len);
 void rb_plan_step_line(const json_t *e, char *out, size_t len);
 /* The writes a would_run (dry-run) or started (exec) event describes, in
  * the form plans keep and compare (each with its digest). New array. */
-json_t *rb_plan_writes_of(const char *step, const json_t *detail);
+json_t *rb_plan_writes_of(const char *step, const char *run, const json_t *detail);
+/* A copy of v whose strings have run's id written as {run}: a write or a
+ * status update that names its own run is the same in the plan and now. */
+json_t *rb_plan_neutral(const json_t *v, const char *run);
 
 /* exec --plan (o->plan set): a dry-run pass that must reproduce the plan,
  * then the real run following it. Returns the exit code. */

@@ -77,37 +77,40 @@ int rb_plan_file_digest(const char *path, char hex[65])
 
 /* A path entry without what was read: values change between two looks at
  * the same world; the branch they picked must not. */
-static json_t *step_key(const json_t *e)
+static json_t *step_key(const json_t *e, const char *run)
 {
-  json_t *k = json_deep_copy(e);
+  json_t *k = rb_plan_neutral(e, run); /* a message may name its own run */
   json_object_del(k, "value");
   json_object_del(k, "error");
   return k;
 }
 
-static json_t *write_key(const json_t *w)
+static json_t *write_key(const json_t *w, const char *run)
 {
+  (void)run; /* its digest was taken with the run's id written as {run} */
   return json_pack("{s:O, s:O?}", "digest", json_object_get(w, "digest"), "flag",
                    json_object_get(w, "flag"));
 }
 
-static json_t *keys_of(const json_t *a, json_t *(*fn)(const json_t *))
+static json_t *keys_of(const json_t *a, const char *run,
+                       json_t *(*fn)(const json_t *, const char *))
 {
   json_t *out = json_array();
   size_t i;
   json_t *v;
-  json_array_foreach(a, i, v) json_array_append_new(out, fn(v));
+  json_array_foreach(a, i, v) json_array_append_new(out, fn(v, run));
   return out;
 }
 
 /* The plan's digest: the runbook, the params, the path and the writes. */
 static void plan_digest(const json_t *plan, char hex[65])
 {
+  const char *run = json_string_value(json_object_get(plan, "run"));
   json_t *c = json_pack("{s:O?, s:O?, s:o, s:o}", "runbook_sha256",
                         json_object_get(plan, "runbook_sha256"), "params",
                         json_object_get(plan, "params"), "path",
-                        keys_of(json_object_get(plan, "path"), step_key), "writes",
-                        keys_of(json_object_get(plan, "writes"), write_key));
+                        keys_of(json_object_get(plan, "path"), run, step_key), "writes",
+                        keys_of(json_object_get(plan, "writes"), run, write_key));
   char *s = json_dumps(c, JSON_COMPACT | JSON_SORT_KEYS);
   rb_sha256_hex(s ? s : "", s ? strlen(s) : 0, hex);
   free(s);
@@ -176,10 +179,12 @@ void rb_plan_step_line(const json_t *e, char *out, size_t len)
 int rb_plan_diff(const json_t *plan, const json_t *now, char *diff, size_t len)
 {
   const json_t *pa = json_object_get(plan, "path"), *na = json_object_get(now, "path");
+  const char *prun = json_string_value(json_object_get(plan, "run"));
+  const char *nrun = json_string_value(json_object_get(now, "run"));
   char a[1200], b[1200];
   for (size_t i = 0; i < json_array_size(pa) || i < json_array_size(na); i++) {
     const json_t *pe = json_array_get(pa, i), *ne = json_array_get(na, i);
-    json_t *pk = pe ? step_key(pe) : NULL, *nk = ne ? step_key(ne) : NULL;
+    json_t *pk = pe ? step_key(pe, prun) : NULL, *nk = ne ? step_key(ne, nrun) : NULL;
     int same = pk && nk && json_equal(pk, nk);
     json_decref(pk);
     json_decref(nk);
@@ -199,7 +204,7 @@ int rb_plan_diff(const json_t *plan, const json_t *now, char *diff, size_t len)
                *nw = json_object_get(now, "writes");
   for (size_t i = 0; i < json_array_size(pw) || i < json_array_size(nw); i++) {
     const json_t *pe = json_array_get(pw, i), *ne = json_array_get(nw, i);
-    json_t *pk = pe ? write_key(pe) : NULL, *nk = ne ? write_key(ne) : NULL;
+    json_t *pk = pe ? write_key(pe, prun) : NULL, *nk = ne ? write_key(ne, nrun) : NULL;
     int same = pk && nk && json_equal(pk, nk);
     json_decref(pk);
     json_decref(nk);

@@ -1,6 +1,7 @@
 /* http.c: the `http` module runbooks require: request/get/post/put/patch/
  * delete over the engine in stdlib/http/, gated by the run's mode. */
 #include <ctype.h>
+#include <stdint.h>
 #include <jansson.h>
 #include <lauxlib.h>
 #include <lua.h>
@@ -9,6 +10,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "runner/base/buf.h"
 #include "runner/base/redact.h"
 #include "runner/base/sha256.h"
 #include "runner/base/util.h"
@@ -447,6 +449,33 @@ static void push_headers(lua_State *L, const rb_http_resp *resp)
   }
 }
 
+/* The body's digests: of the exact bytes, and with the run's own id written
+ * as {run} (a page names its run), which plans compare (docs/plans.md). */
+static void body_digests(const rb_host *h, const req_state *r, json_t *d)
+{
+  char hex[65];
+  const char *b = r->body ? r->body : "";
+  rb_sha256_hex(b, r->body_len, hex);
+  json_object_set_new(d, "body_sha256", json_string(hex));
+  size_t idlen = h->run_id ? strlen(h->run_id) : 0, left = r->body_len;
+  rb_buf nb;
+  rb_buf_init(&nb, SIZE_MAX);
+  int bad = 0;
+  while (left > 0 && !bad) {
+    const char *hit = idlen ? memmem(b, left, h->run_id, idlen) : NULL;
+    size_t n = hit ? (size_t)(hit - b) : left;
+    bad = rb_buf_add(&nb, b, n) != 0 || (hit && rb_buf_add(&nb, "{run}", 5) != 0);
+    n += hit ? idlen : 0;
+    b += n;
+    left -= n;
+  }
+  rb_sha256_hex(nb.data ? nb.data : "", nb.len, hex);
+  rb_buf_free(&nb);
+  if (bad) /* out of memory: a digest no plan has, so the write is refused */
+    snprintf(hex, sizeof hex, "unavailable");
+  json_object_set_new(d, "body_plan_sha256", json_string(hex));
+}
+
 static int push_simulated(lua_State *L, rb_host *h, req_state *r, const rb_http_req *q)
 {
   json_t *d = base_detail(r);
@@ -456,9 +485,7 @@ static int push_simulated(lua_State *L, rb_host *h, req_state *r, const rb_http_
                                           rb_host_time_left(L, q->timeout_ms),
                                           r->url_from != NULL));
   json_object_set(d, "headers", r->shown_headers);
-  char hex[65]; /* the intent's digest, for plans (docs/plans.md) */
-  rb_sha256_hex(r->body ? r->body : "", r->body_len, hex);
-  json_object_set_new(d, "body_sha256", json_string(hex));
+  body_digests(h, r, d); /* the intent's, for plans (docs/plans.md) */
   if (r->body_json != NULL)
     json_object_set(d, "body", r->body_json);
   else if (r->body != NULL)
@@ -548,10 +575,8 @@ static int push_response(lua_State *L, req_state *r, int check, const char *engi
  * (then the request must not be sent). */
 static int intent(rb_host *h, const req_state *r)
 {
-  char hex[65];
-  rb_sha256_hex(r->body ? r->body : "", r->body_len, hex);
   json_t *d = base_detail(r);
-  json_object_set_new(d, "body_sha256", json_string(hex));
+  body_digests(h, r, d);
   json_object_set_new(d, "body_bytes", json_integer((json_int_t)r->body_len));
   return h->emit != NULL ? h->emit(h, "started", d) : (json_decref(d), 0);
 }

@@ -488,3 +488,40 @@ def test_real_prometheus_metric_moves_between_plan_and_exec(tmp_path):
         srv.close()
         prom.close()
         exp.close()
+
+
+RUN_BOOK = """local http = require "http"
+return runbook {
+  name = "run-plan", title = "Names its run", start = "tell",
+  params = { base = { description = "the recording server" } },
+  steps = {
+    tell = action { title = "Tell the pager which run acts",
+      run = function(ctx)
+        http.post(ctx.base .. "/page/" .. ctx.run, { json = { run = ctx.run, note = "run " .. ctx.run } })
+      end, next = "done" },
+    done = resolved { title = "Done" },
+  },
+}
+"""
+
+
+def test_a_write_naming_its_own_run_matches_its_plan(tmp_path):
+    """A page names the run that sends it: the plan's run id and the exec's
+    differ, and are written as {run} when the two are compared."""
+    srv = Recorder()
+    try:
+        book = rbtest.write(os.path.join(str(tmp_path), "run-plan.lua"), RUN_BOOK)
+        conf = rbtest.write(os.path.join(str(tmp_path), "runbook.conf"), "")
+        w = {"conf": conf, "state": os.path.join(str(tmp_path), "state"), "srv": srv,
+             "book": book}
+        _, plan_id = dry_run(w)
+        (write,) = load_plan(w, plan_id)["writes"]
+        assert write["url"] == "%s/page/%s" % (srv.url, plan_id)
+        r = run(w, "exec", book, "--plan", plan_id)
+        assert r.code == 0, r
+        ((method, path, body),) = srv.writes
+        exec_run = [e["run"] for e in r.timeline("INC-1")
+                    if e["event"] == "started" and e["mode"] == "exec"][0]
+        assert path == "/page/" + exec_run and json.loads(body)["run"] == exec_run
+    finally:
+        srv.close()

@@ -33,13 +33,15 @@ static void test_ssh_would_run_per_host_meets_the_started_fanout(void **state)
   json_t *started =
       json_pack("{s:s, s:s, s:[s, s], s:s}", "op", "ssh", "target", "app", "hosts",
                 "app-1", "app-2", "command", "systemctl restart x");
-  json_t *wa = rb_plan_writes_of("fix", a), *wb = rb_plan_writes_of("fix", b);
-  json_t *ws = rb_plan_writes_of("fix", started);
+  json_t *wa = rb_plan_writes_of("fix", "20261201-000000-aaaaaa", a),
+         *wb = rb_plan_writes_of("fix", "20261201-000000-aaaaaa", b);
+  json_t *ws = rb_plan_writes_of("fix", "20261201-000000-aaaaaa", started);
   assert_int_equal(json_array_size(ws), 2);
   assert_string_equal(digest_of(wa, 0), digest_of(ws, 0));
   assert_string_equal(digest_of(wb, 0), digest_of(ws, 1));
   assert_string_not_equal(digest_of(ws, 0), digest_of(ws, 1));
-  json_t *other = rb_plan_writes_of("other-step", a); /* the step is part of a write */
+  json_t *other = rb_plan_writes_of("other-step", "20261201-000000-aaaaaa",
+                                    a); /* the step is part of a write */
   assert_string_not_equal(digest_of(other, 0), digest_of(wa, 0));
   json_decref(other);
   json_decref(wa);
@@ -63,12 +65,13 @@ static void test_http_is_compared_by_body_digest_not_shown_fields(void **state)
   json_t *started =
       json_pack("{s:s, s:s, s:s, s:s, s:i}", "op", "http", "method", "POST", "url",
                 "http://h/rollback", "body_sha256", hex, "body_bytes", (int)strlen(body));
-  json_t *w1 = rb_plan_writes_of("fix", would), *w2 = rb_plan_writes_of("fix", started);
+  json_t *w1 = rb_plan_writes_of("fix", "20261201-000000-aaaaaa", would),
+         *w2 = rb_plan_writes_of("fix", "20261201-000000-aaaaaa", started);
   assert_string_equal(digest_of(w1, 0), digest_of(w2, 0));
   /* the plan shows the body it will send */
   assert_non_null(json_object_get(json_array_get(w1, 0), "body"));
   json_object_set_new(started, "body_sha256", json_string("00"));
-  json_t *w3 = rb_plan_writes_of("fix", started);
+  json_t *w3 = rb_plan_writes_of("fix", "20261201-000000-aaaaaa", started);
   assert_string_not_equal(digest_of(w1, 0), digest_of(w3, 0));
   json_decref(w1);
   json_decref(w2);
@@ -85,7 +88,8 @@ static void test_a_secret_is_shown_redacted_and_compared_by_digest(void **state)
                         "--token=s3cr3t-token-value");
   json_t *e = json_pack("{s:s, s:[s, s]}", "op", "cmd", "command", "deploy",
                         "--token=another-token-val");
-  json_t *w = rb_plan_writes_of("fix", d), *x = rb_plan_writes_of("fix", e);
+  json_t *w = rb_plan_writes_of("fix", "20261201-000000-aaaaaa", d),
+         *x = rb_plan_writes_of("fix", "20261201-000000-aaaaaa", e);
   char *shown = json_dumps(w, 0);
   assert_null(strstr(shown, "s3cr3t"));
   assert_non_null(strstr(shown, "REDACTED"));
@@ -101,7 +105,7 @@ static void test_a_secret_is_shown_redacted_and_compared_by_digest(void **state)
 static json_t *plan_of(const char *branch, double value, const char *cmd)
 {
   json_t *d = json_pack("{s:s, s:[s]}", "op", "cmd", "command", cmd);
-  json_t *w = rb_plan_writes_of("fix", d);
+  json_t *w = rb_plan_writes_of("fix", "20261201-000000-aaaaaa", d);
   json_decref(d);
   return json_pack("{s:[{s:s, s:s, s:s, s:s, s:f}], s:o}", "path", "step", "look", "kind",
                    "check", "event", "decision", "branch", branch, "value", value,
@@ -161,6 +165,33 @@ static void test_vars_come_from_the_plan_and_a_different_one_is_refused(void **s
   json_decref(plan);
 }
 
+static void test_a_run_id_is_neutral_in_what_is_compared(void **state)
+{
+  (void)state;
+  json_t *v = json_pack("{s:[s, s], s:s, s:i}", "argv", "page", "run-20261201-1-abcdef",
+                        "url", "http://h/20261201-1-abcdef/x/20261201-1-abcdef", "n", 3);
+  json_t *n = rb_plan_neutral(v, "20261201-1-abcdef");
+  assert_string_equal(json_string_value(json_array_get(json_object_get(n, "argv"), 1)),
+                      "run-{run}");
+  assert_string_equal(json_string_value(json_object_get(n, "url")),
+                      "http://h/{run}/x/{run}");
+  assert_int_equal(json_integer_value(json_object_get(n, "n")), 3);
+  json_t *a = json_pack("{s:s, s:s}", "op", "ssh", "command", "echo 20261201-1-abcdef");
+  json_t *b = json_pack("{s:s, s:s}", "op", "ssh", "command", "echo 20261202-2-fedcba");
+  json_t *wa = rb_plan_writes_of("s", "20261201-1-abcdef", a);
+  json_t *wb = rb_plan_writes_of("s", "20261202-2-fedcba", b);
+  json_t *wc = rb_plan_writes_of("s", "20261203-3-000000", b); /* not its own run */
+  assert_string_equal(digest_of(wa, 0), digest_of(wb, 0));
+  assert_string_not_equal(digest_of(wa, 0), digest_of(wc, 0));
+  json_decref(wa);
+  json_decref(wb);
+  json_decref(wc);
+  json_decref(a);
+  json_decref(b);
+  json_decref(n);
+  json_decref(v);
+}
+
 static void test_the_store_keeps_a_document_with_a_run(void **state)
 {
   (void)state;
@@ -199,6 +230,7 @@ int main(void)
       cmocka_unit_test(test_a_secret_is_shown_redacted_and_compared_by_digest),
       cmocka_unit_test(test_diff_ignores_values_read_but_not_branches_or_writes),
       cmocka_unit_test(test_vars_come_from_the_plan_and_a_different_one_is_refused),
+      cmocka_unit_test(test_a_run_id_is_neutral_in_what_is_compared),
       cmocka_unit_test(test_the_store_keeps_a_document_with_a_run),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
