@@ -100,6 +100,14 @@ size_t rb_approvers_count(const rb_approvers *a)
   return a ? a->n : 0;
 }
 
+int rb_approvers_has_token(const rb_approvers *a, const char *tok)
+{
+  int found = 0;
+  for (size_t i = 0; a && tok && i < a->n; i++)
+    found |= rb_alerts_ct_equal(tok, a->v[i].token);
+  return found;
+}
+
 /* The approver whose token the header carries, or NULL. Every token is
  * compared (in constant time), so the time does not tell which matched. */
 static const char *who(const rb_approvers *a, const char *auth)

@@ -18,6 +18,8 @@ rb_approvers *rb_approvers_load(const rb_config *cfg, const char *alert_token, c
 /* Wipes the tokens. NULL-safe. */
 void rb_approvers_free(rb_approvers *a);
 size_t rb_approvers_count(const rb_approvers *a);
+/* 1 when some approver's token equals tok (compared in constant time). */
+int rb_approvers_has_token(const rb_approvers *a, const char *tok);
 
 /* GET /approvals (pending gates) and POST /approvals/RUN/STEP (an answer
  * {approve, comment} recorded as the credential's name). auth is the

@@ -12,6 +12,12 @@ static const rb_config_key serve_keys[] = {
      "bearer token alert senders must present (`token_env` / `token_file`)"},
     {"hmac_key", RB_CFG_SECRET, NULL, NULL, 0, 0,
      "key for HMAC-signed webhooks (`hmac_key_env` / `hmac_key_file`)"},
+    {"pagerduty_secret", RB_CFG_SECRET, NULL, NULL, 0, 0,
+     "PagerDuty v3 webhook signing secrets, comma-separated during a rotation "
+     "(`pagerduty_secret_env` / `pagerduty_secret_file`)"},
+    {"tls_cert_file", RB_CFG_PATH, NULL, NULL, 0, 0,
+     "PEM certificate (chain) to serve HTTPS with; needs `tls_key_file`"},
+    {"tls_key_file", RB_CFG_PATH, NULL, NULL, 0, 0, "PEM private key of `tls_cert_file`"},
     /* the cap is the size of the listener's child table (MAX_RUNS_CAP) */
     {"max_runs", RB_CFG_INT, "4", NULL, 1, 64, "runs allowed at the same time"},
     {"dedup_max_keys", RB_CFG_INT, "100000", NULL, 1, 10000000,

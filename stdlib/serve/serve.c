@@ -28,6 +28,9 @@
 #include "stdlib/serve/child.h"
 #include "stdlib/serve/guard.h"
 #include "stdlib/serve/notify.h"
+#include "stdlib/serve/pagerduty.h"
+#include "stdlib/serve/resolved.h"
+#include "stdlib/serve/tls.h"
 #include "stdlib/rb_host.h"
 #include "runner/base/util.h"
 
@@ -39,6 +42,7 @@
 enum {
   P_ALERTS,
   P_GRAFANA,
+  P_PAGERDUTY,
   P_JSON,
   P_HEALTHZ,
   P_METRICS,
@@ -49,6 +53,7 @@ enum {
 };
 static const char *const path_names[P_N] = {"/alerts/alertmanager",
                                             "/alerts/grafana",
+                                            "/alerts/pagerduty",
                                             "/alerts/json/:name",
                                             "/healthz",
                                             "/metrics",
@@ -84,6 +89,9 @@ typedef struct {
   const char *config_file;
   char *token;
   char *hmac_key;
+  rb_pd_secrets *pd; /* [serve] pagerduty_secret, or NULL */
+  int insecure;      /* --insecure-no-auth and no token or HMAC key */
+  rb_serve_tls tls;
   rb_rules *rules;
   json_t *books;           /* runbook name -> `show --format json` (serve_child.h) */
   char **child_env;        /* environ without the listener's credentials */
@@ -211,6 +219,8 @@ static int classify(const char *url)
     return P_ALERTS;
   if (strcmp(url, "/alerts/grafana") == 0)
     return P_GRAFANA;
+  if (strcmp(url, "/alerts/pagerduty") == 0)
+    return P_PAGERDUTY;
   if (strncmp(url, "/alerts/json/", 13) == 0)
     return P_JSON;
   if (strcmp(url, "/healthz") == 0)
@@ -293,7 +303,7 @@ static enum MHD_Result respond_error(server *s, struct MHD_Connection *c,
 
 static int check_auth(server *s, struct MHD_Connection *c, const request *rq)
 {
-  if (s->token == NULL && s->hmac_key == NULL)
+  if (s->insecure)
     return 1; /* --insecure-no-auth */
   const char *auth = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Authorization");
   if (s->token && auth && strncasecmp(auth, "Bearer ", 7) == 0 &&
@@ -313,7 +323,7 @@ static int check_auth(server *s, struct MHD_Connection *c, const request *rq)
 static int authorized(server *s, struct MHD_Connection *c, const request *rq)
 {
   int ok = check_auth(s, c, rq);
-  if (ok && (s->token || s->hmac_key)) /* not with --insecure-no-auth */
+  if (ok && !s->insecure)
     rb_guard_authenticated(s->guard, c);
   return ok;
 }
@@ -523,32 +533,105 @@ static const rb_json_route *find_route(const server *s, const char *name)
   return NULL;
 }
 
+/* PagerDuty signs its body with the subscription's secret; the bearer token
+ * and HMAC key of the other routes are not accepted here. */
+static int pd_authorized(server *s, struct MHD_Connection *c, const request *rq)
+{
+  if (s->pd == NULL && s->insecure)
+    return 1;
+  const char *sig =
+      MHD_lookup_connection_value(c, MHD_HEADER_KIND, "X-PagerDuty-Signature");
+  if (rb_pd_verify(s->pd, rb_buf_str(&rq->body), rq->body.len, sig)) {
+    rb_guard_authenticated(s->guard, c);
+    return 1;
+  }
+  pthread_mutex_lock(&s->mu);
+  s->auth_failures++;
+  pthread_mutex_unlock(&s->mu);
+  return 0;
+}
+
+static unsigned refuse(char *err, size_t errlen, unsigned code, const char *msg)
+{
+  snprintf(err, errlen, "%s", msg);
+  return code;
+}
+
+/* Authenticates and parses a request to an /alerts route. Returns 0 with the
+ * batch (and *pd_type for PagerDuty), or the code to answer with err. */
+static unsigned parse_request(server *s, struct MHD_Connection *c, const char *url,
+                              request *rq, rb_alert_batch *b, const char **pd_type,
+                              char *err, size_t errlen)
+{
+  const char *body = rb_buf_str(&rq->body);
+  int path = classify(url);
+  *pd_type = NULL;
+  if (path == P_PAGERDUTY && !pd_authorized(s, c, rq))
+    return refuse(err, errlen, MHD_HTTP_UNAUTHORIZED,
+                  s->pd ? "missing or wrong X-PagerDuty-Signature"
+                        : "no [serve] pagerduty_secret configured");
+  if (path == P_PAGERDUTY)
+    return rb_alerts_parse_pagerduty(body, rq->body.len, b, pd_type, err, errlen) ? 400
+                                                                                  : 0;
+  if (!authorized(s, c, rq))
+    return refuse(err, errlen, MHD_HTTP_UNAUTHORIZED, "missing or wrong credentials");
+  if (path == P_JSON) {
+    const rb_json_route *r = find_route(s, url + 13);
+    if (r == NULL)
+      return refuse(err, errlen, MHD_HTTP_NOT_FOUND,
+                    "no such route: configure [serve.json.NAME]");
+    return rb_alerts_parse_json(r, body, rq->body.len, b, err, errlen) ? 400 : 0;
+  }
+  if (path == P_GRAFANA)
+    return rb_alerts_parse_grafana(body, rq->body.len, b, err, errlen) ? 400 : 0;
+  return rb_alerts_parse_am(body, rq->body.len, b, err, errlen) ? 400 : 0;
+}
+
+/* Resolved alerts whose firing started a run: noted on its timeline. */
+static void note_resolved(server *s, const rb_alert_batch *b, json_t *out,
+                          const char *url)
+{
+  size_t i;
+  json_t *item;
+  json_array_foreach(out, i, item)
+  {
+    if (strcmp(json_string_value(json_object_get(item, "status")), "resolved") != 0)
+      continue;
+    char err[512];
+    int rc = rb_serve_note_resolved(s->state_dir, &b->alerts[i], url, err, sizeof err);
+    if (rc < 0)
+      fprintf(stderr, "runbook serve: cannot note a resolved alert: %s\n", err);
+    else if (rc == 1)
+      json_object_set_new(item, "incident",
+                          json_sprintf("ALERT-%s", b->alerts[i].fingerprint));
+  }
+}
+
+/* A PagerDuty event other than incident.triggered/resolved: acknowledged
+ * (a 2xx, so PagerDuty does not retry or disable the subscription). */
+static enum MHD_Result pd_ignored(server *s, struct MHD_Connection *c, const char *method,
+                                  const char *url, rb_alert_batch *b, const char *type)
+{
+  char note[160];
+  snprintf(note, sizeof note, "(pagerduty %.100s: ignored)", type);
+  json_t *out = json_pack("[{s:s, s:s}]", "event_type", type, "status", "ignored");
+  rb_alerts_clear(b);
+  return respond_json(s, c, method, url, MHD_HTTP_ACCEPTED, out, note);
+}
+
 static enum MHD_Result on_alerts(server *s, struct MHD_Connection *c, const char *method,
                                  const char *url, request *rq)
 {
   if (strcmp(method, "POST") != 0)
     return respond_error(s, c, method, url, MHD_HTTP_METHOD_NOT_ALLOWED, "use POST");
-  if (!authorized(s, c, rq))
-    return respond_error(s, c, method, url, MHD_HTTP_UNAUTHORIZED,
-                         "missing or wrong credentials");
   rb_alert_batch b;
   char err[512];
-  int rc = -1;
-  if (classify(url) == P_JSON) {
-    const rb_json_route *r = find_route(s, url + 13);
-    if (r == NULL)
-      return respond_error(s, c, method, url, MHD_HTTP_NOT_FOUND,
-                           "no such route: configure [serve.json.NAME]");
-    rc =
-        rb_alerts_parse_json(r, rb_buf_str(&rq->body), rq->body.len, &b, err, sizeof err);
-  } else if (classify(url) == P_GRAFANA) {
-    rc =
-        rb_alerts_parse_grafana(rb_buf_str(&rq->body), rq->body.len, &b, err, sizeof err);
-  } else {
-    rc = rb_alerts_parse_am(rb_buf_str(&rq->body), rq->body.len, &b, err, sizeof err);
-  }
-  if (rc != 0)
-    return respond_error(s, c, method, url, MHD_HTTP_BAD_REQUEST, err);
+  const char *pd_type;
+  unsigned bad = parse_request(s, c, url, rq, &b, &pd_type, err, sizeof err);
+  if (bad)
+    return respond_error(s, c, method, url, bad, err);
+  if (pd_type && b.n == 0)
+    return pd_ignored(s, c, method, url, &b, pd_type);
   json_t *out = json_array();
   pending *todo = calloc(b.n ? b.n : 1, sizeof *todo);
   if (todo == NULL) {
@@ -580,6 +663,7 @@ static enum MHD_Result on_alerts(server *s, struct MHD_Connection *c, const char
     failed += strcmp(st, "failed") == 0;
   }
   report_failures(s, &b, out);
+  note_resolved(s, &b, out, url);
   char note[256];
   snprintf(note, sizeof note, "(%zu alerts: %zu started, %zu duplicate, %zu failed%s)",
            b.n, started, dup, failed, overflow ? ", store or queue full" : "");
@@ -684,7 +768,8 @@ static int json_content(server *s, struct MHD_Connection *c, const char *method,
   (void)s;
   int path = classify(url);
   if (strcmp(method, "POST") != 0 ||
-      (path != P_ALERTS && path != P_GRAFANA && path != P_JSON && path != P_APPROVAL))
+      (path != P_ALERTS && path != P_GRAFANA && path != P_PAGERDUTY && path != P_JSON &&
+       path != P_APPROVAL))
     return 1;
   const char *ct = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Content-Type");
   if (ct == NULL || strncasecmp(ct, "application/json", 16) != 0)
@@ -745,6 +830,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
   switch (classify(url)) {
   case P_ALERTS:
   case P_GRAFANA:
+  case P_PAGERDUTY:
   case P_JSON:
     return on_alerts(s, c, method, url, rq);
   case P_HEALTHZ:
@@ -973,6 +1059,32 @@ static void add_route(const char *section, void *arg)
   x->s->routes[x->s->nroutes++] = r;
 }
 
+/* [serve] pagerduty_secret: one or more secrets, none of them another
+ * credential of the listener (a leak of one must not open the other). */
+static int read_pd_secrets(server *s, const rb_config *cfg)
+{
+  char err[512];
+  int bad = 0;
+  char *v = secret(cfg, "pagerduty_secret", &bad);
+  if (v == NULL)
+    return bad ? -1 : 0;
+  s->pd = rb_pd_secrets_parse(v, err, sizeof err);
+  wipe_free(v);
+  if (s->pd == NULL) {
+    fprintf(stderr, "runbook: %s\n", err);
+    return -1;
+  }
+  if (rb_pd_secrets_contains(s->pd, s->token) ||
+      rb_pd_secrets_contains(s->pd, s->hmac_key)) {
+    fprintf(stderr,
+            "runbook: [serve] pagerduty_secret: one of the secrets is the %s: "
+            "give PagerDuty its own\n",
+            rb_pd_secrets_contains(s->pd, s->token) ? "bearer token" : "HMAC key");
+    return -1;
+  }
+  return 0;
+}
+
 static int setup(server *s, const rb_config *cfg, const serve_opts *o)
 {
   char err[1024];
@@ -980,12 +1092,18 @@ static int setup(server *s, const rb_config *cfg, const serve_opts *o)
   long max_runs;
   s->token = secret(cfg, "token", &bad);
   s->hmac_key = secret(cfg, "hmac_key", &bad);
-  if (bad)
+  if (bad || read_pd_secrets(s, cfg) != 0)
     return -1;
-  if (s->token == NULL && s->hmac_key == NULL && !o->insecure) {
+  if (rb_serve_tls_load(cfg, &s->tls, err, sizeof err) != 0) {
+    fprintf(stderr, "runbook: %s\n", err);
+    return -1;
+  }
+  s->insecure = o->insecure && s->token == NULL && s->hmac_key == NULL;
+  if (s->token == NULL && s->hmac_key == NULL && s->pd == NULL && !o->insecure) {
     fprintf(stderr,
             "runbook: serve: no authentication configured: set [serve] token_env/"
-            "token_file or hmac_key_env/hmac_key_file (or pass --insecure-no-auth)\n");
+            "token_file, hmac_key_env/hmac_key_file or pagerduty_secret_env/_file (or "
+            "pass --insecure-no-auth)\n");
     return -1;
   }
   if (o->insecure && s->token == NULL && s->hmac_key == NULL)
@@ -1020,9 +1138,18 @@ static int setup(server *s, const rb_config *cfg, const serve_opts *o)
     fprintf(stderr, "runbook: %s\n", err);
     return -1;
   }
-  const char *drop[2] = {rb_host_config_string(cfg, "serve", "token_env"),
-                         rb_host_config_string(cfg, "serve", "hmac_key_env")};
-  s->child_env = rb_serve_child_env(drop, 2);
+  int reused = 0;
+  for (size_t i = 0; rb_pd_secret_at(s->pd, i) != NULL; i++)
+    reused |= rb_approvers_has_token(s->approvers, rb_pd_secret_at(s->pd, i));
+  if (reused) {
+    fprintf(stderr, "runbook: [serve] pagerduty_secret: an approver's token is one of "
+                    "the secrets: give PagerDuty its own\n");
+    return -1;
+  }
+  const char *drop[3] = {rb_host_config_string(cfg, "serve", "token_env"),
+                         rb_host_config_string(cfg, "serve", "hmac_key_env"),
+                         rb_host_config_string(cfg, "serve", "pagerduty_secret_env")};
+  s->child_env = rb_serve_child_env(drop, 3);
   s->books = json_object();
   s->notify = rb_serve_notify_new(cfg, &bad, err, sizeof err);
   if (bad) {
@@ -1092,6 +1219,8 @@ static void teardown(server *s)
   free(s->child_env);
   wipe_free(s->token);
   wipe_free(s->hmac_key);
+  rb_pd_secrets_free(s->pd);
+  rb_serve_tls_clear(&s->tls);
   pthread_mutex_destroy(&s->mu);
 }
 
@@ -1129,13 +1258,20 @@ int rb_cli_serve(const rb_config *cfg, const char *state_dir, int argc, char **a
   pthread_sigmask(SIG_BLOCK, &set, NULL);
   signal(SIGPIPE, SIG_IGN);
   unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG | MHD_USE_ITC |
-                   (ss.ss_family == AF_INET6 ? MHD_USE_IPv6 : 0);
+                   (ss.ss_family == AF_INET6 ? MHD_USE_IPv6 : 0) |
+                   (s->tls.cert ? MHD_USE_TLS : 0);
+  /* the PEM strings stay alive (in s->tls) until the daemon is stopped */
+  struct MHD_OptionItem tls_opts[] = {
+      {s->tls.cert ? MHD_OPTION_HTTPS_MEM_KEY : MHD_OPTION_END, 0, s->tls.key},
+      {MHD_OPTION_HTTPS_MEM_CERT, 0, s->tls.cert},
+      {MHD_OPTION_END, 0, NULL}};
   struct MHD_Daemon *d = MHD_start_daemon(
       flags, 0, NULL, NULL, on_request, s, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
       MHD_OPTION_CONNECTION_LIMIT, s->max_conns, MHD_OPTION_PER_IP_CONNECTION_LIMIT,
       s->per_ip_conns, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)15,
       MHD_OPTION_NOTIFY_CONNECTION, rb_guard_notify, s->guard,
-      MHD_OPTION_NOTIFY_COMPLETED, on_completed, s, MHD_OPTION_END);
+      MHD_OPTION_NOTIFY_COMPLETED, on_completed, s, MHD_OPTION_ARRAY, tls_opts,
+      MHD_OPTION_END);
   if (d == NULL) {
     fprintf(stderr, "runbook: serve: cannot listen on %s: %s\n", listen, strerror(errno));
     code = RB_EXIT_FAILED;
@@ -1147,9 +1283,11 @@ int rb_cli_serve(const rb_config *cfg, const char *state_dir, int argc, char **a
            di ? di->port : 0);
   fprintf(
       stderr,
-      "runbook serve: listening on %s (%zu rules, max %d runs, auth:%s%s%s, state %s)\n",
-      shown, rb_rules_count(s->rules), s->max_runs, s->token ? " bearer" : "",
-      s->hmac_key ? " hmac" : "", s->token || s->hmac_key ? "" : " NONE", state_dir);
+      "runbook serve: listening on %s (%s, %zu rules, max %d runs, auth:%s%s%s%s, state "
+      "%s)\n",
+      shown, s->tls.cert ? "https" : "http", rb_rules_count(s->rules), s->max_runs,
+      s->token ? " bearer" : "", s->hmac_key ? " hmac" : "", s->pd ? " pagerduty" : "",
+      s->token || s->hmac_key || s->pd ? "" : " NONE", state_dir);
   int sig = wait_for_stop(s, &set);
   fprintf(stderr, "runbook serve: %s: no longer accepting, waiting for runs\n",
           sig == SIGTERM ? "SIGTERM" : "SIGINT");
