@@ -1264,6 +1264,7 @@ int rb_cli_serve(const rb_config *cfg, const char *state_dir, int argc, char **a
   struct MHD_OptionItem tls_opts[] = {
       {s->tls.cert ? MHD_OPTION_HTTPS_MEM_KEY : MHD_OPTION_END, 0, s->tls.key},
       {MHD_OPTION_HTTPS_MEM_CERT, 0, s->tls.cert},
+      {MHD_OPTION_HTTPS_PRIORITIES, 0, (void *)RB_SERVE_TLS_PRIORITIES},
       {MHD_OPTION_END, 0, NULL}};
   struct MHD_Daemon *d = MHD_start_daemon(
       flags, 0, NULL, NULL, on_request, s, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,

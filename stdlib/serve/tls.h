@@ -7,6 +7,9 @@
 
 #include "stdlib/rb_host.h"
 
+/* GnuTLS priorities: its defaults, but TLS 1.2 and 1.3 only. */
+#define RB_SERVE_TLS_PRIORITIES "NORMAL:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2"
+
 typedef struct {
   char *cert; /* PEM, NUL-terminated; NULL: plain HTTP */
   char *key;

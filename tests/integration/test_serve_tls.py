@@ -153,3 +153,26 @@ def test_unreadable_key_refuses_start(tmp_path, pki):
     assert s.proc.wait(timeout=30) == 2, s.text()
     s.logf.close()
     assert want in s.text(), s.text()
+
+
+def test_only_tls_1_2_and_1_3_are_offered(tmp_path, pki):
+    s = Serve(tmp_path, conf_extra=tls_conf(os.path.join(pki, "server.pem"),
+                                            os.path.join(pki, "server.key")))
+    assert s.port, s.text()
+    try:
+        def hello(version):
+            # SECLEVEL=0 lets the client itself offer TLS 1.0/1.1
+            return subprocess.run(
+                ["openssl", "s_client", "-connect", "127.0.0.1:%d" % s.port, "-" + version,
+                 "-cipher", "DEFAULT@SECLEVEL=0", "-CAfile", os.path.join(pki, "ca.pem"),
+                 "-verify_return_error"],
+                input="", capture_output=True, text=True, timeout=30)
+        for v, name in (("tls1_2", "TLSv1.2"), ("tls1_3", "TLSv1.3")):
+            p = hello(v)
+            assert p.returncode == 0 and "Verify return code: 0 (ok)" in p.stdout, p.stdout
+            assert name in p.stdout, p.stdout
+        for v in ("tls1", "tls1_1"):
+            p = hello(v)
+            assert p.returncode != 0 and "Cipher is (NONE)" in p.stdout, (v, p.stdout)
+    finally:
+        assert s.stop() == 0, s.text()
