@@ -7,6 +7,7 @@
 
 #include "runner/exec.h"
 #include "runner/base/util.h"
+#include "runner/drill_match.h"
 
 /* The condition's value at the poll'th poll (0-based): the scenario's
  * "values" in turn, the last one holding once they run out, or its one
@@ -75,15 +76,6 @@ static size_t distance(const char *a, const char *b)
   return row[m];
 }
 
-/* The text a call is matched and named by: a query, or argv as JSON. */
-static char *call_key(const char *module, const json_t *call)
-{
-  const char *field = strcmp(module, "prom") == 0 ? "query" : "argv";
-  const json_t *v = json_object_get(call, field);
-  return json_is_string(v) ? strdup(json_string_value(v))
-                           : json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
-}
-
 /* The answer's result at this poll: "values" in turn (the last holds), or
  * "value". */
 static json_t *at_poll(const rb_exec *ex, const json_t *a)
@@ -95,57 +87,92 @@ static json_t *at_poll(const rb_exec *ex, const json_t *a)
   return json_pack("{s:O}", "value", v);
 }
 
+/* What the module is given: the entry without its note, defaults filled. */
 static json_t *result_of(const rb_exec *ex, const char *module, const json_t *a)
 {
   if (strcmp(module, "prom") == 0)
     return at_poll(ex, a);
-  const json_t *e = json_object_get(a, "exit");
-  const char *out = json_string_value(json_object_get(a, "stdout"));
-  const char *err = json_string_value(json_object_get(a, "stderr"));
-  return json_pack("{s:I, s:s, s:s}", "exit", e ? json_integer_value(e) : 0, "stdout",
-                   out ? out : "", "stderr", err ? err : "");
+  json_t *r = json_deep_copy(a);
+  json_object_del(r, "note");
+  if (strcmp(module, "cmd") == 0 || strcmp(module, "ssh") == 0) {
+    if (!json_object_get(r, "exit"))
+      json_object_set_new(r, "exit", json_integer(0));
+    const char *const out[] = {"stdout", "stderr"};
+    for (int k = 0; k < 2; k++)
+      if (!json_object_get(r, out[k]))
+        json_object_set_new(r, out[k], json_string(""));
+  } else if (strcmp(module, "http") == 0 && !json_object_get(r, "status")) {
+    json_object_set_new(r, "status", json_integer(200));
+  }
+  return r;
+}
+
+/* The error for a read no entry covers, naming the closest entry. */
+static int unanswered(rb_exec *ex, const char *module, const json_t *call,
+                      const json_t *list, char *err, size_t errlen)
+{
+  char *want = rb_drill_describe(module, call, 1), *closest = NULL;
+  size_t best = (size_t)-1, i;
+  json_t *a;
+  json_array_foreach(list, i, a)
+  {
+    char *have = rb_drill_describe(module, a, 1);
+    size_t d = want && have ? distance(want, have) : (size_t)-1;
+    if (d < best) {
+      best = d;
+      free(closest);
+      closest = rb_drill_describe(module, a, 0);
+    }
+    free(have);
+  }
+  rb_err(err, errlen,
+         "%s %s is answered by no entry of the scenario's calls.%s (closest: %s)", module,
+         want ? want : "?", module, closest ? closest : "none");
+  free(want);
+  free(closest);
+  /* Kept by the run too: a pcall in the runbook must not hide it. */
+  snprintf(ex->unanswered, sizeof ex->unanswered, "%s", err ? err : "");
+  return -1;
+}
+
+/* "inventory": the hosts the scenario says a target group stands for. */
+static int inventory_answer(rb_exec *ex, const json_t *call, json_t **out)
+{
+  const json_t *inv = json_object_get(ex->scenario, "inventory");
+  const json_t *hosts =
+      json_object_get(inv, json_string_value(json_object_get(call, "target")));
+  if (hosts == NULL)
+    return 0;
+  *out = json_pack("{s:O}", "hosts", hosts);
+  return 1;
 }
 
 /* The run's answer for one call, or 0/-1 (rb_host_drill_answer). */
 static int drill_answer(rb_exec *ex, const char *module, const json_t *call, json_t **out,
                         char *err, size_t errlen)
 {
+  if (strcmp(module, "inventory") == 0)
+    return inventory_answer(ex, call, out);
   const json_t *list = json_object_get(json_object_get(ex->scenario, "calls"), module);
   if (list == NULL)
     return 0;
-  char *want = call_key(module, call), *closest = NULL;
-  size_t best = (size_t)-1, i;
+  if (call == NULL) { /* does the scenario answer this module at all? */
+    *out = json_true();
+    return 1;
+  }
+  size_t i;
   json_t *a;
   json_array_foreach(list, i, a)
   {
-    char *have = call_key(module, a);
-    size_t d = want && have ? distance(want, have) : (size_t)-1;
-    if (d == 0) {
-      free(have);
-      free(want);
-      free(closest);
+    if (rb_drill_entry_matches(module, a, call)) {
       *out = result_of(ex, module, a);
       return 1;
     }
-    if (d < best) {
-      best = d;
-      free(closest);
-      closest = have;
-    } else {
-      free(have);
-    }
   }
-  const char *q = strcmp(module, "prom") == 0 ? "\"" : "";
-  rb_err(err, errlen,
-         "%s %s %s%s%s is answered by no entry of the scenario's calls.%s (closest: "
-         "%s%s%s)",
-         module, *q ? "query" : "argv", q, want ? want : "?", q, module, closest ? q : "",
-         closest ? closest : "none", closest ? q : "");
-  free(want);
-  free(closest);
-  /* Kept by the run too: a pcall in the runbook must not hide it. */
-  snprintf(ex->unanswered, sizeof ex->unanswered, "%s", err ? err : "");
-  return -1;
+  /* A write no entry answers succeeds as would_run, as without calls. */
+  if (json_is_true(json_object_get(call, "optional")))
+    return 0;
+  return unanswered(ex, module, call, list, err, errlen);
 }
 
 int rb_host_drill_answer(lua_State *L, const char *module, const json_t *call,

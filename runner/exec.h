@@ -33,6 +33,7 @@ typedef struct {
   int64_t sim_ms;        /* drill: simulated time the waits have spent */
   int64_t sim_poll;      /* drill: the poll of the running wait (0-based), 0 in a check */
   char unanswered[1024]; /* drill: a call no answer covered; ends the drill invalid */
+  json_t *record;        /* dry-run --record: module -> the reads' answers */
   int64_t step_timeout_ms;
   int64_t run_deadline_ms;
   int64_t approval_timeout_ms;
@@ -111,6 +112,13 @@ int rb_drill_wait(rb_exec *ex, const rb_step *s, const json_t *ans, json_t *deta
 /* drill: 1 when s runs its own code, its reads answered at the call level:
  * the scenario has "calls" and does not answer s itself. */
 int rb_drill_runs_code(rb_exec *ex, const rb_step *s);
+
+/* -- record.c ------------------------------------------------------------- */
+/* Clears a hold a recorded call left behind when it raised (each step). */
+void rb_record_step(rb_exec *ex);
+/* dry-run --record: writes the recorded reads as a scenario whose expect is
+ * outcome and the path walked. Returns 0, or -1 (printed). */
+int rb_record_write(rb_exec *ex, rb_outcome outcome);
 
 /* -- step_call.c ---------------------------------------------------------- */
 int64_t rb_step_deadline(rb_exec *ex, const rb_step *s);

@@ -415,6 +415,8 @@ static int finish_run(rb_exec *ex, const walk_args *wa, const char *tlpath)
   if (ex->o->mode == RB_MODE_DRY_RUN && ex->would_fail != NULL && code != RB_EXIT_USAGE &&
       code != RB_EXIT_INVALID)
     code = RB_EXIT_WOULD_FAIL;
+  if (rb_record_write(ex, wa->outcome) != 0 && code == RB_EXIT_OK)
+    code = RB_EXIT_FAILED;
   rb_console_summary(ex, wa->outcome, wa->error, tlpath);
   size_t i;
   json_t *f;
@@ -439,6 +441,8 @@ static void exec_init(rb_exec *ex, const rb_run_opts *o)
   ex->host.emit = rb_event_host_emit;
   ex->host.progress = rb_console_progress;
   ex->host.priv = ex;
+  if (o->mode == RB_MODE_DRY_RUN && o->record_path != NULL)
+    ex->record = json_object();
 }
 
 static void exec_free(rb_exec *ex)
@@ -450,6 +454,7 @@ static void exec_free(rb_exec *ex)
   json_decref(ex->pages);
   json_decref(ex->page_failures);
   rb_plan_free(ex->plan);
+  json_decref(ex->record);
   if (ex->log)
     fclose(ex->log);
   rb_timeline_free(ex->tl);

@@ -49,7 +49,9 @@ static const char usage_text[] =
     "usage: runbook [--config FILE] [--state-dir DIR] COMMAND [ARGS]\n"
     "\n"
     "commands:\n"
-    "  exec NAME|FILE [--dry-run] [--incident ID] [--var K=V]... [--force] [--json]\n"
+    "  exec NAME|FILE [--dry-run [--record FILE]] [--incident ID] [--var K=V]... "
+    "[--force]\n"
+    "       [--json]\n"
     "                       run a runbook (actions behind approval gates)\n"
     "  exec NAME|FILE --plan RUN\n"
     "                       execute dry-run RUN's plan, refused if the world changed\n"
@@ -100,8 +102,8 @@ static const char usage_text[] =
 
 static const char *const cmd_help[][2] = {
     {"exec",
-     "usage: runbook exec NAME|FILE [--dry-run] [--incident ID] [--var K=V]... "
-     "[--actor WHO] [--force] [--plan RUN] [--json] [--quiet]\n\n"
+     "usage: runbook exec NAME|FILE [--dry-run [--record FILE]] [--incident ID] "
+     "[--var K=V]... [--actor WHO] [--force] [--plan RUN] [--json] [--quiet]\n\n"
      "Runs the runbook for real. Checks and waits read live systems; actions run\n"
      "behind their approval gates. With --dry-run, actions are not run: each\n"
      "command or request they would send is recorded as would_run, after a\n"
@@ -109,6 +111,8 @@ static const char *const cmd_help[][2] = {
      "authentication tried (no command sent); HTTP targets are connected and\n"
      "TLS-verified (no request sent); local commands are looked up on PATH.\n"
      "A dry-run exits 7 when any preflight failed, naming each target.\n"
+     "--record FILE (with --dry-run) saves every read's answer as a call-level\n"
+     "drill scenario expecting the path taken (docs/drills.md).\n"
      "Only one live exec of a runbook per incident (or per the parameter named by\n"
      "core.exec_lock = param:NAME): a second is refused with exit 8, naming the\n"
      "holder, unless --force, which the run's started event records.\n"
@@ -413,13 +417,19 @@ static int open_plan(const globals *g, rb_mode mode, const char *run, const char
 
 static int cmd_run(globals *g, int argc, char **argv, rb_mode mode)
 {
-  static const struct option opts[] = {
-      {"dry-run", no_argument, NULL, 'd'},     {"incident", required_argument, NULL, 'i'},
-      {"var", required_argument, NULL, 'v'},   {"scenario", required_argument, NULL, 's'},
-      {"actor", required_argument, NULL, 'a'}, {"json", no_argument, NULL, 'j'},
-      {"quiet", no_argument, NULL, 'q'},       {"force", no_argument, NULL, 'f'},
-      {"plan", required_argument, NULL, 'p'},  {NULL, 0, NULL, 0}};
-  const char *incident = g->incident, *scenario = NULL, *actor = NULL, *plan_run = NULL;
+  static const struct option opts[] = {{"dry-run", no_argument, NULL, 'd'},
+                                       {"incident", required_argument, NULL, 'i'},
+                                       {"var", required_argument, NULL, 'v'},
+                                       {"scenario", required_argument, NULL, 's'},
+                                       {"actor", required_argument, NULL, 'a'},
+                                       {"json", no_argument, NULL, 'j'},
+                                       {"quiet", no_argument, NULL, 'q'},
+                                       {"force", no_argument, NULL, 'f'},
+                                       {"plan", required_argument, NULL, 'p'},
+                                       {"record", required_argument, NULL, 'r'},
+                                       {NULL, 0, NULL, 0}};
+  const char *incident = g->incident, *scenario = NULL, *actor = NULL, *plan_run = NULL,
+             *record = NULL;
   json_t *plan = NULL;
   int json = 0, quiet = 0, force = 0;
   rb_store *st = NULL;
@@ -473,9 +483,16 @@ static int cmd_run(globals *g, int argc, char **argv, rb_mode mode)
     case 'p':
       plan_run = optarg;
       break;
+    case 'r':
+      record = optarg;
+      break;
     default:
       goto out;
     }
+  }
+  if (record != NULL && mode != RB_MODE_DRY_RUN) {
+    code = usage_error("--record is an option of exec --dry-run (it records real reads)");
+    goto out;
   }
   if (optind != argc - 1) {
     code = usage_error("%s needs exactly one runbook name or file",
@@ -527,6 +544,7 @@ static int cmd_run(globals *g, int argc, char **argv, rb_mode mode)
   job.o.scenario_name = scenario ? scenario : (mode == RB_MODE_DRILL ? "default" : NULL);
   job.o.force = force;
   job.o.plan = plan;
+  job.o.record_path = record;
   if ((code = lease_run(g, run_id, "exec", &st, &lease)) != RB_EXIT_OK)
     goto out;
   job.o.store = st;

@@ -28,6 +28,7 @@ typedef struct {
   json_t *vars;              /* object: name -> string, from --var */
   const char *scenario_path; /* drill: the scenario file, loaded by the executor */
   const char *scenario_name;
+  const char *record_path; /* dry-run --record: the scenario file to write */
   const rb_config *config;
   int json_stream; /* --json: timeline events to stdout */
   int color;       /* ANSI colour on the terminal */

@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "runner/base/util.h"
+#include "runner/drill_match.h"
 
 int rb_scenario_find(const char *runbook_path, const char *runbook_name, const char *name,
                      char *out, size_t len)
@@ -23,12 +24,8 @@ int rb_scenario_find(const char *runbook_path, const char *runbook_name, const c
 
 /* Names each object of a scenario accepts; anything else is a typo that
  * would make the drill test something other than what its author meant. */
-static const char *const top_fields[] = {"description", "vars",   "steps",
-                                         "calls",       "expect", NULL};
-static const char *const call_modules[] = {"prom", "cmd", NULL};
-static const char *const prom_fields[] = {"query", "value", "values", "note", NULL};
-static const char *const cmd_fields[] = {"argv",   "exit", "stdout",
-                                         "stderr", "note", NULL};
+static const char *const top_fields[] = {"description", "vars",   "steps", "calls",
+                                         "inventory",   "expect", NULL};
 static const char *const answer_fields[] = {"value",    "values", "result", "fail",
                                             "approved", "by",     "note",   "ctx",
                                             "comment",  NULL};
@@ -183,66 +180,6 @@ static int check_expect(const char *path, const json_t *e, const rb_model *m, ch
   return 0;
 }
 
-/* One calls.prom[i]: a query and its value, or values one per poll. */
-static int check_prom(const char *path, const char *where, const json_t *a, char *err,
-                      size_t errlen)
-{
-  if (!json_is_string(json_object_get(a, "query")))
-    return rb_err(err, errlen,
-                  "scenario %s: %s.query must be the PromQL query (a string)", path,
-                  where);
-  const json_t *v = json_object_get(a, "value"), *vs = json_object_get(a, "values");
-  if ((v == NULL) == (vs == NULL))
-    return rb_err(err, errlen,
-                  "scenario %s: %s: give \"value\" or \"values\" (one of them)", path,
-                  where);
-  if (v && !json_is_number(v))
-    return rb_err(err, errlen, "scenario %s: %s.value must be a number", path, where);
-  if (vs && (!json_is_array(vs) || json_array_size(vs) == 0))
-    return rb_err(
-        err, errlen,
-        "scenario %s: %s.values must be a non-empty list of numbers, one per poll", path,
-        where);
-  size_t i;
-  json_t *x;
-  json_array_foreach(vs, i, x)
-  {
-    if (!json_is_number(x))
-      return rb_err(err, errlen, "scenario %s: %s.values[%zu] must be a number", path,
-                    where, i);
-  }
-  return 0;
-}
-
-/* One calls.cmd[i]: the argv a read runs, and its exit, stdout, stderr. */
-static int check_cmd(const char *path, const char *where, const json_t *a, char *err,
-                     size_t errlen)
-{
-  const json_t *argv = json_object_get(a, "argv");
-  size_t i;
-  json_t *x;
-  if (!json_is_array(argv) || json_array_size(argv) == 0)
-    return rb_err(err, errlen, "scenario %s: %s.argv must be a non-empty list of strings",
-                  path, where);
-  json_array_foreach(argv, i, x)
-  {
-    if (!json_is_string(x))
-      return rb_err(err, errlen, "scenario %s: %s.argv[%zu] must be a string", path,
-                    where, i);
-  }
-  const json_t *e = json_object_get(a, "exit");
-  if (e && !json_is_integer(e))
-    return rb_err(err, errlen, "scenario %s: %s.exit must be an integer", path, where);
-  const char *const out[] = {"stdout", "stderr"};
-  for (int k = 0; k < 2; k++) {
-    const json_t *o = json_object_get(a, out[k]);
-    if (o && !json_is_string(o))
-      return rb_err(err, errlen, "scenario %s: %s.%s must be a string", path, where,
-                    out[k]);
-  }
-  return 0;
-}
-
 /* "calls": module -> the list of answers its reads get in a drill. */
 static int check_calls(const char *path, const json_t *calls, char *err, size_t errlen)
 {
@@ -252,14 +189,15 @@ static int check_calls(const char *path, const json_t *calls, char *err, size_t 
     return rb_err(err, errlen,
                   "scenario %s: field \"calls\" must be an object (module -> answers)",
                   path);
-  if (only_fields(path, calls, "calls (call-level answers cover prom and cmd)",
-                  call_modules, err, errlen) != 0)
+  if (only_fields(
+          path, calls,
+          "calls (call-level answers cover prom, cmd, http, ssh, flags and deploy)",
+          rb_drill_modules(), err, errlen) != 0)
     return -1;
   const char *mod;
   json_t *list;
   json_object_foreach((json_t *)calls, mod, list)
   {
-    int prom = strcmp(mod, "prom") == 0;
     if (!json_is_array(list))
       return rb_err(err, errlen, "scenario %s: calls.%s must be a list of answers", path,
                     mod);
@@ -271,10 +209,35 @@ static int check_calls(const char *path, const json_t *calls, char *err, size_t 
       snprintf(where, sizeof where, "calls.%s[%zu]", mod, i);
       if (!json_is_object(a))
         return rb_err(err, errlen, "scenario %s: %s must be an object", path, where);
-      if (only_fields(path, a, where, prom ? prom_fields : cmd_fields, err, errlen) !=
-              0 ||
-          (prom ? check_prom : check_cmd)(path, where, a, err, errlen) != 0)
+      if (rb_drill_entry_check(path, mod, where, a, err, errlen) != 0)
         return -1;
+    }
+  }
+  return 0;
+}
+
+/* "inventory": the hosts a drill's ssh target (a group) stands for. */
+static int check_inventory(const char *path, const json_t *inv, char *err, size_t errlen)
+{
+  if (inv && !json_is_object(inv))
+    return rb_err(err, errlen,
+                  "scenario %s: field \"inventory\" must be an object (group -> hosts)",
+                  path);
+  const char *k;
+  json_t *v;
+  json_object_foreach((json_t *)inv, k, v)
+  {
+    size_t i;
+    json_t *h;
+    if (!json_is_array(v) || json_array_size(v) == 0)
+      return rb_err(err, errlen,
+                    "scenario %s: inventory.%s must be a non-empty list of host names",
+                    path, k);
+    json_array_foreach(v, i, h)
+    {
+      if (!json_is_string(h) || json_string_length(h) == 0)
+        return rb_err(err, errlen, "scenario %s: inventory.%s[%zu] must be a host name",
+                      path, k, i);
     }
   }
   return 0;
@@ -333,6 +296,7 @@ json_t *rb_scenario_load(const char *path, const rb_model *m, char *err, size_t 
   }
   if (check_vars(path, json_object_get(s, "vars"), err, errlen) != 0 ||
       check_calls(path, json_object_get(s, "calls"), err, errlen) != 0 ||
+      check_inventory(path, json_object_get(s, "inventory"), err, errlen) != 0 ||
       check_expect(path, json_object_get(s, "expect"), m, err, errlen) != 0)
     goto bad;
   return s;

@@ -20,6 +20,7 @@ void rb_step_enter(rb_exec *ex, const rb_step *s, int64_t deadline_ms)
   ex->host.step_id = s->id;
   ex->host.step_kind = s->kind;
   ex->host.step_deadline_ms = deadline_ms;
+  rb_record_step(ex);
   char why[256];
   char d[32];
   rb_format_elapsed((deadline_ms - rb_now_mono_ms()) * 1000, d, sizeof d);

@@ -230,6 +230,7 @@ static int poll_condition(rb_exec *ex, const rb_step *s, rb_step_out *o, json_t 
     int64_t next = rb_now_mono_ms() + every;
     if (next >= deadline)
       break;
+    ex->sim_poll++; /* a recording dry-run keeps its answers poll by poll */
     /* The condition must not count the sleep against its own deadline. */
     sleep_until(ex, next);
   }

@@ -272,6 +272,18 @@ static int cmd_drill_answer(lua_State *L, const rb_cmd_spec *s, rb_cmd_result *r
   return 1;
 }
 
+/* dry-run --record: a read's exit, stdout and stderr, as calls.cmd takes it. */
+static void cmd_record(lua_State *L, const rb_cmd_spec *s, const rb_cmd_result *r)
+{
+  json_t *call = json_pack("{s:o}", "argv", cmd_argv_json(s));
+  json_t *a = json_pack("{s:i, s:s%, s:s%}", "exit", r->exit_code, "stdout",
+                        rb_buf_str(&r->out.b), r->out.b.len, "stderr",
+                        rb_buf_str(&r->err.b), r->err.b.len);
+  rb_host_drill_record(L, "cmd", call, a);
+  json_decref(call);
+  json_decref(a);
+}
+
 static int cmd_do(lua_State *L, int is_write)
 {
   rb_cmd_spec s;
@@ -360,6 +372,8 @@ static int cmd_do(lua_State *L, int is_write)
     json_object_set_new(d, "error", json_string(msg));
   int failed = msg[0] != '\0';
   h->emit(h, failed ? "failed" : "finished", d);
+  if (!is_write && h->mode == RB_MODE_DRY_RUN && rc == 0)
+    cmd_record(L, &s, r);
   if (failed && (rc != 0 || !s.allow_fail || r->timed_out || r->interrupted)) {
     lua_pushstring(L, msg);
     return lua_error(L);

@@ -5,6 +5,7 @@ local config = require "config"
 local json = require "json"
 local strict = json.strict
 local rb = require "stdrb"
+local drill = require "drill"
 
 local M = {}
 
@@ -174,6 +175,30 @@ local function k8s_recent(section, service, within)
     service = service, source = section }
 end
 
+-- Drills and recordings ----------------------------------------------------
+
+-- A drill's answer for op on service ("fail" raised), or nil outside drills.
+local function answered(op, service, optional)
+  local a = drill.answer("deploy", { op = op, service = service, optional = optional })
+  if a and a.fail then fail("deploy.%s %s: %s", op, service, a.fail) end
+  return a
+end
+
+-- f(...) with its own reads kept out of a recording dry-run, which keeps
+-- what it returns as the deploy answer instead.
+local function recorded(op, service, f, ...)
+  drill.hold(true)
+  local v = f(...)
+  drill.hold(false)
+  local plain = v
+  if type(v) == "table" then
+    plain = {}
+    for k, x in pairs(v) do plain[k] = x end
+  end
+  drill.record("deploy", { op = op, service = service }, { value = plain })
+  return v
+end
+
 -- Public ------------------------------------------------------------------
 
 --- deploy.recent(service [, { within = "2h", source = "NAME" }]): the most
@@ -185,16 +210,25 @@ function M.recent(service, opts)
   end
   opts = opts or {}
   local within = rb.seconds(opts.within or "2h", "deploy.recent", "within")
+  local optional = "author message image time_iso id revision time service source"
+  local a = answered("recent", service)
+  if a then return strict(a.value, "deploy.recent", optional) end
   local section = section_for(service, opts)
-  local optional = "author message image time_iso"
-  if kind_of(section) == "git" then return strict(git_recent(section, service, within), "deploy.recent", optional) end
-  return strict(k8s_recent(section, service, within), "deploy.recent", optional)
+  local f = kind_of(section) == "git" and git_recent or k8s_recent
+  return strict(recorded("recent", service, f, section, service, within), "deploy.recent",
+    "author message image time_iso")
 end
 
 --- deploy.status(service [, opts]): the `kubectl rollout status` answer:
 -- { done, message, replicas, updated, ready, available, revision }.
 function M.status(service, opts)
   opts = opts or {}
+  local a = answered("status", service)
+  if a then return strict(a.value, "deploy.status", "revision") end
+  return recorded("status", service, M._status, service, opts)
+end
+
+function M._status(service, opts)
   local section = section_for(service, opts)
   if kind_of(section) ~= "kubernetes" then fail("deploy.status needs a kubernetes source") end
   local k = k8s(section, service)
@@ -226,6 +260,16 @@ end
 -- opts.to_revision picks another revision. Returns { from, to, simulated }.
 function M.rollback(service, opts)
   opts = opts or {}
+  if drill.answers("deploy") then
+    local a = answered("rollback", service, true)
+    local v = a and a.value or {}
+    drill.would_run { op = "deploy", action = "rollback", service = service,
+      to_revision = opts.to_revision, answered_by = "scenario" }
+    http.note { op = "deploy", action = "rollback", service = service, simulated = true,
+      message = string.format("%s: rollback%s (not sent: drill)", service,
+        v.to and (" to " .. tostring(v.to)) or "") }
+    return strict({ from = v.from, to = v.to, simulated = true }, "deploy.rollback", "from to")
+  end
   local section = section_for(service, opts)
   if kind_of(section) == "git" then return git_rollback(section, opts) end
   local k = k8s(section, service)

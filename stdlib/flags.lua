@@ -4,6 +4,7 @@ local http = require "http"
 local config = require "config"
 local strict = require("json").strict
 local rb = require "stdrb"
+local drill = require "drill"
 
 local M = {}
 
@@ -182,6 +183,7 @@ local function provider(opts)
   return p
 end
 
+
 local function word(v)
   if v == true then return "on" elseif v == false then return "off" end
   return "unknown"
@@ -190,8 +192,35 @@ end
 --- flags.get(name [, opts]): true when the flag is on in the environment.
 function M.get(name, opts)
   if type(name) ~= "string" or name == "" then error("flags.get: name must be a string", 2) end
+  local a = drill.answer("flags", { op = "get", flag = name })
+  if a then
+    if a.fail then fail("flags.get %s: %s", name, a.fail) end
+    return a.state
+  end
   local p = provider(opts)
-  return p.impl.get(p, name)
+  drill.hold(true) -- a recording dry-run keeps the state, not the provider's HTTP
+  local v = p.impl.get(p, name)
+  drill.hold(false)
+  drill.record("flags", { op = "get", flag = name }, { state = v })
+  return v
+end
+
+-- A drill whose scenario answers flags: the state before from an op = "get"
+-- answer (if any), the change recorded as would_run, and an op = "set"
+-- answer's fail raised, so the runbook's on_error runs. No config needed.
+local function drill_set(name, on, opts)
+  local env = type(opts) == "table" and opts.environment or nil
+  local b = drill.answer("flags", { op = "get", flag = name, optional = true })
+  local before = b and b.state
+  drill.would_run { op = "flags", flag = name, environment = env, before = before,
+    wanted = on, answered_by = "scenario" }
+  local a = drill.answer("flags", { op = "set", flag = name, optional = true })
+  if a and a.fail then fail("flags.set %s: %s", name, a.fail) end
+  http.note { op = "flags", flag = name, environment = env, before = before, wanted = on,
+    simulated = true, message = string.format("%s: %s -> %s, %s (not sent: drill)", name,
+      word(before), word(on), tostring(env)) }
+  return strict({ flag = name, environment = env, provider = "drill", before = before,
+    wanted = on, simulated = true }, "flags.set", "before after changed environment")
 end
 
 --- flags.set(name, on [, opts]): turns the flag on or off. Reads the state
@@ -200,12 +229,16 @@ end
 function M.set(name, on, opts)
   if type(name) ~= "string" or name == "" then error("flags.set: name must be a string", 2) end
   if type(on) ~= "boolean" then error("flags.set: on must be true or false", 2) end
+  if drill.answers("flags") then return drill_set(name, on, opts) end
   local p = provider(opts)
   -- The kill switch matters more than knowing the old state: a failed read
   -- is noted and the change is still made.
+  drill.hold(true)
   local ok, before = pcall(p.impl.get, p, name)
+  drill.hold(false)
   local before_err = not ok and tostring(before) or nil
   if not ok then before = nil end
+  if ok then drill.record("flags", { op = "get", flag = name }, { state = before }) end
   local r = p.impl.set(p, name, on)
   local res = { flag = name, environment = p.env, provider = p.section, before = before,
     wanted = on, simulated = r.simulated or false }

@@ -476,6 +476,20 @@ static void body_digests(const rb_host *h, const req_state *r, json_t *d)
   json_object_set_new(d, "body_plan_sha256", json_string(hex));
 }
 
+/* The would_run of a write: method, URL, the headers and body it carries,
+ * and the body's digests. */
+static json_t *write_detail(const rb_host *h, const req_state *r)
+{
+  json_t *d = base_detail(r);
+  json_object_set(d, "headers", r->shown_headers);
+  body_digests(h, r, d); /* the intent's, for plans (docs/plans.md) */
+  if (r->body_json != NULL)
+    json_object_set(d, "body", r->body_json);
+  else if (r->body != NULL)
+    json_object_set_new(d, "body", json_stringn(r->body, r->body_len));
+  return d;
+}
+
 static int push_simulated(lua_State *L, rb_host *h, req_state *r, const rb_http_req *q)
 {
   json_t *d = base_detail(r);
@@ -484,12 +498,9 @@ static int push_simulated(lua_State *L, rb_host *h, req_state *r, const rb_http_
                         rb_http_preflight(L, r->url, q->ca_bundle, q->insecure,
                                           rb_host_time_left(L, q->timeout_ms),
                                           r->url_from != NULL));
-  json_object_set(d, "headers", r->shown_headers);
-  body_digests(h, r, d); /* the intent's, for plans (docs/plans.md) */
-  if (r->body_json != NULL)
-    json_object_set(d, "body", r->body_json);
-  else if (r->body != NULL)
-    json_object_set_new(d, "body", json_stringn(r->body, r->body_len));
+  json_t *w = write_detail(h, r);
+  json_object_update_missing(d, w);
+  json_decref(w);
   emit(h, "would_run", d);
   lua_createtable(L, 0, 5);
   lua_pushinteger(L, 0);
@@ -569,6 +580,111 @@ static int push_response(lua_State *L, req_state *r, int check, const char *engi
   return rb_host_result(L, "http", "json simulated");
 }
 
+/* -- drills and recordings (docs/drills.md) ------------------------------ */
+
+static void resp_header(req_state *r, const char *name, const char *value)
+{
+  rb_http_kv *hs = realloc(r->resp.headers, (r->resp.nheaders + 1) * sizeof *hs);
+  if (hs == NULL)
+    return;
+  r->resp.headers = hs;
+  char *n = strdup(name), *v = strdup(value);
+  if (n == NULL || v == NULL) {
+    free(n);
+    free(v);
+    return;
+  }
+  for (char *c = n; *c; c++)
+    *c = (char)tolower((unsigned char)*c);
+  hs[r->resp.nheaders++] = (rb_http_kv){n, v};
+}
+
+/* The scenario's answer a as the response in r: status, headers, body. */
+static void fill_answer(req_state *r, const json_t *a)
+{
+  const json_t *js = json_object_get(a, "json");
+  const char *k;
+  json_t *v;
+  r->resp.status = (long)json_integer_value(json_object_get(a, "status"));
+  r->resp.attempts = 1;
+  json_object_foreach(json_object_get(a, "headers"), k, v)
+      resp_header(r, k, json_string_value(v));
+  if (js != NULL && rb_http_resp_header(&r->resp, "content-type") == NULL)
+    resp_header(r, "content-type", "application/json");
+  char *body = js ? json_dumps(js, JSON_COMPACT | JSON_ENCODE_ANY)
+                  : strdup(json_string_value(json_object_get(a, "body"))
+                               ? json_string_value(json_object_get(a, "body"))
+                               : "");
+  r->resp.body = body;
+  r->resp.body_len = body ? strlen(body) : 0;
+}
+
+/* drill: a request the scenario's calls.http answers (a write is still
+ * recorded as would_run). Returns do_request's result, or -1 when the
+ * scenario does not answer it and the request goes on as before. */
+static int http_drill(lua_State *L, rb_host *h, req_state *r, int is_read, int check)
+{
+  json_t *call = json_pack("{s:s, s:s, s:b}", "method", r->method, "url", r->url,
+                           "optional", !is_read);
+  json_t *a = NULL;
+  char err[ERRLEN];
+  int rc = rb_host_drill_answer(L, "http", call, &a, err, sizeof err);
+  json_decref(call);
+  if (rc < 0)
+    return luaL_error(L, "%s", err);
+  if (rc == 0)
+    return -1;
+  if (!is_read)
+    emit(h, "would_run", write_detail(h, r));
+  fill_answer(r, a);
+  const char *fail = json_string_value(json_object_get(a, "fail"));
+  json_t *d = base_detail(r);
+  json_object_set_new(d, "status", json_integer(r->resp.status));
+  json_object_set_new(d, "answered_by", json_string("scenario"));
+  char msg[ERRLEN];
+  snprintf(msg, sizeof msg, "%s", fail ? fail : "");
+  if (!fail && r->resp.status >= 400)
+    snprintf(msg, sizeof msg, "HTTP %ld", r->resp.status);
+  if (msg[0] && (fail || check))
+    json_object_set_new(d, "error", json_string(msg));
+  emit(h, msg[0] && (fail || check) ? "failed" : "finished", d);
+  json_decref(a);
+  if (fail)
+    return luaL_error(L, "http %s %s: %s", r->method, r->shown, msg);
+  return push_response(L, r, check, msg);
+}
+
+/* dry-run --record: what a read answered, in the form calls.http takes.
+ * Only the content type of the headers is kept (cookies stay out). */
+static void http_record(lua_State *L, const req_state *r, int rc, const char *err)
+{
+  char placeholder[300];
+  snprintf(placeholder, sizeof placeholder, "<secret %s>",
+           r->url_from ? r->url_from : "");
+  json_t *call = json_pack("{s:s, s:s}", "method", r->method, "url",
+                           r->url_from ? placeholder : r->shown);
+  json_t *a = json_object();
+  const char *ct = rb_http_resp_header(&r->resp, "content-type");
+  json_t *js = NULL;
+  if (rc != 0) {
+    json_object_set_new(a, "fail", json_string(err));
+  } else {
+    json_object_set_new(a, "status", json_integer(r->resp.status));
+    if (ct != NULL)
+      json_object_set_new(a, "headers", json_pack("{s:s}", "content-type", ct));
+    if (r->resp.body_len > 0 && rb_http_is_json_type(ct))
+      js = json_loadb(r->resp.body, r->resp.body_len, JSON_DECODE_ANY, NULL);
+    if (js != NULL)
+      json_object_set_new(a, "json", js);
+    else
+      json_object_set_new(
+          a, "body", json_stringn(r->resp.body ? r->resp.body : "", r->resp.body_len));
+  }
+  rb_host_drill_record(L, "http", call, a);
+  json_decref(call);
+  json_decref(a);
+}
+
 /* A write's intent, on disk (fsync'd) before the request leaves: method,
  * URL and the SHA-256 of the exact body, so a resume after a crash can name
  * what may have been sent. Returns 0, or -1 when it could not be recorded
@@ -608,6 +724,11 @@ static int do_request(lua_State *L, const char *fn)
   if (r->shown == NULL)
     return luaL_error(L, "http: out of memory");
 
+  if (h->mode == RB_MODE_DRILL) {
+    int rc = http_drill(L, h, r, is_read, check);
+    if (rc >= 0)
+      return rc;
+  }
   char what[512];
   snprintf(what, sizeof what, "http %s %s", r->method, r->shown);
   if (is_read) {
@@ -646,6 +767,8 @@ static int do_request(lua_State *L, const char *fn)
   if (failed)
     json_object_set_new(d, "error", json_string(err));
   emit(h, failed ? "failed" : "finished", d);
+  if (is_read && h->mode == RB_MODE_DRY_RUN)
+    http_record(L, r, rc, err);
   if (rc != 0)
     return luaL_error(L, "http %s %s: %s", r->method, r->shown, err);
   return push_response(L, r, check, err);

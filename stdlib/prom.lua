@@ -21,7 +21,7 @@ end
 local function base_url(opts)
   local url = opts.url or config.get("prom", "url")
   if url == nil or url == "" then
-    error("prom: no Prometheus URL: set url in the [prom] section of the config", 4)
+    error("prom: no Prometheus URL: set url in the [prom] section of the config", 5)
   end
   return (url:gsub("/+$", ""))
 end
@@ -52,11 +52,11 @@ local function api(path, params, expr, opts)
   local j = r.json
   if type(j) ~= "table" or j.status == nil then
     error(string.format("prom: query %q: HTTP %d from %s, not a Prometheus API answer: %s",
-      expr, r.status, path, (r.body or ""):sub(1, 200)), 3)
+      expr, r.status, path, (r.body or ""):sub(1, 200)), 4)
   end
   if j.status ~= "success" then
     error(string.format("prom: query %q failed: %s: %s", expr,
-      tostring(j.errorType or "error"), tostring(j.error or "no message")), 3)
+      tostring(j.errorType or "error"), tostring(j.error or "no message")), 4)
   end
   return j.data, warnings_of(j, expr, path)
 end
@@ -88,6 +88,20 @@ local function answered(expr)
   return a and a.value
 end
 
+-- The API call with its own HTTP request kept out of a recording dry-run,
+-- which keeps the query's number instead (drill.record).
+local function held(path, params, expr, opts)
+  drill.hold(true)
+  local data, warn = api(path, params, expr, opts)
+  drill.hold(false)
+  return data, warn
+end
+
+local function recorded(expr, v)
+  if type(v) == "number" then drill.record("prom", { query = expr }, { value = v }) end
+  return v
+end
+
 --- prom.query(expr [, opts]): instant query. A scalar or a one-sample vector
 -- gives a bare number (the sample's labels are dropped); with
 -- opts.series = true a vector is always a list, so one sample keeps its
@@ -99,12 +113,12 @@ function M.query(expr, opts)
   opts = opts or {}
   local v = answered(expr)
   if v ~= nil then return v end
-  local data, warn = api("/api/v1/query", { query = expr, time = opts.time }, expr, opts)
+  local data, warn = held("/api/v1/query", { query = expr, time = opts.time }, expr, opts)
   local rt, res = data.resultType, data.result
-  if rt == "scalar" then return number(res[2]), warn end
+  if rt == "scalar" then return recorded(expr, number(res[2])), warn end
   if rt == "string" then return res[2], warn end
   if rt == "vector" and #res == 1 and not opts.series then
-    return number(res[1].value[2]), warn
+    return recorded(expr, number(res[1].value[2])), warn
   end
   return series_list(res, rt == "matrix"), warn
 end
@@ -117,11 +131,11 @@ function M.value(expr, opts)
   opts = opts or {}
   local v = answered(expr)
   if v ~= nil then return v end
-  local data, warn = api("/api/v1/query", { query = expr, time = opts.time }, expr, opts)
+  local data, warn = held("/api/v1/query", { query = expr, time = opts.time }, expr, opts)
   local rt, res = data.resultType, data.result
-  if rt == "scalar" then return number(res[2]), warn end
+  if rt == "scalar" then return recorded(expr, number(res[2])), warn end
   if rt == "vector" then
-    if #res == 1 then return number(res[1].value[2]), warn end
+    if #res == 1 then return recorded(expr, number(res[1].value[2])), warn end
     error(string.format("prom.value: query %q returned %d series, want exactly 1", expr, #res), 2)
   end
   error(string.format("prom.value: query %q returned a %s, want a number", expr, tostring(rt)), 2)
@@ -145,7 +159,7 @@ function M.range(expr, opts)
   local start = when(opts.start, finish - 3600, "start")
   local step = seconds(opts.step or "15s", "step")
   if start > finish then error("prom.range: start is after end_", 2) end
-  local data, warn = api("/api/v1/query_range",
+  local data, warn = held("/api/v1/query_range",
     { query = expr, start = start, ["end"] = finish, step = step }, expr, opts)
   return series_list(data.result or {}, true), warn
 end

@@ -20,7 +20,7 @@
 #include "stdlib/policy.h"
 
 /* Covers this header and the vocabulary it includes (stdlib/policy.h). */
-#define RB_HOST_ABI_VERSION 2
+#define RB_HOST_ABI_VERSION 3
 
 /* The exit codes of the runbook command (docs/cli.md), also returned by the
  * command a plugin provides. */
@@ -76,15 +76,27 @@ int rb_host_may_write(lua_State *L, const char *what);
  * and dry-run. Raises in drill, where nothing touches the network: drills
  * answer checks and waits from the scenario instead of running them. */
 void rb_host_check_read(lua_State *L, const char *what);
-/* drill: the scenario's call-level answer for one read of module ("prom":
- * {"query": ...}, "cmd": {"argv": [...]}; docs/drills.md). Returns 1 with
- * *out (new reference), or -1 with err naming the call and the closest
- * answer when none covers it (the caller raises once it has cleaned up; the
- * drill then ends invalid whatever the runbook does with the error).
+/* drill: the scenario's call-level answer for one call of module ("prom":
+ * {"query": ...}, "cmd": {"argv": [...]}, "http": {"method", "url"}, "ssh":
+ * {"host", "command"}, "flags": {"op", "flag"}, "deploy": {"op", "service"};
+ * docs/drills.md). Returns 1 with *out (new reference), or -1 with err naming
+ * the call and the closest answer when none covers it (the caller raises
+ * once it has cleaned up; the drill then ends invalid whatever the runbook
+ * does with the error). A call with "optional": true (a write) that no entry
+ * covers returns 0 instead. call NULL asks whether the scenario answers
+ * module at all (1, *out true). Module "inventory" with {"target": name}
+ * gives {"hosts": [...]} when the scenario's inventory names the group.
  * Returns 0 outside drills and in a drill that answers no call of module,
  * whose read then goes to rb_host_check_read as before. Never raises. */
 int rb_host_drill_answer(lua_State *L, const char *module, const json_t *call,
                          json_t **out, char *err, size_t errlen);
+/* dry-run with --record: keeps what one read of module answered (call as
+ * for rb_host_drill_answer, answer in the scenario's form) for the scenario
+ * file the run writes at its end; the runner redacts both. Ignored outside
+ * a recording run and while the Lua registry's "rb.drill.quiet" is set (a
+ * read inside a recorded prom, flags or deploy call). Never raises. */
+void rb_host_drill_record(lua_State *L, const char *module, const json_t *call,
+                          const json_t *answer);
 /* Milliseconds left before the step's deadline (at least 1), or def_ms when
  * the step has none; min(def_ms, left) otherwise. */
 int64_t rb_host_time_left(lua_State *L, int64_t def_ms);

@@ -317,9 +317,10 @@ static void ssh_push_failure(lua_State *L, const rb_ssh_result *r, size_t n,
   luaL_pushresult(&b);
 }
 
-/* reasons: one preflight result per host (NULL = ok), or NULL in a drill. */
-static int ssh_simulate(lua_State *L, rb_host *h, const rb_ssh_host *hosts, size_t n,
-                        const char *command, int port, const char **reasons)
+/* One would_run per host; reasons: each host's preflight result (NULL = ok),
+ * or NULL in a drill. */
+static void ssh_would_run(rb_host *h, const rb_ssh_host *hosts, size_t n,
+                          const char *command, int port, const char **reasons)
 {
   for (size_t i = 0; i < n; i++) {
     json_t *d = json_pack("{s:s, s:s, s:s, s:i, s:s, s:b}", "op", "ssh", "host",
@@ -330,6 +331,12 @@ static int ssh_simulate(lua_State *L, rb_host *h, const rb_ssh_host *hosts, size
       json_object_set_new(d, "preflight", rb_preflight_json(hosts[i].name, reasons[i]));
     h->emit(h, "would_run", d);
   }
+}
+
+static int ssh_simulate(lua_State *L, rb_host *h, const rb_ssh_host *hosts, size_t n,
+                        const char *command, int port, const char **reasons)
+{
+  ssh_would_run(h, hosts, n, command, port, reasons);
   lua_createtable(L, 0, 6);
   lua_createtable(L, (int)n, 0);
   for (size_t i = 0; i < n; i++) {
@@ -428,6 +435,155 @@ static int ssh_dry(lua_State *L, rb_host *h, ssh_state *st, rb_ssh_host *hosts, 
   return rb_host_result(L, "ssh.run", "simulated");
 }
 
+/* -- drills and recordings (docs/drills.md) ------------------------------ */
+
+static int ssh_drill_answers(lua_State *L)
+{
+  json_t *a = NULL;
+  char err[16];
+  int rc = rb_host_drill_answer(L, "ssh", NULL, &a, err, sizeof err);
+  json_decref(a);
+  return rc == 1;
+}
+
+/* drill: each name the scenario's inventory lists as a group stands for its
+ * hosts; the rest are hosts as written. Returns hosts, or a boxed copy. */
+static rb_ssh_host *ssh_drill_expand(lua_State *L, rb_ssh_host *hosts, size_t *n)
+{
+  json_t *names = json_array();
+  int any = 0;
+  for (size_t i = 0; i < *n; i++) {
+    json_t *call = json_pack("{s:s}", "target", hosts[i].name), *a = NULL;
+    char err[16];
+    if (rb_host_drill_answer(L, "inventory", call, &a, err, sizeof err) == 1) {
+      json_array_extend(names, json_object_get(a, "hosts"));
+      any = 1;
+    } else {
+      json_array_append_new(names, json_string(hosts[i].name));
+    }
+    json_decref(call);
+    json_decref(a);
+  }
+  if (!any) {
+    json_decref(names);
+    return hosts;
+  }
+  size_t m = json_array_size(names);
+  rb_box *box = rb_box_push(L, hosts_free);
+  rb_ssh_host *out = calloc(m ? m : 1, sizeof *out);
+  rb_box_hold(box, out, out ? m : 0);
+  for (size_t i = 0; out && i < m; i++) {
+    out[i].name = strdup(json_string_value(json_array_get(names, i)));
+    out[i].address = strdup(json_string_value(json_array_get(names, i)));
+  }
+  json_decref(names);
+  if (out == NULL)
+    luaL_error(L, "ssh: out of memory");
+  *n = m;
+  return out;
+}
+
+/* One host's answer (exit, stdout, stderr, fail) as its result. */
+static void ssh_drill_result(rb_ssh_result *r, const json_t *a)
+{
+  const char *fail = json_string_value(json_object_get(a, "fail"));
+  r->exit_code = fail ? -1 : (int)json_integer_value(json_object_get(a, "exit"));
+  r->out = strdup(json_string_value(json_object_get(a, "stdout")));
+  r->errout = strdup(json_string_value(json_object_get(a, "stderr")));
+  r->out_len = r->out ? strlen(r->out) : 0;
+  r->err_len = r->errout ? strlen(r->errout) : 0;
+  r->ok = !fail && r->exit_code == 0;
+  if (fail != NULL) {
+    size_t len = strlen(fail) + strlen(r->host ? r->host : "?") + 8;
+    r->error = malloc(len);
+    if (r->error)
+      snprintf(r->error, len, "ssh %s: %s", r->host ? r->host : "?", fail);
+  }
+}
+
+/* drill: the answer of one host; 0 when a write's host has none (it
+ * succeeds), raises when a read's has none. */
+static void ssh_drill_host(lua_State *L, rb_host *h, rb_ssh_result *r,
+                           const char *command, int is_write)
+{
+  json_t *call = json_pack("{s:s, s:s, s:b}", "host", r->host ? r->host : "", "command",
+                           command, "optional", is_write),
+         *a = NULL;
+  char err[1024];
+  int rc = rb_host_drill_answer(L, "ssh", call, &a, err, sizeof err);
+  json_decref(call);
+  if (rc < 0)
+    luaL_error(L, "%s: %s", is_write ? "ssh.run" : "ssh.read", err);
+  r->ok = 1;
+  if (rc == 1)
+    ssh_drill_result(r, a);
+  json_decref(a);
+  json_t *d =
+      json_pack("{s:s, s:s, s:s, s:i, s:s}", "op", "ssh", "host", r->host ? r->host : "",
+                "command", command, "exit_code", r->exit_code, "answered_by",
+                rc == 1 ? "scenario" : "none (a write succeeds)");
+  if (r->error)
+    json_object_set_new(d, "error", json_string(r->error));
+  h->emit(h, r->ok ? "finished" : "failed", d);
+}
+
+/* drill: ssh.read and ssh.run answered host by host from calls.ssh, batch by
+ * batch as the engine goes (max_fail skips the rest); a write is recorded as
+ * would_run too. Returns -1 when the scenario answers no ssh call. */
+static int ssh_drill(lua_State *L, rb_host *h, const ssh_call *c, int port,
+                     rb_ssh_host *hosts, size_t n, const char *command, int is_write)
+{
+  if (!ssh_drill_answers(L))
+    return -1;
+  if (is_write)
+    ssh_would_run(h, hosts, n, command, port, NULL);
+  rb_box *rbox = rb_box_push(L, results_free);
+  rb_ssh_result *res = calloc(n ? n : 1, sizeof *res);
+  rb_box_hold(rbox, res, res ? n : 0);
+  if (res == NULL)
+    return luaL_error(L, "ssh: out of memory");
+  size_t batch = rb_ssh_batch_size(c->o.batch, n),
+         limit = rb_ssh_fail_limit(c->o.max_fail, n);
+  size_t failed = 0, skipped = 0;
+  for (size_t i = 0; i < n; i++) {
+    res[i].host = strdup(hosts[i].name);
+    res[i].address = strdup(hosts[i].address ? hosts[i].address : hosts[i].name);
+    if (skipped || (i % batch == 0 && failed > limit)) {
+      res[i].skipped = 1;
+      res[i].exit_code = -1;
+      skipped++;
+      continue;
+    }
+    ssh_drill_host(L, h, &res[i], command, is_write);
+    failed += !res[i].ok;
+  }
+  ssh_push_summary(L, res, n);
+  if (failed > limit && !c->allow_fail) {
+    ssh_push_failure(L, res, n, failed, limit, skipped);
+    return lua_error(L);
+  }
+  return rb_host_result(L, is_write ? "ssh.run" : "ssh.read", "simulated");
+}
+
+/* dry-run --record: each host's answer to a read, as calls.ssh takes it. */
+static void ssh_record(lua_State *L, const rb_ssh_result *res, size_t n,
+                       const char *command)
+{
+  for (size_t i = 0; i < n; i++) {
+    if (res[i].skipped)
+      continue;
+    json_t *call = json_pack("{s:s, s:s}", "host", res[i].host, "command", command);
+    json_t *a = res[i].error && res[i].exit_code < 0
+                    ? json_pack("{s:s}", "fail", res[i].error)
+                    : json_pack("{s:i, s:s%, s:s%}", "exit", res[i].exit_code, "stdout",
+                                res[i].out ? res[i].out : "", res[i].out_len, "stderr",
+                                res[i].errout ? res[i].errout : "", res[i].err_len);
+    rb_host_drill_record(L, "ssh", call, a);
+    json_decref(call);
+    json_decref(a);
+  }
+}
+
 static int ssh_do(lua_State *L, int is_write)
 {
   const char *target = ssh_check_target(L, 1);
@@ -438,7 +594,7 @@ static int ssh_do(lua_State *L, int is_write)
   int real = 1;
   if (is_write)
     real = rb_host_may_write(L, what);
-  else
+  else if (h->mode != RB_MODE_DRILL || !ssh_drill_answers(L))
     rb_host_check_read(L, what);
   /* A drill touches no system: it records the target names as written and
    * loads neither the inventory nor known_hosts. */
@@ -456,6 +612,12 @@ static int ssh_do(lua_State *L, int is_write)
   lua_settop(L, 3); /* the boxes go above the arguments */
   size_t n = 0;
   rb_ssh_host *hosts = ssh_resolve_boxed(L, st, target, &n); /* 4 */
+  if (h->mode == RB_MODE_DRILL) {
+    hosts = ssh_drill_expand(L, hosts, &n);
+    int rc = ssh_drill(L, h, &c, st->cfg.settings.port, hosts, n, command, is_write);
+    if (rc >= 0)
+      return rc;
+  }
   if (!real)
     return ssh_dry(L, h, st, hosts, n, command);
   if (is_write) {
@@ -483,6 +645,8 @@ static int ssh_do(lua_State *L, int is_write)
   rb_box_hold(rbox, res, rc < 0 ? 0 : n);
   if (rc < 0)
     return luaL_error(L, "%s", err);
+  if (!is_write && h->mode == RB_MODE_DRY_RUN)
+    ssh_record(L, res, n, command);
   size_t failed = ssh_push_summary(L, res, n);
   size_t skipped = 0;
   for (size_t i = 0; i < n; i++)
@@ -505,6 +669,8 @@ static int ssh_hosts(lua_State *L)
   size_t n = 0;
   lua_settop(L, 1);
   rb_ssh_host *hosts = ssh_resolve_boxed(L, st, target, &n);
+  if (rb_host_get(L)->mode == RB_MODE_DRILL)
+    hosts = ssh_drill_expand(L, hosts, &n);
   lua_createtable(L, (int)n, 0);
   for (size_t i = 0; i < n; i++) {
     ssh_push_host(L, &hosts[i], st->cfg.settings.port);

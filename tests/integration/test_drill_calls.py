@@ -216,7 +216,8 @@ def test_a_read_of_a_module_without_call_answers_is_still_refused(tmp_path):
 
 
 @pytest.mark.parametrize("calls,message", [
-    ({"http": []}, "unknown field 'http' in calls (call-level answers cover prom and cmd)"),
+    ({"mysql": []}, "unknown field 'mysql' in calls (call-level answers cover prom, cmd, http, "
+                    "ssh, flags and deploy)"),
     ({"prom": [{"value": 1}]}, "calls.prom[0].query must be the PromQL query (a string)"),
     ({"prom": [{"query": "up", "value": 1, "values": [1]}]},
      'calls.prom[0]: give "value" or "values" (one of them)'),
