@@ -840,3 +840,20 @@ char *rb_config_secret(const rb_config *c, const char *section, const char *key,
   }
   return value;
 }
+
+void rb_config_register_secrets(const rb_config *c)
+{
+  for (size_t i = 0; c != NULL && i < c->n; i++) {
+    int is_env = 0;
+    const rb_config_key *k = secret_ref(c->v[i].section, c->v[i].key, &is_env);
+    if (k == NULL || k->type != RB_CFG_SECRET)
+      continue;
+    int absent = 0;
+    char err[512];
+    char *v = rb_config_secret(c, c->v[i].section, k->key, &absent, err, sizeof err);
+    if (v != NULL) {
+      explicit_bzero(v, strlen(v));
+      free(v);
+    }
+  }
+}

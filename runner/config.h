@@ -52,6 +52,10 @@ int rb_config_set(rb_config *c, const char *section, const char *key, const char
 char *rb_config_secret(const rb_config *c, const char *section, const char *key,
                        int *absent, char *err, size_t errlen);
 
+/* Resolves every configured secret once, so the redactor knows them all
+ * (a recording scrubs what the run read before it needed a secret). */
+void rb_config_register_secrets(const rb_config *c);
+
 /* 1 when the secret of some section is read from environment variable var
  * (`token_env = VAR`), with where naming it ("[serve] token_env"); else 0. */
 int rb_config_secret_env(const rb_config *c, const char *var, char *where, size_t len);

@@ -8,6 +8,7 @@
 #include <time.h>
 
 #include "runner/base/util.h"
+#include "runner/config.h"
 #include "runner/exec.h"
 
 #define QUIET_KEY "rb.drill.quiet"
@@ -76,6 +77,15 @@ void rb_host_drill_record(lua_State *L, const char *module, const json_t *call,
   lua_pop(L, 1);
   if (quiet)
     return;
+  if (strcmp(module, "inventory") == 0) { /* the scenario's own field, not a call */
+    json_t *inv = json_object_get(ex->record, "inventory");
+    if (inv == NULL)
+      json_object_set_new(ex->record, "inventory", inv = json_object());
+    const char *t = json_string_value(json_object_get(call, "target"));
+    if (t != NULL && json_object_get(inv, t) == NULL)
+      json_object_set(inv, t, json_object_get(answer, "hosts"));
+    return;
+  }
   json_t *list = json_object_get(ex->record, module);
   if (list == NULL) {
     list = json_array();
@@ -141,6 +151,9 @@ int rb_record_write(rb_exec *ex, rb_outcome outcome)
   if (ex->record == NULL)
     return 0;
   collapse_prom(ex->record);
+  /* A read before the run needed a secret saw it unregistered: scrub the
+   * whole recording again with every configured secret known. */
+  rb_config_register_secrets(ex->o->config);
   char when[64], desc[512];
   time_t now = time(NULL);
   struct tm tm;
@@ -149,9 +162,17 @@ int rb_record_write(rb_exec *ex, rb_outcome outcome)
   snprintf(desc, sizeof desc, "Recorded from a dry-run of %s (incident %s) at %s",
            ex->m->name, ex->o->incident, when);
   json_t *vars = redacted(ex->o->vars ? ex->o->vars : json_object());
+  json_t *inv = json_incref(json_object_get(ex->record, "inventory"));
+  json_object_del(ex->record, "inventory");
   json_t *s = json_pack("{s:s, s:o, s:O, s:{s:s, s:O}}", "description", desc, "vars",
                         vars, "calls", ex->record, "expect", "outcome",
                         rb_outcome_name(outcome), "path", ex->path);
+  if (s != NULL && inv != NULL)
+    json_object_set(s, "inventory", inv);
+  json_decref(inv);
+  json_t *clean = redacted(s);
+  json_decref(s);
+  s = clean;
   char tmp[4200];
   int rc = -1;
   if (s != NULL && rb_fmt(tmp, sizeof tmp, "%s.tmp", ex->o->record_path) == 0 &&

@@ -264,7 +264,8 @@ function M.rollback(service, opts)
     local a = answered("rollback", service, true)
     local v = a and a.value or {}
     drill.would_run { op = "deploy", action = "rollback", service = service,
-      to_revision = opts.to_revision, answered_by = "scenario" }
+      to_revision = opts.to_revision, answered_by = "scenario",
+      title = "deploy.rollback " .. service }
     http.note { op = "deploy", action = "rollback", service = service, simulated = true,
       message = string.format("%s: rollback%s (not sent: drill)", service,
         v.to and (" to " .. tostring(v.to)) or "") }

@@ -213,7 +213,8 @@ local function drill_set(name, on, opts)
   local b = drill.answer("flags", { op = "get", flag = name, optional = true })
   local before = b and b.state
   drill.would_run { op = "flags", flag = name, environment = env, before = before,
-    wanted = on, answered_by = "scenario" }
+    wanted = on, answered_by = "scenario", title = string.format("flags.set %s %s%s", name,
+      word(on), env and (" in " .. tostring(env)) or "") }
   local a = drill.answer("flags", { op = "set", flag = name, optional = true })
   if a and a.fail then fail("flags.set %s: %s", name, a.fail) end
   http.note { op = "flags", flag = name, environment = env, before = before, wanted = on,

@@ -584,6 +584,23 @@ static void ssh_record(lua_State *L, const rb_ssh_result *res, size_t n,
   }
 }
 
+/* dry-run --record: the hosts a group target stood for, as the scenario's
+ * inventory takes it (a list of targets is left as written). */
+static void ssh_record_target(lua_State *L, const char *target, const rb_ssh_host *hosts,
+                              size_t n)
+{
+  if (strchr(target, ',') != NULL || (n == 1 && strcmp(hosts[0].name, target) == 0))
+    return;
+  json_t *names = json_array();
+  for (size_t i = 0; i < n; i++)
+    json_array_append_new(names, json_string(hosts[i].name));
+  json_t *call = json_pack("{s:s}", "target", target),
+         *a = json_pack("{s:o}", "hosts", names);
+  rb_host_drill_record(L, "inventory", call, a);
+  json_decref(call);
+  json_decref(a);
+}
+
 static int ssh_do(lua_State *L, int is_write)
 {
   const char *target = ssh_check_target(L, 1);
@@ -612,6 +629,8 @@ static int ssh_do(lua_State *L, int is_write)
   lua_settop(L, 3); /* the boxes go above the arguments */
   size_t n = 0;
   rb_ssh_host *hosts = ssh_resolve_boxed(L, st, target, &n); /* 4 */
+  if (h->mode == RB_MODE_DRY_RUN)
+    ssh_record_target(L, target, hosts, n);
   if (h->mode == RB_MODE_DRILL) {
     hosts = ssh_drill_expand(L, hosts, &n);
     int rc = ssh_drill(L, h, &c, st->cfg.settings.port, hosts, n, command, is_write);

@@ -1,0 +1,141 @@
+"""Record and replay: `runbook exec --dry-run --record FILE` against the real
+Prometheus and sshd of the harness saves every read's answer as a call-level
+scenario expecting the path taken; the drill replays it offline on the same
+path, and an edited answer takes another one, which `runbook test` reports."""
+import json
+import os
+import shutil
+
+import pytest
+
+import httpservers as hs
+import rbtest
+import sshd
+
+SECRET = "s3cr3t-prom-token-4b1d"
+
+RUNBOOK = '''
+local cmd = require "cmd"
+local prom = require "prom"
+local ssh = require "ssh"
+
+return runbook {
+  name = "record-demo", title = "Record demo", start = "errors",
+  params = { hosts = { default = "app" }, motd = { default = "" },
+             threshold = { type = "number", default = 0.01 } },
+  steps = {
+    errors = check {
+      title = "Error ratio above threshold?",
+      run = function(ctx)
+        ctx.motd_text = cmd.read({ "cat", ctx.motd }).stdout
+        return prom.value("checkout_error_ratio") > ctx.threshold
+      end,
+      on = { [true] = "restart", [false] = "disk" },
+    },
+    disk = check {
+      title = "Any host over 90% disk?",
+      run = function(ctx)
+        local r = ssh.read(ctx.hosts, "echo 12")
+        for _, h in ipairs(r.hosts) do
+          if tonumber(h.stdout) > 90 then return true end
+        end
+        return false
+      end,
+      on = { [true] = "cleanup", [false] = "healthy" },
+    },
+    cleanup = action {
+      title = "Clean up",
+      run = function(ctx) return ssh.run(ctx.hosts, "echo cleaned") end,
+      next = "cleaned",
+    },
+    restart = escalate { title = "Restart", to = "oncall", message = "errors" },
+    cleaned = resolved { title = "Cleaned up" },
+    healthy = resolved { title = "Healthy" },
+  },
+}
+'''
+
+
+@pytest.fixture(scope="module")
+def systems(tmp_path_factory):
+    exp = hs.Exporter()
+    prom = hs.Prometheus(exp, str(tmp_path_factory.mktemp("prom")))
+    cluster = sshd.Cluster(2)
+    cluster.write_known_hosts()
+    for s in cluster.servers:
+        s.start()
+    yield prom, cluster
+    cluster.stop()
+    prom.close()
+    exp.close()
+
+
+def recorded(tmp_path, systems):
+    prom, cluster = systems
+    cfg = str(tmp_path / "runbook.conf")
+    with open(cluster.config()) as f:
+        text = f.read()
+    rbtest.write(cfg, text + "\n[prom]\nurl = %s\ntoken_env = RB_TEST_PROM_TOKEN\n" % prom.url)
+    rb = rbtest.write(str(tmp_path / "rb" / "record-demo.lua"), RUNBOOK)
+    motd = rbtest.write(str(tmp_path / "motd"), "welcome; token %s\n" % SECRET)
+    rec = str(tmp_path / "recorded.json")
+    r = rbtest.run(["--config", cfg, "exec", rb, "--dry-run", "--record", rec,
+                    "--incident", "REC", "--var", "motd=" + motd],
+                   env={"RB_TEST_PROM_TOKEN": SECRET})
+    return r, rb, rec, motd
+
+
+def test_a_dry_run_records_every_read_as_a_scenario(tmp_path, systems):
+    r, rb, rec, motd = recorded(tmp_path, systems)
+    assert r.code == 0, r
+    text = open(rec).read()
+    assert SECRET not in text
+    s = json.loads(text)
+    assert s["expect"] == {"outcome": "resolved", "path": ["errors", "disk", "healthy"]}
+    assert s["vars"] == {"motd": motd}
+    assert s["calls"]["prom"] == [{"query": "checkout_error_ratio", "value": 0.003}]
+    assert s["calls"]["cmd"] == [{"argv": ["cat", motd], "exit": 0,
+                                  "stdout": "welcome; token [REDACTED]\n", "stderr": ""}]
+    names = [sv.name for sv in systems[1].servers]
+    assert s["inventory"] == {"app": names}
+    assert s["calls"]["ssh"] == [{"host": n, "command": "echo 12", "exit": 0,
+                                  "stdout": "12\n", "stderr": ""} for n in names]
+    # prom's own HTTP request is kept as the query's number, not as an http answer
+    assert "http" not in s["calls"]
+
+
+def test_the_recording_replays_offline_on_the_same_path(tmp_path, systems):
+    r, rb, rec, _ = recorded(tmp_path, systems)
+    assert r.code == 0, r
+    # no config at all: no Prometheus URL, no inventory, no known_hosts
+    d = rbtest.run(["drill", rb, "--scenario", rec, "--incident", "REPLAY"])
+    assert d.code == 0, d
+    fin = [e for e in d.timeline("REPLAY") if e["event"] == "finished" and e["step"] is None]
+    assert fin[0]["detail"]["path"] == ["errors", "disk", "healthy"]
+    assert fin[0]["detail"]["outcome"] == "resolved"
+
+
+def test_an_edited_answer_takes_another_path_and_runbook_test_says_so(tmp_path, systems):
+    r, rb, rec, _ = recorded(tmp_path, systems)
+    assert r.code == 0, r
+    sdir = tmp_path / "rb" / "scenarios" / "record-demo"
+    os.makedirs(sdir)
+    shutil.copy(rec, sdir / "recorded.json")
+    s = json.load(open(rec))
+    s["calls"]["ssh"][1]["stdout"] = "97\n"  # the second host's disk is nearly full
+    rbtest.write(str(sdir / "disk-full.json"), json.dumps(s))
+    t = rbtest.run(["test", rb])
+    assert t.code == 1, t
+    lines = t.stdout.splitlines()
+    assert lines[0] == ('FAIL record-demo/disk-full: expected path ["errors","disk","healthy"], '
+                        'got ["errors","disk","cleanup","cleaned"]'), t
+    assert lines[1].startswith("ok record-demo/recorded ("), t
+    assert lines[-1] == "1 passed, 1 failed", t
+
+
+def test_record_is_an_option_of_a_dry_run(tmp_path):
+    rb = rbtest.write(str(tmp_path / "rb" / "record-demo.lua"), RUNBOOK)
+    r = rbtest.run(["exec", rb, "--record", str(tmp_path / "x.json")])
+    assert r.code == 2, r
+    assert "--record is an option of exec --dry-run" in r.stderr, r
+    assert not os.path.exists(tmp_path / "x.json")
