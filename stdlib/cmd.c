@@ -246,12 +246,15 @@ static void result_free(void *p, size_t n)
   free(r);
 }
 
-/* drill: a read answered by the scenario's calls.cmd (exit, stdout, stderr)
- * instead of run. Returns 1 when it was (r filled), 0 when the read goes to
- * the gate; raises when the scenario answers cmd but not this argv. */
-static int cmd_drill_answer(lua_State *L, const rb_cmd_spec *s, rb_cmd_result *r)
+/* drill: a read (or a write, optionally) answered by the scenario's
+ * calls.cmd (exit, stdout, stderr) instead of run. Returns 1 when it was (r
+ * filled), 0 when the read goes to the gate (a write: succeeds as before);
+ * raises when the scenario answers cmd but not this read's argv. */
+static int cmd_drill_answer(lua_State *L, const rb_cmd_spec *s, rb_cmd_result *r,
+                            int is_write)
 {
-  json_t *call = json_pack("{s:o}", "argv", cmd_argv_json(s)), *a = NULL;
+  json_t *call = json_pack("{s:o, s:b}", "argv", cmd_argv_json(s), "optional", is_write),
+         *a = NULL;
   char err[1024];
   int rc = rb_host_drill_answer(L, "cmd", call, &a, err, sizeof err);
   json_decref(call);
@@ -259,6 +262,13 @@ static int cmd_drill_answer(lua_State *L, const rb_cmd_spec *s, rb_cmd_result *r
     return luaL_error(L, "cmd.read: %s", err);
   if (rc == 0)
     return 0;
+  const char *fail = json_string_value(json_object_get(a, "fail"));
+  if (fail != NULL) {
+    char msg[1024];
+    snprintf(msg, sizeof msg, "%s: %s", s->argv[0], fail);
+    json_decref(a);
+    return luaL_error(L, "%s", msg);
+  }
   const char *out = json_string_value(json_object_get(a, "stdout"));
   const char *er = json_string_value(json_object_get(a, "stderr"));
   rb_buf_init(&r->out.b, s->output_limit);
@@ -306,11 +316,15 @@ static int cmd_do(lua_State *L, int is_write)
   if (is_write) {
     if (!rb_host_may_write(L, what)) {
       h->emit(h, "would_run", cmd_would_run(h, &s));
-      r->exit_code = 0;
-      cmd_push_result(L, r, 1);
-      return rb_host_result(L, what, NULL);
+      if (h->mode == RB_MODE_DRILL && cmd_drill_answer(L, &s, r, 1)) {
+        answered = 1;
+      } else {
+        r->exit_code = 0;
+        cmd_push_result(L, r, 1);
+        return rb_host_result(L, what, NULL);
+      }
     }
-  } else if (cmd_drill_answer(L, &s, r)) {
+  } else if (cmd_drill_answer(L, &s, r, 0)) {
     answered = 1;
   } else {
     rb_host_check_read(L, what);
@@ -324,7 +338,7 @@ static int cmd_do(lua_State *L, int is_write)
     cmd_env_walk(L, lua_gettop(L), &s, r);
     lua_pop(L, 1);
   }
-  if (is_write) {
+  if (is_write && !answered) {
     /* The intent is on disk before the command starts, or it does not. */
     json_t *d = json_pack("{s:s, s:s, s:o}", "op", "cmd", "host", "local", "command",
                           cmd_argv_json(&s));

@@ -273,3 +273,31 @@ def test_http_and_ssh_answers_open_no_network_socket(tmp_path):
     calls = open(trace).read()
     assert re.search(r"socket\(AF_INET6?\b", calls) is None, calls
     assert re.search(r"connect\(\d+, \{sa_family=AF_INET6?\b", calls) is None, calls
+
+
+CMD_WRITE = '''
+local cmd = require "cmd"
+return runbook { name = "restart", title = "Restart", start = "restart",
+  steps = {
+    restart = action { title = "Restart x",
+      run = function() return cmd.run({ "systemctl", "restart", "x" }) end,
+      next = "ok", on_error = "bad" },
+    ok = resolved { title = "ok" },
+    bad = escalate { title = "bad", to = "oncall", message = "restart failed" } } }
+'''
+
+
+@pytest.mark.parametrize("entries,tail", [
+    ([{"argv": ["systemctl", "restart", {"glob": "*"}], "exit": 3, "stderr": "unit failed"}],
+     "bad"),
+    ([{"argv": ["systemctl", "restart", "x"], "fail": "No such file or directory"}], "bad"),
+    ([], "ok"),
+])
+def test_a_local_write_is_recorded_and_answered(tmp_path, entries, tail):
+    rb = rbtest.write(str(tmp_path / "rb" / "restart.lua"), CMD_WRITE)
+    r, _ = drill(tmp_path, {"calls": {"cmd": entries}, "expect": {"path": ["restart", tail]}},
+                 runbook=rb)
+    assert r.code == 0, r
+    assert events(r, "restart", "would_run")[0]["detail"]["command"] == \
+        ["systemctl", "restart", "x"]
+    assert not [e for e in events(r, "restart", "started") if e["detail"].get("op")]
