@@ -11,6 +11,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "runner/drill_match.h"
 #include "runner/scenario.h"
 
 static char dir[256];
@@ -156,13 +157,80 @@ static void test_calls_stand_in_for_steps_and_are_checked(void **state)
   const char *p = write_file("d.json", "{\"calls\": {\"prom\": [{\"value\": 1}]}}");
   assert_null(rb_scenario_load(p, m, err, sizeof err));
   assert_non_null(strstr(err, "calls.prom[0].query must be the PromQL query"));
-  p = write_file("e.json", "{\"calls\": {\"ssh\": []}}");
+  p = write_file("e.json", "{\"calls\": {\"mysql\": []}}");
   assert_null(rb_scenario_load(p, m, err, sizeof err));
-  assert_non_null(strstr(err, "unknown field 'ssh' in calls"));
+  assert_non_null(strstr(err, "unknown field 'mysql' in calls"));
+  p = write_file("f.json", "{\"calls\": {\"ssh\": [{\"host\": {\"glob\": \"a\\\\x\"},"
+                           " \"command\": \"x\"}]}}");
+  assert_null(rb_scenario_load(p, m, err, sizeof err));
+  assert_non_null(strstr(err, "f.json: calls.ssh[0].host glob \"a\\x\": a backslash"));
   p = write_file("h.json", "{\"description\": \"no steps, no calls\"}");
   assert_null(rb_scenario_load(p, m, err, sizeof err));
   assert_non_null(strstr(err, "field \"steps\" must be an object"));
   rb_model_free(m);
+}
+
+static int glob(const char *pattern, const char *s)
+{
+  json_t *p = json_pack("{s:s}", "glob", pattern);
+  char why[200];
+  assert_int_equal(rb_pattern_check(p, why, sizeof why), 0);
+  int r = rb_pattern_match(p, s);
+  json_decref(p);
+  return r;
+}
+
+static void test_glob_patterns(void **state)
+{
+  (void)state;
+  assert_true(glob("app-*", "app-12"));
+  assert_true(glob("app-*", "app-"));
+  assert_false(glob("app-*", "db-1"));
+  assert_true(glob("*", ""));
+  assert_true(glob("*rollback*", "deploy rollback checkout"));
+  assert_true(glob("a*b*c", "axxbyybzc"));
+  assert_false(glob("a*b*c", "axxbyyb"));
+  assert_true(glob("rate(x[*]) \\* 100", "rate(x[5m]) * 100"));
+  assert_false(glob("rate(x[*]) \\* 100", "rate(x[5m]) + 100"));
+  assert_true(glob("https://s.example/*?q=*", "https://s.example/api?q=1"));
+  assert_false(glob("app-?", "app-1")); /* ? is itself */
+  /* many stars on a long subject stay fast: one backtrack point */
+  char subject[4001];
+  memset(subject, 'a', 4000);
+  subject[4000] = '\0';
+  assert_false(glob("*a*a*a*a*a*a*a*a*a*b", subject));
+  json_t *exact = json_string("app-*");
+  assert_true(rb_pattern_match(exact, "app-*"));
+  assert_false(rb_pattern_match(exact, "app-1"));
+  json_decref(exact);
+  char why[200];
+  json_t *bad = json_pack("{s:s, s:s}", "glob", "a", "regex", "b");
+  assert_int_equal(rb_pattern_check(bad, why, sizeof why), -1);
+  json_decref(bad);
+}
+
+static void test_entries_match_on_every_field_with_defaults(void **state)
+{
+  (void)state;
+  json_t *e = json_pack("{s:{s:s}}", "url", "glob", "https://x/*");
+  json_t *get = json_pack("{s:s, s:s}", "method", "GET", "url", "https://x/a");
+  json_t *post = json_pack("{s:s, s:s}", "method", "POST", "url", "https://x/a");
+  assert_true(rb_drill_entry_matches("http", e, get)); /* method defaults to GET */
+  assert_false(rb_drill_entry_matches("http", e, post));
+  char *d = rb_drill_describe("http", e, 0);
+  assert_string_equal(d, "method \"GET\" url glob \"https://x/*\"");
+  free(d);
+  json_t *c = json_pack("{s:[s,{s:s}]}", "argv", "systemctl", "glob", "*");
+  json_t *call = json_pack("{s:[s,s]}", "argv", "systemctl", "restart");
+  json_t *call3 = json_pack("{s:[s,s,s]}", "argv", "systemctl", "restart", "x");
+  assert_true(rb_drill_entry_matches("cmd", c, call));
+  assert_false(rb_drill_entry_matches("cmd", c, call3));
+  json_decref(e);
+  json_decref(get);
+  json_decref(post);
+  json_decref(c);
+  json_decref(call);
+  json_decref(call3);
 }
 
 static void test_named_scenario_is_found_next_to_the_runbook(void **state)
@@ -188,6 +256,8 @@ int main(void)
       cmocka_unit_test(test_vars_must_be_scalars),
       cmocka_unit_test(test_values_answer_only_a_wait),
       cmocka_unit_test(test_calls_stand_in_for_steps_and_are_checked),
+      cmocka_unit_test(test_glob_patterns),
+      cmocka_unit_test(test_entries_match_on_every_field_with_defaults),
       cmocka_unit_test(test_named_scenario_is_found_next_to_the_runbook),
   };
   return cmocka_run_group_tests_name("scenario", tests, setup, teardown);
