@@ -16,18 +16,21 @@ SECRET = "s3cr3t-prom-token-4b1d"
 
 RUNBOOK = '''
 local cmd = require "cmd"
+local http = require "http"
 local prom = require "prom"
 local ssh = require "ssh"
 
 return runbook {
   name = "record-demo", title = "Record demo", start = "errors",
-  params = { hosts = { default = "app" }, motd = { default = "" },
+  params = { hosts = { default = "app" }, motd = { default = "" }, page = { default = "" },
              threshold = { type = "number", default = 0.01 } },
   steps = {
     errors = check {
       title = "Error ratio above threshold?",
       run = function(ctx)
         ctx.motd_text = cmd.read({ "cat", ctx.motd }).stdout
+        local page = http.get(ctx.page, { query = { q = "ratio" } })
+        assert(page.body:find("checkout_error_ratio", 1, true), "unexpected page")
         return prom.value("checkout_error_ratio") > ctx.threshold
       end,
       on = { [true] = "restart", [false] = "disk" },
@@ -60,6 +63,7 @@ return runbook {
 def systems(tmp_path_factory):
     exp = hs.Exporter()
     prom = hs.Prometheus(exp, str(tmp_path_factory.mktemp("prom")))
+    prom.exporter_url = "http://127.0.0.1:%d" % exp.port
     cluster = sshd.Cluster(2)
     cluster.write_known_hosts()
     for s in cluster.servers:
@@ -72,6 +76,7 @@ def systems(tmp_path_factory):
 
 def recorded(tmp_path, systems):
     prom, cluster = systems
+    page = prom.exporter_url + "/metrics"
     cfg = str(tmp_path / "runbook.conf")
     with open(cluster.config()) as f:
         text = f.read()
@@ -80,19 +85,23 @@ def recorded(tmp_path, systems):
     motd = rbtest.write(str(tmp_path / "motd"), "welcome; token %s\n" % SECRET)
     rec = str(tmp_path / "recorded.json")
     r = rbtest.run(["--config", cfg, "exec", rb, "--dry-run", "--record", rec,
-                    "--incident", "REC", "--var", "motd=" + motd],
+                    "--incident", "REC", "--var", "motd=" + motd, "--var", "page=" + page],
                    env={"RB_TEST_PROM_TOKEN": SECRET})
-    return r, rb, rec, motd
+    return r, rb, rec, motd, page
 
 
 def test_a_dry_run_records_every_read_as_a_scenario(tmp_path, systems):
-    r, rb, rec, motd = recorded(tmp_path, systems)
+    r, rb, rec, motd, page = recorded(tmp_path, systems)
     assert r.code == 0, r
     text = open(rec).read()
     assert SECRET not in text
     s = json.loads(text)
     assert s["expect"] == {"outcome": "resolved", "path": ["errors", "disk", "healthy"]}
-    assert s["vars"] == {"motd": motd}
+    assert s["vars"] == {"motd": motd, "page": page}
+    got = s["calls"]["http"]
+    assert [(h["method"], h["url"], h["status"]) for h in got] == [("GET", page + "?q=ratio", 200)]
+    assert got[0]["headers"] == {"content-type": "text/plain; version=0.0.4"}
+    assert "checkout_error_ratio 0.003" in got[0]["body"]
     assert s["calls"]["prom"] == [{"query": "checkout_error_ratio", "value": 0.003}]
     assert s["calls"]["cmd"] == [{"argv": ["cat", motd], "exit": 0,
                                   "stdout": "welcome; token [REDACTED]\n", "stderr": ""}]
@@ -101,11 +110,11 @@ def test_a_dry_run_records_every_read_as_a_scenario(tmp_path, systems):
     assert s["calls"]["ssh"] == [{"host": n, "command": "echo 12", "exit": 0,
                                   "stdout": "12\n", "stderr": ""} for n in names]
     # prom's own HTTP request is kept as the query's number, not as an http answer
-    assert "http" not in s["calls"]
+    assert "/api/v1/query" not in json.dumps(got)
 
 
 def test_the_recording_replays_offline_on_the_same_path(tmp_path, systems):
-    r, rb, rec, _ = recorded(tmp_path, systems)
+    r, rb, rec, _, _ = recorded(tmp_path, systems)
     assert r.code == 0, r
     # no config at all: no Prometheus URL, no inventory, no known_hosts
     d = rbtest.run(["drill", rb, "--scenario", rec, "--incident", "REPLAY"])
@@ -116,7 +125,7 @@ def test_the_recording_replays_offline_on_the_same_path(tmp_path, systems):
 
 
 def test_an_edited_answer_takes_another_path_and_runbook_test_says_so(tmp_path, systems):
-    r, rb, rec, _ = recorded(tmp_path, systems)
+    r, rb, rec, _, _ = recorded(tmp_path, systems)
     assert r.code == 0, r
     sdir = tmp_path / "rb" / "scenarios" / "record-demo"
     os.makedirs(sdir)
@@ -139,3 +148,39 @@ def test_record_is_an_option_of_a_dry_run(tmp_path):
     assert r.code == 2, r
     assert "--record is an option of exec --dry-run" in r.stderr, r
     assert not os.path.exists(tmp_path / "x.json")
+
+
+CLOCK = '''
+local prom = require "prom"
+return runbook {
+  name = "clock", title = "Clock", start = "start",
+  steps = {
+    start = check { title = "Start",
+      run = function(ctx) ctx.t0 = math.floor(prom.value("time()")); return true end,
+      on = { [true] = "tick", [false] = "late" } },
+    tick = wait { title = "Two seconds on Prometheus's clock",
+      until_ = function(ctx) return math.floor(prom.value("time() + 0")) >= ctx.t0 + 2 end,
+      every = "1s", timeout = "20s", on = { [true] = "done", [false] = "late" } },
+    done = resolved { title = "done" },
+    late = escalate { title = "late", to = "x", message = "late" } } }
+'''
+
+
+def test_a_wait_is_recorded_poll_by_poll_and_replays_its_polls(tmp_path, systems):
+    prom, _ = systems
+    cfg = rbtest.write(str(tmp_path / "runbook.conf"), "[prom]\nurl = %s\n" % prom.url)
+    rb = rbtest.write(str(tmp_path / "rb" / "clock.lua"), CLOCK)
+    rec = str(tmp_path / "clock.json")
+    r = rbtest.run(["--config", cfg, "exec", rb, "--dry-run", "--record", rec,
+                    "--incident", "CLK"])
+    assert r.code == 0, r
+    s = json.load(open(rec))
+    tick = [e for e in r.timeline("CLK") if e["step"] == "tick" and e["event"] == "decision"]
+    polls = tick[0]["detail"]["polls"]
+    vals = [c for c in s["calls"]["prom"] if c["query"] == "time() + 0"][0]["values"]
+    assert len(vals) == polls >= 2, (vals, polls)
+    assert vals == sorted(vals) and vals[-1] > vals[0], vals
+    d = rbtest.run(["drill", rb, "--scenario", rec, "--incident", "CLK2"])
+    assert d.code == 0, d
+    again = [e for e in d.timeline("CLK2") if e["step"] == "tick" and e["event"] == "decision"]
+    assert again[0]["detail"]["polls"] == polls and again[0]["detail"]["simulated"]
