@@ -184,3 +184,45 @@ def test_a_wait_is_recorded_poll_by_poll_and_replays_its_polls(tmp_path, systems
     assert d.code == 0, d
     again = [e for e in d.timeline("CLK2") if e["step"] == "tick" and e["event"] == "decision"]
     assert again[0]["detail"]["polls"] == polls and again[0]["detail"]["simulated"]
+
+
+DEPLOYED = '''
+local deploy = require "deploy"
+return runbook {
+  name = "deployed", title = "Deployed", start = "recent",
+  steps = {
+    recent = check { title = "Deploy in the last 2 hours?",
+      run = function(ctx)
+        local d = deploy.recent("checkout", { within = "2h" })
+        if d then ctx.rev = d.revision end
+        return d ~= nil and d.message == "checkout v2.3"
+      end,
+      on = { [true] = "yes", [false] = "no" } },
+    yes = resolved { title = "yes" }, no = resolved { title = "no" } } }
+'''
+
+
+def test_a_deploy_read_is_recorded_as_the_deploy_not_its_git_log(tmp_path):
+    from test_deploy_notify import git
+    repo = str(tmp_path / "repo")
+    os.makedirs(repo)
+    git(repo, "init", "-q")
+    git(repo, "commit", "-q", "--allow-empty", "-m", "checkout v2.3")
+    cfg = rbtest.write(str(tmp_path / "runbook.conf"),
+                       "[deploy.checkout]\nsource = git\nrepo = %s\n" % repo)
+    rb = rbtest.write(str(tmp_path / "rb" / "deployed.lua"), DEPLOYED)
+    rec = str(tmp_path / "deployed.json")
+    r = rbtest.run(["--config", cfg, "exec", rb, "--dry-run", "--record", rec])
+    assert r.code == 0, r
+    s = json.load(open(rec))
+    assert list(s["calls"]) == ["deploy"], s  # git's cmd.read is not recorded apart
+    d = s["calls"]["deploy"][0]
+    assert (d["op"], d["service"], d["value"]["message"], d["value"]["author"]) == \
+        ("recent", "checkout", "checkout v2.3", "Ada")
+    assert s["expect"]["path"] == ["recent", "yes"]
+    # replayed with no config: no [deploy] section, no repository
+    assert rbtest.run(["drill", rb, "--scenario", rec]).code == 0
+    s["calls"]["deploy"][0]["value"] = None  # no deploy in the window
+    rbtest.write(rec, json.dumps(s))
+    m = rbtest.run(["drill", rb, "--scenario", rec])
+    assert m.code == 6 and 'got path      ["recent","no"]' in m.stderr, m
