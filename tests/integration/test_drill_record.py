@@ -226,3 +226,45 @@ def test_a_deploy_read_is_recorded_as_the_deploy_not_its_git_log(tmp_path):
     rbtest.write(rec, json.dumps(s))
     m = rbtest.run(["drill", rb, "--scenario", rec])
     assert m.code == 6 and 'got path      ["recent","no"]' in m.stderr, m
+
+
+FLAGGED = '''
+local flags = require "flags"
+return runbook {
+  name = "flagged", title = "Flagged", start = "on",
+  steps = {
+    on = check { title = "Beta on?", run = function() return flags.get("beta") end,
+      on = { [true] = "off", [false] = "done" } },
+    off = action { title = "Turn beta off", run = function() return flags.set("beta", false) end,
+      next = "done" },
+    done = resolved { title = "done" } } }
+'''
+
+
+def test_a_flag_read_is_recorded_as_its_state_and_replays_without_config(tmp_path):
+    fake = hs.FakeServer()
+    try:
+        fake.expect("GET", "/flags/beta", json_body={"data": {"state": "on"}})
+        fake.expect("GET", "/flags/beta", json_body={"data": {"state": "on"}})
+        cfg = rbtest.write(str(tmp_path / "runbook.conf"),
+                           "[flags.gen]\nprovider = generic\nurl = %s\n"
+                           "get_url = %s/flags/{name}\nset_url = %s/flags/{name}/{environment}\n"
+                           "set_method = PUT\nstate_path = data.state\nenvironment = prod\n"
+                           "token_env = RB_FLAG_TOKEN\n" % (fake.url, fake.url, fake.url))
+        rb = rbtest.write(str(tmp_path / "rb" / "flagged.lua"), FLAGGED)
+        rec = str(tmp_path / "flagged.json")
+        r = rbtest.run(["--config", cfg, "exec", rb, "--dry-run", "--record", rec],
+                       env={"RB_FLAG_TOKEN": SECRET})
+        assert r.code == 0, r
+        assert [q["method"] for q in fake.requests] == ["GET", "GET"]  # the PUT is not sent
+    finally:
+        fake.close()
+    text = open(rec).read()
+    assert SECRET not in text
+    s = json.loads(text)
+    assert s["calls"] == {"flags": [{"op": "get", "flag": "beta", "state": True}]}, s
+    assert s["expect"]["path"] == ["on", "off", "done"]
+    d = rbtest.run(["drill", rb, "--scenario", rec, "--incident", "FL"])
+    assert d.code == 0, d
+    w = [e for e in d.timeline("FL") if e["event"] == "would_run"][0]["detail"]
+    assert (w["flag"], w["before"], w["wanted"]) == ("beta", True, False)
