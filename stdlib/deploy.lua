@@ -178,8 +178,8 @@ end
 -- Drills and recordings ----------------------------------------------------
 
 -- A drill's answer for op on service ("fail" raised), or nil outside drills.
-local function answered(op, service, optional)
-  local a = drill.answer("deploy", { op = op, service = service, optional = optional })
+local function answered(op, service)
+  local a = drill.answer("deploy", { op = op, service = service })
   if a and a.fail then fail("deploy.%s %s: %s", op, service, a.fail) end
   return a
 end
@@ -261,11 +261,12 @@ end
 function M.rollback(service, opts)
   opts = opts or {}
   if drill.answers("deploy") then
-    local a = answered("rollback", service, true)
+    local a = drill.answer("deploy", { op = "rollback", service = service, optional = true })
     local v = a and a.value or {}
     drill.would_run { op = "deploy", action = "rollback", service = service,
       to_revision = opts.to_revision, answered_by = "scenario",
       title = "deploy.rollback " .. service }
+    if a and a.fail then fail("deploy.rollback %s: %s", service, a.fail) end
     http.note { op = "deploy", action = "rollback", service = service, simulated = true,
       message = string.format("%s: rollback%s (not sent: drill)", service,
         v.to and (" to " .. tostring(v.to)) or "") }

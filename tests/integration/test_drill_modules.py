@@ -301,3 +301,44 @@ def test_a_local_write_is_recorded_and_answered(tmp_path, entries, tail):
     assert events(r, "restart", "would_run")[0]["detail"]["command"] == \
         ["systemctl", "restart", "x"]
     assert not [e for e in events(r, "restart", "started") if e["detail"].get("op")]
+
+
+DEPLOY_ROLLBACK = '''
+local deploy = require "deploy"
+return runbook { name = "undo", title = "Undo", start = "status",
+  steps = {
+    status = check { title = "Rolled out?",
+      run = function() return deploy.status("checkout").done end,
+      on = { [true] = "done", [false] = "undo" } },
+    undo = action { title = "Roll back",
+      run = function(ctx)
+        local r = deploy.rollback("checkout")
+        ctx.to = r.to
+        return r
+      end,
+      next = "done", on_error = "stuck" },
+    done = resolved { title = "done" },
+    stuck = escalate { title = "stuck", to = "oncall", message = "rollback failed" } } }
+'''
+
+
+@pytest.mark.parametrize("rollback,tail", [
+    ({"value": {"from": 5, "to": 4}}, "done"),
+    ({"fail": "HTTP 409: the deployment is paused"}, "stuck"),
+])
+def test_a_kubernetes_rollback_is_recorded_and_answered(tmp_path, rollback, tail):
+    rb = rbtest.write(str(tmp_path / "rb" / "undo.lua"), DEPLOY_ROLLBACK)
+    r, _ = drill(tmp_path, {"calls": {"deploy": [
+        {"service": "checkout", "op": "status",
+         "value": {"done": False, "message": "1 of 3 updated replicas available"}},
+        dict(rollback, service="checkout", op="rollback")]},
+        "expect": {"path": ["status", "undo", tail]}}, runbook=rb)
+    assert r.code == 0, r
+    w = events(r, "undo", "would_run")[0]["detail"]
+    assert (w["op"], w["action"], w["service"]) == ("deploy", "rollback", "checkout")
+    if tail == "done":
+        fin = events(r, "undo", "finished")[-1]["detail"]
+        assert fin["ctx"]["to"] == 4, fin
+    else:
+        err = events(r, "undo", "failed")[-1]["detail"]["error"]
+        assert "deploy.rollback checkout: HTTP 409: the deployment is paused" in err, err
