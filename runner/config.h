@@ -93,6 +93,7 @@ extern const rb_config_section rb_config_cmd, rb_config_ssh, rb_config_http;
 extern const rb_config_section rb_config_prom, rb_config_flags, rb_config_deploy,
     rb_config_notify, rb_config_serve, rb_config_serve_json;
 extern const rb_config_section rb_config_escalation;
+extern const rb_config_section rb_config_store;
 
 /* The table row of section/key, or NULL. */
 const rb_config_key *rb_config_key_find(const char *section, const char *key);

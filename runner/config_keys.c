@@ -23,6 +23,7 @@ const rb_config_section *const rb_config_sections[] = {
     &rb_config_serve,
     &rb_config_serve_json,
     &rb_config_plan, /* runner/plan_file.c */
+    &rb_config_store,
     NULL,
 };
 

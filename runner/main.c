@@ -83,6 +83,7 @@ static const char usage_text[] =
     "                       run one command on inventory hosts (verified host keys)\n"
     "  serve [--listen HOST:PORT] [--rules FILE] [--insecure-no-auth]\n"
     "                       alert listener: Alertmanager webhooks start runs\n"
+    "  store migrate|status the shared PostgreSQL store's schema ([store] url)\n"
     "\n"
     "global options:\n"
     "  --config FILE        settings file (default ./runbook.conf, then\n"
@@ -209,6 +210,11 @@ static const char *const cmd_help[][2] = {
      "Listens for Alertmanager webhooks (POST /alerts/alertmanager), matches alerts\n"
      "against the rules file and starts `runbook exec` runs; also /healthz, /metrics\n"
      "and an approvals endpoint. Needs [serve] token or hmac_key. See docs/serve.md.\n"},
+    {"store",
+     "usage: runbook store migrate|status\n\n"
+     "migrate brings the schema of the shared store ([store] url) to this binary's\n"
+     "version (idempotent; a database newer than the binary is refused); status shows\n"
+     "it and exits 1 unless it is this binary's. See docs/store.md.\n"},
     {NULL, NULL}};
 
 /* The account of the real uid: $USER is whatever the environment says, and
@@ -1336,6 +1342,8 @@ int main(int argc, char **argv)
     code = cmd_plugin(&g, "ssh", argc - 2, argv + 2);
   else if (strcmp(cmd, "serve") == 0)
     code = cmd_plugin(&g, "serve", argc - 1, argv + 1);
+  else if (strcmp(cmd, "store") == 0)
+    code = cmd_plugin(&g, "serve", argc - 1, argv + 1); /* argv[0] "store" */
   else
     code = usage_error("unknown command '%s'", cmd);
   rb_config_free(g.cfg);

@@ -6,6 +6,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "stdlib/rb_host.h"
+
 /* Longest key: a 64-character fingerprint, '|', startsAt (at most 64). */
 #define RB_DEDUP_KEY_MAX 160
 
@@ -35,6 +37,13 @@ typedef struct {
   unsigned (*hits)(const rb_dedup *d, const char *key);
   size_t (*count)(const rb_dedup *d); /* live keys */
   void (*free)(rb_dedup *d);
+  /* Optional (NULL for the state dir): called about once a second by the
+   * listener, for a shared store's heartbeat, cleanup and reconnection. */
+  void (*tick)(rb_dedup *d);
+  /* Optional: 1 when the store can take claims now, 0 when it can not; what
+   * says which store and why ("" for the state dir), *errors counts the
+   * store's failures. */
+  int (*health)(rb_dedup *d, char *what, size_t len, unsigned long *errors);
 } rb_dedup_ops;
 
 struct rb_dedup {
@@ -49,7 +58,17 @@ struct rb_dedup {
 rb_dedup *rb_dedup_open_file(const char *dir, int64_t window_ms, size_t max_keys,
                              int64_t now_ms, char *err, size_t errlen);
 
-/* Wrappers over d->ops; rb_dedup_free is NULL-safe. */
+/* The shared store of [store] url (dedup_pg.c): the rb_dedup table of the
+ * PostgreSQL database every replica uses, its clock the database's. The
+ * replica is named by [store] replica (default HOSTNAME:state_dir). Keys
+ * this replica claimed in an earlier life end at open, as in the file
+ * store; keys of a replica not heard from for [store] replica_timeout end
+ * in the cleanup. Returns NULL with err. */
+rb_dedup *rb_dedup_open_pg(const rb_config *cfg, const char *state_dir, int64_t window_ms,
+                           size_t max_keys, char *err, size_t errlen);
+
+/* Wrappers over d->ops; rb_dedup_free is NULL-safe. rb_dedup_tick does
+ * nothing and rb_dedup_health answers 1 for a store without them. */
 int rb_dedup_claim(rb_dedup *d, const char *key, int64_t now_ms, char *err,
                    size_t errlen);
 void rb_dedup_finished(rb_dedup *d, const char *key, int64_t now_ms);
@@ -58,6 +77,8 @@ int rb_dedup_sync(rb_dedup *d, char *err, size_t errlen);
 unsigned rb_dedup_hits(const rb_dedup *d, const char *key);
 size_t rb_dedup_count(const rb_dedup *d);
 void rb_dedup_free(rb_dedup *d);
+void rb_dedup_tick(rb_dedup *d);
+int rb_dedup_health(rb_dedup *d, char *what, size_t len, unsigned long *errors);
 
 /* 1 when s may be part of a key: printable ASCII without spaces or '|'. */
 int rb_dedup_key_part_ok(const char *s, size_t max);

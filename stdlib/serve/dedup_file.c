@@ -298,7 +298,7 @@ static void store_free(rb_dedup *d)
 
 static const rb_dedup_ops file_ops = {store_claim, store_finished, store_forget,
                                       store_sync,  store_hits,     store_count,
-                                      store_free};
+                                      store_free,  NULL,           NULL};
 
 rb_dedup *rb_dedup_open_file(const char *dir, int64_t window_ms, size_t max_keys,
                              int64_t now_ms, char *err, size_t errlen)
@@ -386,5 +386,20 @@ int rb_dedup_key_part_ok(const char *s, size_t max)
   for (size_t i = 0; i < n; i++)
     if (s[i] <= ' ' || s[i] > '~' || s[i] == '|')
       return 0;
+  return 1;
+}
+
+void rb_dedup_tick(rb_dedup *d)
+{
+  if (d->ops->tick)
+    d->ops->tick(d);
+}
+
+int rb_dedup_health(rb_dedup *d, char *what, size_t len, unsigned long *errors)
+{
+  if (d->ops->health)
+    return d->ops->health(d, what, len, errors);
+  snprintf(what, len, "%s", ""); /* the state dir: nothing to say */
+  *errors = 0;
   return 1;
 }

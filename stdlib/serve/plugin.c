@@ -1,12 +1,17 @@
 /* plugin.c: the descriptor of runbook-serve.so, the one symbol it exports:
- * the `runbook serve` subcommand, no Lua module. */
+ * the `runbook serve` and `runbook store` subcommands, no Lua module. */
 #include <stddef.h>
+#include <string.h>
 
 #include "stdlib/rb_host.h"
 #include "stdlib/serve/serve.h"
 
 static int serve_cli(const rb_host_cli *host, int argc, char **argv)
 {
+  /* `runbook store` is here too: the shared store's code links libpq,
+   * which only the serve plugin carries */
+  if (argc > 0 && strcmp(argv[0], "store") == 0)
+    return rb_cli_store(host->config, argc, argv);
   return rb_cli_serve(host->config, host->state_dir, argc, argv);
 }
 

@@ -697,6 +697,38 @@ static enum MHD_Result on_approvals(server *s, struct MHD_Connection *c,
 /* -- /metrics ------------------------------------------------------------- */
 
 static void metric(FILE *f, const char *name, const char *type, const char *help,
+                   unsigned long v);
+
+/* The dedup store's state; the lock is held. */
+static void store_metrics(server *s, FILE *f)
+{
+  char what[600];
+  unsigned long errors;
+  int up = rb_dedup_health(s->dedup, what, sizeof what, &errors);
+  metric(f, "runbook_store_up", "gauge",
+         "1 when the dedup store takes claims, 0 when alerts get 503.",
+         (unsigned long)up);
+  metric(f, "runbook_store_errors_total", "counter", "Failed calls to the dedup store.",
+         errors);
+}
+
+/* 200 with the store when it takes claims, else 503: a replica that can
+ * not dedup must not be sent alerts. */
+static enum MHD_Result on_healthz(server *s, struct MHD_Connection *c, const char *method,
+                                  const char *url)
+{
+  char what[600], body[700];
+  unsigned long errors;
+  pthread_mutex_lock(&s->mu);
+  int up = rb_dedup_health(s->dedup, what, sizeof what, &errors);
+  pthread_mutex_unlock(&s->mu);
+  snprintf(body, sizeof body, "%s\n%s%s%s", up ? "ok" : "unavailable",
+           *what ? "store: " : "", what, *what ? "\n" : "");
+  return respond(s, c, method, url, up ? MHD_HTTP_OK : MHD_HTTP_SERVICE_UNAVAILABLE,
+                 "text/plain", body, NULL);
+}
+
+static void metric(FILE *f, const char *name, const char *type, const char *help,
                    unsigned long v)
 {
   fprintf(f, "# HELP %s %s\n# TYPE %s %s\n%s %lu\n", name, help, name, type, name, v);
@@ -722,6 +754,7 @@ static char *render_metrics(server *s)
             s->failed[i]);
   metric(f, "runbook_dedup_keys", "gauge", "Keys the dedup store holds.",
          (unsigned long)rb_dedup_count(s->dedup));
+  store_metrics(s, f);
   metric(f, "runbook_runs_started_total", "counter", "Runs started.", s->started);
   metric(f, "runbook_runs_active", "gauge", "Runs running now.", (unsigned long)s->nkids);
   metric(f, "runbook_runs_queued", "gauge", "Runs waiting for a free slot.",
@@ -834,7 +867,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
   case P_JSON:
     return on_alerts(s, c, method, url, rq);
   case P_HEALTHZ:
-    return respond(s, c, method, url, MHD_HTTP_OK, "text/plain", "ok\n", NULL);
+    return on_healthz(s, c, method, url);
   case P_METRICS: {
     char *m = render_metrics(s);
     enum MHD_Result r = respond(s, c, method, url, m ? MHD_HTTP_OK : 500,
@@ -992,8 +1025,13 @@ static int open_dedup(server *s, const rb_config *cfg, const serve_opts *o)
     fprintf(stderr, "runbook: serve: %s: %s\n", s->state_dir, strerror(errno));
     return -1;
   }
-  s->dedup = rb_dedup_open_file(dir, o->dedup_ms, (size_t)max_keys, rb_now_wall_ms(), err,
+  /* [store] url: the key table shared with the other replicas (docs/store.md) */
+  if (rb_host_config_string(cfg, "store", "url"))
+    s->dedup = rb_dedup_open_pg(cfg, s->state_dir, o->dedup_ms, (size_t)max_keys, err,
                                 sizeof err);
+  else
+    s->dedup = rb_dedup_open_file(dir, o->dedup_ms, (size_t)max_keys, rb_now_wall_ms(),
+                                  err, sizeof err);
   if (s->dedup == NULL)
     fprintf(stderr, "runbook: serve: dedup store: %s\n", err);
   return s->dedup ? 0 : -1;
@@ -1146,10 +1184,11 @@ static int setup(server *s, const rb_config *cfg, const serve_opts *o)
                     "the secrets: give PagerDuty its own\n");
     return -1;
   }
-  const char *drop[3] = {rb_host_config_string(cfg, "serve", "token_env"),
+  const char *drop[4] = {rb_host_config_string(cfg, "serve", "token_env"),
                          rb_host_config_string(cfg, "serve", "hmac_key_env"),
-                         rb_host_config_string(cfg, "serve", "pagerduty_secret_env")};
-  s->child_env = rb_serve_child_env(drop, 3);
+                         rb_host_config_string(cfg, "serve", "pagerduty_secret_env"),
+                         rb_host_config_string(cfg, "store", "password_env")};
+  s->child_env = rb_serve_child_env(drop, 4);
   s->books = json_object();
   s->notify = rb_serve_notify_new(cfg, &bad, err, sizeof err);
   if (bad) {
@@ -1169,6 +1208,9 @@ static int wait_for_stop(server *s, const sigset_t *set)
     struct timespec ts = {1, 0};
     int sig = sigtimedwait(set, NULL, &ts);
     reap(s); /* also after a timeout: a SIGCHLD may have been merged */
+    pthread_mutex_lock(&s->mu);
+    rb_dedup_tick(s->dedup); /* a shared store's heartbeat and cleanup */
+    pthread_mutex_unlock(&s->mu);
     if (sig == SIGTERM || sig == SIGINT)
       return sig;
   }

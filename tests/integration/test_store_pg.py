@@ -1,0 +1,380 @@
+"""The shared store (issue 17): `runbook store migrate` against a real
+PostgreSQL 15 on loopback, and `runbook serve` replicas sharing its dedup:
+one run per alert however many replicas get it, 503 while the database is
+away and recovery when it returns."""
+import http.server
+import json
+import os
+import re
+import threading
+import time
+import urllib.request
+
+import pytest
+
+import rbtest
+from httpservers import make_tls
+from pgstore import PASSWORD, StorePostgres
+from test_serve import TOKEN, Serve
+
+COUNT_BOOK = """local http = require "http"
+return runbook {
+  name = "alert-count", title = "Count the run (test)", start = "hit",
+  params = { counter = { required = true }, fp = { required = true } },
+  steps = {
+    hit = action { title = "Tell the counter", run = function(ctx)
+      return http.post(ctx.counter .. "/hit/" .. ctx.fp, { body = "x", retries = 0 })
+    end, next = "done" },
+    done = resolved { title = "Done" },
+  },
+}
+"""
+
+
+class Counter:
+    """A local HTTP server the runs' actions call: hits per path."""
+
+    def __init__(self):
+        self.hits = {}
+        self.lock = threading.Lock()
+        outer = self
+
+        class H(http.server.BaseHTTPRequestHandler):
+            def log_message(self, *a):
+                pass
+
+            def do_POST(self):
+                n = int(self.headers.get("Content-Length") or 0)
+                self.rfile.read(n)
+                with outer.lock:
+                    outer.hits[self.path] = outer.hits.get(self.path, 0) + 1
+                self.send_response(200)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+        self.srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), H)
+        self.url = "http://127.0.0.1:%d" % self.srv.server_address[1]
+        threading.Thread(target=self.srv.serve_forever, daemon=True).start()
+
+    def total(self):
+        with self.lock:
+            return sum(self.hits.values())
+
+    def close(self):
+        self.srv.shutdown()
+        self.srv.server_close()
+
+
+@pytest.fixture(scope="module")
+def pg():
+    p = StorePostgres()
+    yield p
+    p.close()
+
+
+@pytest.fixture
+def db(pg):
+    """A fresh, migrated schema for each test."""
+    pg.psql("DROP SCHEMA public CASCADE; CREATE SCHEMA public AUTHORIZATION rb", db="rb")
+    return pg
+
+
+@pytest.fixture
+def counter():
+    c = Counter()
+    yield c
+    c.close()
+
+
+def store_conf(pg, tmp, extra=""):
+    pw = rbtest.write(os.path.join(str(tmp), "pgpass"), PASSWORD + "\n")
+    os.chmod(pw, 0o600)
+    return '[store]\nurl = "%s"\npassword_file = "%s"\n%s' % (pg.url(), pw, extra)
+
+
+def store_cmd(tmp, conf, *args, env=None):
+    path = rbtest.write(os.path.join(str(tmp), "store.conf"), conf)
+    return rbtest.run(["--config", path, "store"] + list(args), env=env)
+
+
+def migrate(pg, tmp):
+    res = store_cmd(tmp, store_conf(pg, tmp), "migrate")
+    assert res.code == 0, res
+
+
+def test_migrate_is_versioned_idempotent_and_refuses_a_newer_database(db, tmp_path):
+    conf = store_conf(db, tmp_path)
+    res = store_cmd(tmp_path, conf, "status")
+    assert res.code == 1 and "schema version 0 (this binary: 1)" in res.stdout, res
+    res = store_cmd(tmp_path, conf, "migrate")
+    assert res.code == 0 and "schema migrated from version 0 to 1" in res.stdout, res
+    res = store_cmd(tmp_path, conf, "migrate")
+    assert res.code == 0 and "schema version 1: up to date, nothing to do" in res.stdout
+    assert res.stderr == "", res
+    assert db.psql("SELECT version, name FROM rb_schema_migrations", db="rb") == [
+        "1|dedup keys and replicas"]
+    res = store_cmd(tmp_path, conf, "status")
+    assert res.code == 0 and res.stdout == "schema version 1 (this binary: 1)\nconnection: no TLS\n"
+    # a database a newer binary migrated: neither migrated nor served
+    db.psql("INSERT INTO rb_schema_migrations VALUES (2, 'future', now(), 'test')", db="rb")
+    res = store_cmd(tmp_path, conf, "migrate")
+    assert res.code == 1, res
+    assert "schema is version 2, newer than this binary's 1: refusing to touch it" in res.stderr
+    s = Serve(tmp_path / "a", conf_extra=conf)
+    assert s.proc.wait(timeout=30) != 0
+    assert "newer than this binary's 1: upgrade runbook" in s.text(), s.text()
+
+
+def test_serve_refuses_an_unmigrated_database(db, tmp_path):
+    s = Serve(tmp_path, conf_extra=store_conf(db, tmp_path))
+    assert s.proc.wait(timeout=30) != 0
+    assert "schema is version 0, this binary needs 1: run `runbook store migrate`" in s.text()
+
+
+def test_a_password_in_the_url_is_refused_and_never_printed(db, tmp_path):
+    url = db.url().replace("rb@", "rb:%s@" % PASSWORD)
+    res = store_cmd(tmp_path, '[store]\nurl = "%s"\n' % url, "migrate")
+    assert res.code == 1, res
+    assert "[store] url carries a password: remove it and set [store] password_env" in res.stderr
+    assert PASSWORD not in res.stdout + res.stderr
+    url = db.url() + "?password=" + PASSWORD
+    res = store_cmd(tmp_path, '[store]\nurl = "%s"\n' % url, "migrate")
+    assert res.code == 1 and "carries a password" in res.stderr, res
+
+
+def test_password_from_the_environment_and_a_wrong_one(db, tmp_path):
+    conf = '[store]\nurl = "%s"\npassword_env = "RB_TEST_PG_PW"\n' % db.url()
+    res = store_cmd(tmp_path, conf, "migrate", env={"RB_TEST_PG_PW": PASSWORD})
+    assert res.code == 0, res
+    res = store_cmd(tmp_path, conf, "status", env={"RB_TEST_PG_PW": "not-the-password"})
+    assert res.code == 1 and 'password authentication failed for user "rb"' in res.stderr
+    res = store_cmd(tmp_path, conf, "status")  # variable unset: no password sent
+    assert res.code == 1, res
+
+
+def test_bad_store_settings_fail_closed(db, tmp_path):
+    res = store_cmd(tmp_path, store_conf(db, tmp_path, 'sslmode = "verify-fuII"\n'), "status")
+    assert res.code == 1 and "[store] sslmode: 'verify-fuII' is none of" in res.stderr, res
+    res = store_cmd(tmp_path, '[store]\nurl = "host=127.0.0.1 dbname=rb"\n', "status")
+    assert res.code == 1 and "[store] url must start with postgresql://" in res.stderr, res
+    res = store_cmd(tmp_path, store_conf(db, tmp_path, "tls = true\n"), "status")
+    assert res.code == 2 and "store.conf:4: unknown key 'tls' in [store]" in res.stderr, res
+    res = store_cmd(tmp_path, "", "migrate")
+    assert res.code == 3 and "[store] url is not set" in res.stderr, res
+    # no TLS on this server: verify-full does not fall back to plaintext
+    res = store_cmd(tmp_path, store_conf(db, tmp_path, 'sslmode = "verify-full"\n'), "status")
+    assert res.code == 1 and "cannot connect" in res.stderr, res
+
+
+def test_tls_verify_full_with_the_configured_ca(tmp_path):
+    certs_dir = tmp_path / "tls"
+    certs_dir.mkdir()
+    certs = make_tls(str(certs_dir))
+    p = StorePostgres(tls=certs)
+    try:
+        ok = store_conf(p, tmp_path, 'sslmode = "verify-full"\nsslrootcert = "%s"\n'
+                        % certs["ca"])
+        res = store_cmd(tmp_path, ok, "migrate")
+        assert res.code == 0, res
+        res = store_cmd(tmp_path, ok, "status")
+        assert res.code == 0 and "connection: TLS TLSv1.3" in res.stdout, res
+        # another CA: the server's certificate does not verify
+        other = tmp_path / "other"
+        other.mkdir()
+        wrong = make_tls(str(other))["ca"]
+        res = store_cmd(tmp_path, ok.replace(certs["ca"], wrong), "status")
+        assert res.code == 1 and "certificate verify failed" in res.stderr, res
+        # verify-full checks the name too: the certificate has no SAN for 127.0.0.2
+        res = store_cmd(tmp_path, ok.replace("127.0.0.1", "127.0.0.2"), "status")
+        assert res.code == 1, res
+    finally:
+        p.close()
+
+
+# -- replicas ------------------------------------------------------------------
+
+def count_rule(counter):
+    return {"match": {"alertname": "Counted"}, "runbook": "alert-count", "mode": "exec",
+            "vars": {"counter": counter.url, "fp": "{{fingerprint}}"}}
+
+
+def replica(tmp, name, pg, counter, extra=""):
+    conf = store_conf(pg, tmp, 'replica = "%s"\n%s' % (name, extra))
+    return Serve(os.path.join(str(tmp), name), conf_extra=conf,
+                 books={"alert-count": COUNT_BOOK}, more_rules=[count_rule(counter)])
+
+
+def counted(fps, starts_at="2026-12-01T10:00:00Z"):
+    return json.dumps({"version": "4", "status": "firing", "alerts": [
+        {"status": "firing", "labels": {"alertname": "Counted", "n": fp},
+         "annotations": {}, "startsAt": starts_at, "fingerprint": fp} for fp in fps]})
+
+
+def statuses(body):
+    return {r["fingerprint"]: r["status"] for r in json.loads(body)}
+
+
+def wait(fn, timeout, what):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        v = fn()
+        if v:
+            return v
+        time.sleep(0.05)
+    raise AssertionError("timed out: " + what)
+
+
+def started(s):
+    return s.metrics().get("runbook_runs_started_total", 0)
+
+
+@pytest.fixture
+def pair(db, tmp_path, counter):
+    migrate(db, tmp_path)
+    a = replica(tmp_path, "a", db, counter)
+    b = replica(tmp_path, "b", db, counter)
+    assert a.port and b.port, a.text() + b.text()
+    yield a, b
+    for s in (a, b):
+        if s.proc.poll() is None:
+            assert s.stop() == 0, s.text()
+
+
+def test_the_same_alerts_posted_to_both_replicas_start_one_run_each(pair, db, counter):
+    a, b = pair
+    fps = ["fp%04d" % i for i in range(40)]
+    answers = {}
+
+    def post(s, tag, chunk):
+        code, body = s.post_alerts(counted(chunk))
+        answers[(tag, chunk[0])] = (code, body)
+
+    threads = []
+    for i in range(0, len(fps), 5):  # both replicas get each batch at once
+        for tag, s in (("a", a), ("b", b)):
+            threads.append(threading.Thread(target=post, args=(s, tag, fps[i:i + 5])))
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    per_fp = {}
+    for (tag, _), (code, body) in answers.items():
+        assert code == 202, body
+        for fp, st in statuses(body).items():
+            per_fp.setdefault(fp, []).append(st)
+    for fp in fps:
+        assert sorted(per_fp[fp]) in (["duplicate", "started"], ["duplicate", "queued"]), (
+            fp, per_fp[fp])
+    wait(lambda: counter.total() >= 40 and started(a) + started(b) == 40, 120,
+         "40 runs: %d hits" % counter.total())
+    a.wait_finished(started(a))
+    b.wait_finished(started(b))
+    assert counter.total() == 40, counter.hits
+    assert all(counter.hits["/hit/" + fp] == 1 for fp in fps), counter.hits
+    assert db.scalar("SELECT count(*) FROM rb_dedup") == "40"
+    assert db.scalar("SELECT count(*) FROM rb_dedup WHERE hits = 1") == "40"
+    owners = db.psql("SELECT owner, count(*) FROM rb_dedup GROUP BY owner", db="rb")
+    assert {o.split("|")[0] for o in owners} <= {"a", "b"}
+    assert db.scalar("SELECT count(*) FROM rb_dedup WHERE active") == "0"
+    # a resend to either replica within the window starts nothing
+    for s in (a, b):
+        code, body = s.post_alerts(counted(fps[:3]))
+        assert set(statuses(body).values()) == {"duplicate"}, body
+    time.sleep(0.5)
+    assert counter.total() == 40
+    assert "store: postgresql (replica a)" in a.request("GET", "/healthz")[1]
+
+
+def test_losing_the_database_answers_503_and_recovers(pair, db, counter):
+    a, b = pair
+    code, body = a.post_alerts(counted(["before"]))
+    assert code == 202 and statuses(body)["before"] == "started", body
+    wait(lambda: counter.total() == 1, 60, "the first run")
+    db.stop()
+    try:
+        for s in (a, b):
+            code, body = s.post_alerts(counted(["during"]))
+            assert code == 503, body
+            assert statuses(body)["during"] == "rejected", body
+            code, text = s.request("GET", "/healthz")
+            assert code == 503 and text.startswith("unavailable\nstore: postgresql "
+                                                   "unavailable: "), text
+            m = s.metrics()
+            assert m["runbook_store_up"] == 0 and m["runbook_store_errors_total"] >= 1, m
+            assert "store: lost the database" in s.text(), s.text()
+    finally:
+        db.start()
+    for s in (a, b):
+        wait(lambda: s.request("GET", "/healthz")[0] == 200, 15, "healthz back")
+        assert "store: the database is back; taking alerts again" in s.text()
+        assert s.metrics()["runbook_store_up"] == 1
+    # the retry Alertmanager sends after a 503 starts the run, once
+    codes = [s.post_alerts(counted(["during"])) for s in (a, b)]
+    sts = sorted(statuses(body)["during"] for _, body in codes)
+    assert sts == ["duplicate", "started"], codes
+    wait(lambda: counter.total() == 2, 60, "the retried run")
+    assert counter.hits["/hit/during"] == 1
+    wait(lambda: db.scalar("SELECT count(*) FROM rb_dedup WHERE active") == "0", 30,
+         "the runs' keys ended")
+
+
+def test_a_replica_restarted_after_a_crash_ends_its_own_keys(db, tmp_path, counter):
+    migrate(db, tmp_path)
+    db.psql("INSERT INTO rb_dedup VALUES ('old|x', true, 'a', 0, NULL, 0)", db="rb")
+    a = replica(tmp_path, "a", db, counter)
+    try:
+        assert a.port, a.text()
+        assert db.scalar("SELECT active FROM rb_dedup WHERE key = 'old|x'") == "f"
+    finally:
+        assert a.stop() == 0, a.text()
+
+
+def test_the_keys_of_a_dead_replica_end_and_expired_keys_are_dropped(db, tmp_path,
+                                                                      counter):
+    migrate(db, tmp_path)
+    db.psql("INSERT INTO rb_replicas VALUES ('gone', 0, 0)", db="rb")
+    db.psql("INSERT INTO rb_dedup VALUES ('dead|x', true, 'gone', 0, NULL, 0), "
+            "('expired|x', false, 'gone', 0, 1, 0)", db="rb")
+    a = replica(tmp_path, "a", db, counter)
+    try:
+        assert a.port, a.text()
+        wait(lambda: db.scalar("SELECT active FROM rb_dedup WHERE key = 'dead|x'") == "f",
+             15, "the dead replica's key ended")
+        assert db.scalar("SELECT count(*) FROM rb_dedup WHERE key = 'expired|x'") == "0"
+    finally:
+        assert a.stop() == 0, a.text()
+
+
+def test_the_runs_do_not_see_the_database_password_variable(db, tmp_path, counter):
+    migrate(db, tmp_path)
+    env_book = """local cmd = require "cmd"
+return runbook {
+  name = "alert-env", title = "Save the environment (test)", start = "save",
+  params = { out = { required = true } },
+  steps = {
+    save = action { title = "Save it", run = function(ctx)
+      return cmd.run({"sh", "-c", 'printenv > "$1"', "sh", ctx.out}).code
+    end, next = "done" },
+    done = resolved { title = "Done" },
+  },
+}
+"""
+    out = str(tmp_path / "env.txt")
+    conf = '[store]\nurl = "%s"\npassword_env = "RB_TEST_PG_PW"\n' % db.url()
+    os.environ["RB_TEST_PG_PW"] = PASSWORD
+    try:
+        s = Serve(tmp_path, conf_extra=conf, books={"alert-env": env_book}, more_rules=[
+            {"match": {"alertname": "Env"}, "runbook": "alert-env", "mode": "exec",
+             "vars": {"out": out}}])
+    finally:
+        del os.environ["RB_TEST_PG_PW"]
+    try:
+        assert s.port, s.text()
+        body = counted(["env"]).replace("Counted", "Env")
+        assert s.post_alerts(body)[0] == 202
+        s.wait_finished(1)
+        with open(out) as f:
+            text = f.read()
+        assert "PATH=" in text and "RB_TEST_PG_PW" not in text and PASSWORD not in text
+    finally:
+        assert s.stop() == 0, s.text()
