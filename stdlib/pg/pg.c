@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "runner/base/util.h"
 
@@ -29,6 +30,28 @@ static const struct {
      "  name text PRIMARY KEY,"
      "  started_ms bigint NOT NULL,"
      "  seen_ms bigint NOT NULL);"},
+    {2, "approval gates and answers across replicas",
+     "CREATE TABLE rb_gates ("
+     "  run text NOT NULL,"
+     "  step text NOT NULL,"
+     "  replica text NOT NULL,"
+     "  seen_ms bigint NOT NULL,"
+     "  PRIMARY KEY (run, step));"
+     "CREATE TABLE rb_answers ("
+     "  id bigserial PRIMARY KEY,"
+     "  run text NOT NULL,"
+     "  step text NOT NULL,"
+     "  replica text NOT NULL,"
+     "  via text NOT NULL,"
+     "  by text NOT NULL,"
+     "  approve boolean NOT NULL,"
+     "  comment text NOT NULL,"
+     "  channel text NOT NULL,"
+     "  created_ms bigint NOT NULL,"
+     "  done_ms bigint,"
+     "  code integer,"
+     "  result text);"
+     "CREATE INDEX rb_answers_todo ON rb_answers (replica) WHERE done_ms IS NULL;"},
 };
 #define NMIGRATIONS (sizeof migrations / sizeof migrations[0])
 
@@ -48,6 +71,19 @@ int rb_pg_err(PGconn *c, const char *what, char *err, size_t errlen)
 int rb_pg_configured(const rb_config *cfg)
 {
   return rb_host_config_string(cfg, "store", "url") != NULL;
+}
+
+void rb_pg_replica_name(const rb_config *cfg, const char *state_dir, char *out,
+                        size_t len)
+{
+  const char *n = rb_host_config_string(cfg, "store", "replica");
+  char host[256] = "";
+  if (n) {
+    snprintf(out, len, "%s", n);
+    return;
+  }
+  gethostname(host, sizeof host - 1);
+  snprintf(out, len, "%s:%s", host, state_dir);
 }
 
 /* The URL must be a postgresql:// URI without a password in it: a password

@@ -10,7 +10,7 @@
 #include "stdlib/rb_host.h"
 
 /* The schema version this binary writes and reads. */
-#define RB_PG_SCHEMA_VERSION 1
+#define RB_PG_SCHEMA_VERSION 2
 
 /* Milliseconds since the epoch on the database's clock, as SQL: the one
  * clock all replicas agree on. */
@@ -18,6 +18,11 @@
 
 /* 1 when [store] url is set (the shared store is on), else 0. */
 int rb_pg_configured(const rb_config *cfg);
+
+/* This replica's name in the store: [store] replica, else
+ * HOSTNAME:state_dir, which two replicas on one machine can not share. */
+void rb_pg_replica_name(const rb_config *cfg, const char *state_dir, char *out,
+                        size_t len);
 
 /* Connects as [store] says: the URL (refused when it carries a password),
  * the password from password_env/password_file, sslmode and sslrootcert

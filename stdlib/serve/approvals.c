@@ -21,7 +21,15 @@ typedef struct {
 struct rb_approvers {
   approver v[MAX_APPROVERS];
   size_t n;
+  rb_approvals_forward forward; /* or NULL */
+  void *forward_arg;
 };
+
+void rb_approvers_set_forward(rb_approvers *a, rb_approvals_forward fn, void *arg)
+{
+  a->forward = fn;
+  a->forward_arg = arg;
+}
 
 typedef struct {
   rb_approvers *a;
@@ -154,9 +162,9 @@ static const char *check_body(const json_t *j)
   return NULL;
 }
 
-static json_t *answer(const char *who_, const char *state_dir, const char *url,
-                      const char *body, size_t len, unsigned *code, char *note,
-                      size_t notelen)
+static json_t *answer(const rb_approvers *ap, const char *who_, const char *state_dir,
+                      const char *url, const char *body, size_t len, unsigned *code,
+                      char *note, size_t notelen)
 {
   char run[128], step[128], msg[1024];
   const char *p = url + strlen("/approvals/"), *slash = strchr(p, '/');
@@ -175,7 +183,12 @@ static json_t *answer(const char *who_, const char *state_dir, const char *url,
   rb_approval_answer a = {who_, NULL, json_is_true(json_object_get(j, "approve")),
                           cm ? json_string_value(cm) : "", "http"};
   int rc = rb_host_approval_answer(state_dir, run, step, &a, msg, sizeof msg);
+  json_t *fwd = rc == RB_APPROVAL_NOT_FOUND && ap->forward
+                    ? ap->forward(ap->forward_arg, run, step, &a, code, note, notelen)
+                    : NULL;
   json_decref(j);
+  if (fwd)
+    return fwd;
   static const unsigned codes[] = {200, 500, 404, 403, 409};
   if (rc != RB_APPROVAL_OK)
     return fail(code, codes[-rc], msg, note, notelen);
@@ -199,7 +212,7 @@ json_t *rb_approvals_http(const rb_approvers *a, const char *state_dir,
     return fail(code, 401, "an approver's credential is needed ([approver.NAME] token)",
                 note, notelen);
   if (!list)
-    return answer(name, state_dir, url, body, len, code, note, notelen);
+    return answer(a, name, state_dir, url, body, len, code, note, notelen);
   char err[512];
   json_t *p = rb_host_approval_pending(state_dir, err, sizeof err);
   if (p == NULL)

@@ -21,6 +21,14 @@ size_t rb_approvers_count(const rb_approvers *a);
 /* 1 when some approver's token equals tok (compared in constant time). */
 int rb_approvers_has_token(const rb_approvers *a, const char *tok);
 
+/* Where an answer for a gate not pending here goes (the shared store's
+ * other replicas, approvals_pg.c): a response body with *code, or NULL for
+ * the usual 404. */
+typedef json_t *(*rb_approvals_forward)(void *arg, const char *run, const char *step,
+                                        const rb_approval_answer *a, unsigned *code,
+                                        char *note, size_t notelen);
+void rb_approvers_set_forward(rb_approvers *a, rb_approvals_forward fn, void *arg);
+
 /* GET /approvals (pending gates) and POST /approvals/RUN/STEP (an answer
  * {approve, comment} recorded as the credential's name). auth is the
  * Authorization header or NULL. Sets *code and note (for the log); returns

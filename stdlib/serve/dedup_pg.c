@@ -271,20 +271,6 @@ static const rb_dedup_ops pg_ops = {
     pg_count, pg_free,     pg_tick,   pg_health,
 };
 
-/* The replica's name: [store] replica, else HOSTNAME:state_dir, which two
- * replicas on one machine can not share. */
-static void name_of(const rb_config *cfg, const char *state_dir, char *out, size_t len)
-{
-  const char *n = rb_host_config_string(cfg, "store", "replica");
-  char host[256] = "";
-  if (n) {
-    snprintf(out, len, "%s", n);
-    return;
-  }
-  gethostname(host, sizeof host - 1);
-  snprintf(out, len, "%s:%s", host, state_dir);
-}
-
 /* Keys this replica claimed before a crash end now, as the file store's
  * do: the runs that held them died with the listener. */
 static int settle(pgd *d, char *err, size_t errlen)
@@ -318,7 +304,7 @@ rb_dedup *rb_dedup_open_pg(const rb_config *cfg, const char *state_dir, int64_t 
   d->up = 1;
   snprintf(d->window, sizeof d->window, "%lld", (long long)window_ms);
   snprintf(d->timeout, sizeof d->timeout, "%lld", (long long)timeout);
-  name_of(cfg, state_dir, d->name, sizeof d->name);
+  rb_pg_replica_name(cfg, state_dir, d->name, sizeof d->name);
   d->c = rb_pg_connect(cfg, err, errlen);
   if (d->c == NULL || rb_pg_check_schema(d->c, err, errlen) != 0 ||
       settle(d, err, errlen) != 0) {

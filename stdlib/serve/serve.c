@@ -23,6 +23,7 @@
 #include "stdlib/serve/alerts_json.h"
 #include "runner/base/buf.h"
 #include "stdlib/serve/dedup.h"
+#include "stdlib/serve/approvals_pg.h"
 #include "runner/base/redact.h"
 #include "stdlib/serve/approvals.h"
 #include "stdlib/serve/child.h"
@@ -102,7 +103,8 @@ typedef struct {
   unsigned max_conns, per_ip_conns;
   rb_guard_limits limits;
   rb_dedup *dedup;
-  rb_approvers *approvers; /* who may answer gates over HTTP */
+  rb_approvals_pg *appr_pg; /* [store] url: gates answered through any replica */
+  rb_approvers *approvers;  /* who may answer gates over HTTP */
   int max_runs;
   child kids[MAX_RUNS_CAP];
   int nkids;
@@ -1032,9 +1034,19 @@ static int open_dedup(server *s, const rb_config *cfg, const serve_opts *o)
   else
     s->dedup = rb_dedup_open_file(dir, o->dedup_ms, (size_t)max_keys, rb_now_wall_ms(),
                                   err, sizeof err);
-  if (s->dedup == NULL)
+  if (s->dedup == NULL) {
     fprintf(stderr, "runbook: serve: dedup store: %s\n", err);
-  return s->dedup ? 0 : -1;
+    return -1;
+  }
+  if (rb_host_config_string(cfg, "store", "url")) {
+    if ((s->appr_pg = rb_approvals_pg_start(cfg, s->state_dir, err, sizeof err)) ==
+        NULL) {
+      fprintf(stderr, "runbook: serve: %s\n", err);
+      return -1;
+    }
+    rb_approvals_pg_attach(s->appr_pg, s->approvers);
+  }
+  return 0;
 }
 
 /* The connection limits and deadlines (keys.c has their defaults). */
@@ -1251,6 +1263,7 @@ static void teardown(server *s)
   for (int i = 0; i < s->qlen; i++)
     json_decref(s->q[(s->qhead + i) % QUEUE_MAX].argv);
   rb_rules_free(s->rules);
+  rb_approvals_pg_stop(s->appr_pg); /* before the approvers it forwards for */
   rb_dedup_free(s->dedup);
   rb_approvers_free(s->approvers);
   json_decref(s->books);

@@ -105,30 +105,35 @@ def migrate(pg, tmp):
 def test_migrate_is_versioned_idempotent_and_refuses_a_newer_database(db, tmp_path):
     conf = store_conf(db, tmp_path)
     res = store_cmd(tmp_path, conf, "status")
-    assert res.code == 1 and "schema version 0 (this binary: 1)" in res.stdout, res
+    assert res.code == 1 and "schema version 0 (this binary: 2)" in res.stdout, res
     res = store_cmd(tmp_path, conf, "migrate")
-    assert res.code == 0 and "schema migrated from version 0 to 1" in res.stdout, res
+    assert res.code == 0 and "schema migrated from version 0 to 2" in res.stdout, res
     res = store_cmd(tmp_path, conf, "migrate")
-    assert res.code == 0 and "schema version 1: up to date, nothing to do" in res.stdout
+    assert res.code == 0 and "schema version 2: up to date, nothing to do" in res.stdout
     assert res.stderr == "", res
-    assert db.psql("SELECT version, name FROM rb_schema_migrations", db="rb") == [
-        "1|dedup keys and replicas"]
+    assert db.psql("SELECT version, name FROM rb_schema_migrations ORDER BY 1", db="rb") == [
+        "1|dedup keys and replicas", "2|approval gates and answers across replicas"]
     res = store_cmd(tmp_path, conf, "status")
-    assert res.code == 0 and res.stdout == "schema version 1 (this binary: 1)\nconnection: no TLS\n"
+    assert res.code == 0 and res.stdout == "schema version 2 (this binary: 2)\nconnection: no TLS\n"
+    # a database one migration behind is brought forward by one
+    db.psql("DROP TABLE rb_answers, rb_gates; DELETE FROM rb_schema_migrations "
+            "WHERE version = 2", db="rb")
+    res = store_cmd(tmp_path, conf, "migrate")
+    assert res.code == 0 and "schema migrated from version 1 to 2" in res.stdout, res
     # a database a newer binary migrated: neither migrated nor served
-    db.psql("INSERT INTO rb_schema_migrations VALUES (2, 'future', now(), 'test')", db="rb")
+    db.psql("INSERT INTO rb_schema_migrations VALUES (3, 'future', now(), 'test')", db="rb")
     res = store_cmd(tmp_path, conf, "migrate")
     assert res.code == 1, res
-    assert "schema is version 2, newer than this binary's 1: refusing to touch it" in res.stderr
+    assert "schema is version 3, newer than this binary's 2: refusing to touch it" in res.stderr
     s = Serve(tmp_path / "a", conf_extra=conf)
     assert s.proc.wait(timeout=30) != 0
-    assert "newer than this binary's 1: upgrade runbook" in s.text(), s.text()
+    assert "newer than this binary's 2: upgrade runbook" in s.text(), s.text()
 
 
 def test_serve_refuses_an_unmigrated_database(db, tmp_path):
     s = Serve(tmp_path, conf_extra=store_conf(db, tmp_path))
     assert s.proc.wait(timeout=30) != 0
-    assert "schema is version 0, this binary needs 1: run `runbook store migrate`" in s.text()
+    assert "schema is version 0, this binary needs 2: run `runbook store migrate`" in s.text()
 
 
 def test_a_password_in_the_url_is_refused_and_never_printed(db, tmp_path):
@@ -196,6 +201,9 @@ def test_tls_verify_full_with_the_configured_ca(tmp_path):
 def count_rule(counter):
     return {"match": {"alertname": "Counted"}, "runbook": "alert-count", "mode": "exec",
             "vars": {"counter": counter.url, "fp": "{{fingerprint}}"}}
+
+
+ALICE = "approver-alice-token-7d41c0"
 
 
 def replica(tmp, name, pg, counter, extra=""):
@@ -378,3 +386,47 @@ return runbook {
         assert "PATH=" in text and "RB_TEST_PG_PW" not in text and PASSWORD not in text
     finally:
         assert s.stop() == 0, s.text()
+
+
+def test_an_answer_through_replica_b_completes_a_gate_held_by_a(db, tmp_path, counter,
+                                                                 monkeypatch):
+    monkeypatch.setenv("RB_APPR_ALICE", ALICE)
+    migrate(db, tmp_path)
+    appr = "[approver.alice]\ntoken_env = RB_APPR_ALICE\n"
+    a = replica(tmp_path, "a", db, counter, extra=appr)
+    b = replica(tmp_path, "b", db, counter, extra=appr)
+    try:
+        assert a.port and b.port, a.text() + b.text()
+        alert = counted(["gate0001"]).replace("Counted", "NeedsApproval")
+        assert statuses(a.post_alerts(alert)[1])["gate0001"] == "started"
+        auth = {"Authorization": "Bearer " + ALICE, "Content-Type": "application/json"}
+        pending = wait(lambda: json.loads(a.request("GET", "/approvals", headers=auth)[1]),
+                       60, "the gate on a")
+        run, step = pending[0]["run"], pending[0]["step"]
+        wait(lambda: db.scalar("SELECT replica FROM rb_gates WHERE run = '%s'" % run) == "a",
+             10, "the gate published")
+        assert b.request("GET", "/approvals", headers=auth) == (200, "[]")  # a's, not b's
+        path = "/approvals/%s/%s" % (run, step)
+        assert b.request("POST", path, '{"approve":true}',
+                         {"Content-Type": "application/json"})[0] == 401
+        assert b.request("POST", "/approvals/nope/act", '{"approve":true}', auth)[0] == 404
+        t0 = time.time()
+        code, body = b.request("POST", path, '{"approve":true,"comment":"via b"}', auth)
+        answered = time.time() - t0
+        assert code == 200, body
+        got = json.loads(body)
+        assert got["by"] == "alice" and got["replica"] == "a" and got["approved"], got
+        wait(lambda: os.path.exists(a.gated_out), 5, "the gated action on a")
+        took = time.time() - t0
+        print("answer through b: %.3f s to the answer, %.3f s to the action" % (answered, took))
+        assert took < 2.0, took
+        a.wait_finished(1)
+        ok = [e for e in a.timeline("ALERT-gate0001") if e["event"] == "approved"]
+        assert ok[0]["detail"]["by"] == "alice" and ok[0]["detail"]["via"] == "http", ok
+        code, body = b.request("POST", path, '{"approve":false}', auth)
+        assert code in (404, 409), body  # decided: gone from the store, or refused
+        assert db.scalar("SELECT count(*) FROM rb_answers WHERE code = 0 AND via = 'b'") == "1"
+        assert "approval of %s/act by alice taken by replica b: recorded" % run in a.text()
+    finally:
+        for s in (a, b):
+            assert s.stop() == 0, s.text()
