@@ -5,7 +5,8 @@ away and recovery when it returns."""
 import http.server
 import json
 import os
-import re
+import signal
+import subprocess
 import threading
 import time
 import urllib.request
@@ -13,7 +14,7 @@ import urllib.request
 import pytest
 
 import rbtest
-from httpservers import make_tls
+from httpservers import free_port, make_tls
 from pgstore import PASSWORD, StorePostgres
 from test_serve import TOKEN, Serve
 
@@ -430,3 +431,103 @@ def test_an_answer_through_replica_b_completes_a_gate_held_by_a(db, tmp_path, co
     finally:
         for s in (a, b):
             assert s.stop() == 0, s.text()
+
+
+AM_BIN = "/usr/bin/prometheus-alertmanager"
+
+
+def am_config(path, replicas):
+    hooks = "".join("""      - url: http://127.0.0.1:%d/alerts/alertmanager
+        send_resolved: false
+        http_config:
+          authorization:
+            credentials: %s
+""" % (s.port, TOKEN) for s in replicas)
+    path.write_text("""route:
+  receiver: runbook
+  group_by: [alertname, n]
+  group_wait: 0s
+  group_interval: 1s
+  repeat_interval: 1h
+receivers:
+  - name: runbook
+    webhook_configs:
+""" + hooks)
+
+
+def am_status(port):
+    try:
+        with urllib.request.urlopen("http://127.0.0.1:%d/api/v2/status" % port,
+                                    timeout=2) as r:
+            return json.loads(r.read())
+    except (urllib.error.URLError, ConnectionError, OSError, ValueError):
+        return None
+
+
+def start_am_pair(d, cfg):
+    """Two Alertmanagers clustered over loopback gossip; [(proc, web port)]."""
+    web = [free_port(), free_port()]
+    gossip = [free_port(), free_port()]
+    out = []
+    for i in range(2):
+        log = open(str(d / ("am%d.log" % i)), "w")
+        out.append((subprocess.Popen(
+            [AM_BIN, "--config.file", str(cfg), "--storage.path", str(d / ("data%d" % i)),
+             "--web.listen-address", "127.0.0.1:%d" % web[i],
+             "--cluster.listen-address", "127.0.0.1:%d" % gossip[i],
+             "--cluster.advertise-address", "127.0.0.1:%d" % gossip[i],
+             "--cluster.peer", "127.0.0.1:%d" % gossip[1 - i],
+             "--cluster.gossip-interval", "50ms", "--cluster.pushpull-interval", "1s",
+             "--cluster.peer-timeout", "2s"],
+            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL), web[i]))
+    return out
+
+
+@pytest.mark.skipif(not os.access(AM_BIN, os.X_OK), reason="prometheus-alertmanager not installed")
+def test_an_alertmanager_ha_pair_sending_to_both_replicas_starts_one_run_per_alert(
+        pair, db, counter, tmp_path):
+    a, b = pair
+    d = tmp_path / "am"
+    d.mkdir()
+    am_config(d / "am.yml", (a, b))
+    ams = start_am_pair(d, d / "am.yml")
+    try:
+        def ready():
+            st = [am_status(port) for _, port in ams]
+            return all(s and s["cluster"]["status"] == "ready" and
+                       len(s["cluster"]["peers"]) == 2 for s in st)
+        wait(ready, 60, "the Alertmanager cluster: " + "".join(
+            (d / ("am%d.log" % i)).read_text() for i in range(2)
+            if (d / ("am%d.log" % i)).exists()))
+        # as Prometheus does: every alert to both members, with its startsAt
+        starts = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() - 5))
+        alerts = [{"labels": {"alertname": "Counted", "n": "am%02d" % i},
+                   "startsAt": starts} for i in range(10)]
+        for _, port in ams:
+            req = urllib.request.Request("http://127.0.0.1:%d/api/v2/alerts" % port,
+                                         data=json.dumps(alerts).encode(), method="POST",
+                                         headers={"Content-Type": "application/json"})
+            with urllib.request.urlopen(req, timeout=10) as r:
+                assert r.status == 200
+        wait(lambda: counter.total() >= 10 and started(a) + started(b) >= 10, 90,
+             "10 runs, %d hits" % counter.total())
+        time.sleep(5)  # the second member's and the resends' notifications
+        ma, mb = a.metrics(), b.metrics()
+        posts = sum(m.get('runbook_requests_total{path="/alerts/alertmanager",code="202"}', 0)
+                    for m in (ma, mb))
+        dups = ma["runbook_alerts_duplicate_total"] + mb["runbook_alerts_duplicate_total"]
+        print("Alertmanager pair: %d webhook posts, %d duplicates, runs a=%d b=%d" % (
+            posts, dups, started(a), started(b)))
+        assert counter.total() == 10, counter.hits
+        assert all(v == 1 for v in counter.hits.values()), counter.hits
+        assert started(a) + started(b) == 10
+        assert db.scalar("SELECT count(*) FROM rb_dedup") == "10"
+        assert posts >= 20 and dups >= 10  # every alert reached both replicas
+    finally:
+        for p, _ in ams:
+            p.send_signal(signal.SIGTERM)
+        for p, _ in ams:
+            try:
+                p.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                p.kill()
