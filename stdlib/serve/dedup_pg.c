@@ -121,6 +121,17 @@ static int heartbeat(pgd *d)
       1, p);
 }
 
+/* The claim is the hot path: parsed and planned once per connection. */
+static int prepare(pgd *d)
+{
+  PGresult *r = PQprepare(d->c, "rb_claim", claim_sql, 3, NULL);
+  int ok = r && PQresultStatus(r) == PGRES_COMMAND_OK;
+  PQclear(r);
+  if (!ok)
+    failed(d, "preparing the claim");
+  return ok ? 0 : -1;
+}
+
 /* Back after a loss: the schema is checked again (someone may have
  * restored another database) and the missed ends are replayed. */
 static int reconnect(pgd *d)
@@ -139,6 +150,8 @@ static int reconnect(pgd *d)
     snprintf(d->why, sizeof d->why, "%s", err);
     return 0;
   }
+  if (prepare(d) != 0)
+    return 0;
   d->up = 1;
   fprintf(stderr, "runbook serve: store: the database is back; taking alerts again\n");
   size_t n = d->npend;
@@ -159,7 +172,12 @@ static int pg_claim(rb_dedup *base, const char *key, int64_t now_ms, char *err,
   if (d->count >= d->max_keys)
     return -1;
   const char *p[3] = {key, d->name, d->window};
-  PGresult *r = run(d, "claiming a key", claim_sql, 3, p, PGRES_TUPLES_OK);
+  PGresult *r = PQexecPrepared(d->c, "rb_claim", 3, p, NULL, NULL, 0);
+  if (r == NULL || PQresultStatus(r) != PGRES_TUPLES_OK) {
+    PQclear(r);
+    r = NULL;
+    failed(d, "claiming a key");
+  }
   if (r == NULL)
     return rb_err(err, errlen, "%s", d->why), -2;
   int dup = PQntuples(r) != 1 || atol(PQgetvalue(r, 0, 0)) != 0;
@@ -276,7 +294,7 @@ static const rb_dedup_ops pg_ops = {
 static int settle(pgd *d, char *err, size_t errlen)
 {
   const char *p[1] = {d->name};
-  if (heartbeat(d) != 0 ||
+  if (prepare(d) != 0 || heartbeat(d) != 0 ||
       run_cmd(d, "ending this replica's old keys",
               "UPDATE rb_dedup SET active = false, ended_ms = " RB_PG_NOW_MS
               " WHERE active AND owner = $1",
