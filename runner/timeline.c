@@ -2,6 +2,7 @@
  * journal): crash-safe hash-chained appends, torn-line repair, reading,
  * chain verification and exports. */
 #include "runner/timeline.h"
+#include "runner/timeline_mirror.h"
 
 #include "runner/base/redact.h"
 #include "runner/base/sha256.h"
@@ -351,6 +352,9 @@ static int write_chained(rb_timeline *tl, const char *body, const char *ts, char
     rb_err(err, errlen, "%s: fsync: %s", tl->path, strerror(errno));
     goto out;
   }
+  /* a run of a serve replica: durable in the shared store too, or failed */
+  if (rb_timeline_mirror(tl->path, lines, len, err, errlen) != 0)
+    goto out;
   rc = 0;
 out:
   free(lines);

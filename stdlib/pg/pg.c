@@ -52,6 +52,20 @@ static const struct {
      "  code integer,"
      "  result text);"
      "CREATE INDEX rb_answers_todo ON rb_answers (replica) WHERE done_ms IS NULL;"},
+    {3, "run timelines and owners across replicas",
+     "CREATE TABLE rb_events ("
+     "  incident text NOT NULL,"
+     "  seq bigint NOT NULL,"
+     "  line text NOT NULL,"
+     "  PRIMARY KEY (incident, seq));"
+     "CREATE TABLE rb_runs ("
+     "  run text PRIMARY KEY,"
+     "  incident text NOT NULL,"
+     "  replica text NOT NULL,"
+     "  state text NOT NULL,"
+     "  updated_ms bigint NOT NULL,"
+     "  taken_from text);"
+     "CREATE INDEX rb_runs_live ON rb_runs (replica) WHERE state = 'running';"},
 };
 #define NMIGRATIONS (sizeof migrations / sizeof migrations[0])
 

@@ -24,6 +24,7 @@
 #include "runner/base/buf.h"
 #include "stdlib/serve/dedup.h"
 #include "stdlib/serve/approvals_pg.h"
+#include "stdlib/serve/mirror_pg.h"
 #include "runner/base/redact.h"
 #include "stdlib/serve/approvals.h"
 #include "stdlib/serve/child.h"
@@ -104,6 +105,7 @@ typedef struct {
   rb_guard_limits limits;
   rb_dedup *dedup;
   rb_approvals_pg *appr_pg; /* [store] url: gates answered through any replica */
+  rb_mirror *mirror;        /* [store] url: the runs' timelines in the store */
   rb_approvers *approvers;  /* who may answer gates over HTTP */
   int max_runs;
   child kids[MAX_RUNS_CAP];
@@ -155,7 +157,19 @@ static int spawn_run(server *s, const char *key, json_t *argv)
   posix_spawnattr_setflags(&at, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF |
                                     POSIX_SPAWN_SETPGROUP);
   pid_t pid;
-  int rc = posix_spawn(&pid, "/proc/self/exe", &fa, &at, av, s->child_env);
+  int mine = -1, theirs = s->mirror ? rb_mirror_pair(&mine) : -1;
+  if (theirs >= 0)
+    posix_spawn_file_actions_adddup2(&fa, theirs, 3); /* RB_TIMELINE_MIRROR_FD */
+  int rc = s->mirror && theirs < 0
+               ? errno
+               : posix_spawn(&pid, "/proc/self/exe", &fa, &at, av, s->child_env);
+  if (theirs >= 0)
+    close(theirs);
+  if (mine >= 0 && rc == 0)
+    rb_mirror_attach(s->mirror, mine, pid,
+                     strncmp(key, "resume:", 7) == 0 ? key + 7 : NULL);
+  else if (mine >= 0)
+    close(mine);
   posix_spawn_file_actions_destroy(&fa);
   posix_spawnattr_destroy(&at);
   free(av);
@@ -171,6 +185,28 @@ static int spawn_run(server *s, const char *key, json_t *argv)
           json_string_value(json_array_get(argv, 4 + (s->config_file ? 2 : 0))), key,
           (int)pid);
   return 0;
+}
+
+/* The mirror took over run (a dead replica's): `runbook resume RUN` here,
+ * under the same in-doubt rules as by hand. */
+static int resume_run(void *arg, const char *run)
+{
+  server *s = arg;
+  char key[RB_DEDUP_KEY_MAX + 1];
+  json_t *av =
+      s->config_file
+          ? json_pack("[s, s, s, s, s, s, s, s]", "/proc/self/exe", "--state-dir",
+                      s->state_dir, "--config", s->config_file, "resume", run, "--quiet")
+          : json_pack("[s, s, s, s, s, s]", "/proc/self/exe", "--state-dir", s->state_dir,
+                      "resume", run, "--quiet");
+  if (av == NULL)
+    return -1;
+  snprintf(key, sizeof key, "resume:%s", run);
+  pthread_mutex_lock(&s->mu);
+  int rc = s->nkids < s->max_runs ? spawn_run(s, key, av) : -1;
+  pthread_mutex_unlock(&s->mu);
+  json_decref(av);
+  return rc;
 }
 
 static void start_queued(server *s)
@@ -1045,6 +1081,13 @@ static int open_dedup(server *s, const rb_config *cfg, const serve_opts *o)
       return -1;
     }
     rb_approvals_pg_attach(s->appr_pg, s->approvers);
+    s->mirror = rb_mirror_start(cfg, s->state_dir, resume_run, s, err, sizeof err);
+    char **env = s->mirror ? rb_mirror_env(s->child_env) : NULL;
+    if (env == NULL) {
+      fprintf(stderr, "runbook: serve: %s\n", s->mirror ? "out of memory" : err);
+      return -1;
+    }
+    s->child_env = env;
   }
   return 0;
 }
@@ -1264,6 +1307,7 @@ static void teardown(server *s)
     json_decref(s->q[(s->qhead + i) % QUEUE_MAX].argv);
   rb_rules_free(s->rules);
   rb_approvals_pg_stop(s->appr_pg); /* before the approvers it forwards for */
+  rb_mirror_stop(s->mirror);
   rb_dedup_free(s->dedup);
   rb_approvers_free(s->approvers);
   json_decref(s->books);

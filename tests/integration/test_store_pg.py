@@ -106,35 +106,36 @@ def migrate(pg, tmp):
 def test_migrate_is_versioned_idempotent_and_refuses_a_newer_database(db, tmp_path):
     conf = store_conf(db, tmp_path)
     res = store_cmd(tmp_path, conf, "status")
-    assert res.code == 1 and "schema version 0 (this binary: 2)" in res.stdout, res
+    assert res.code == 1 and "schema version 0 (this binary: 3)" in res.stdout, res
     res = store_cmd(tmp_path, conf, "migrate")
-    assert res.code == 0 and "schema migrated from version 0 to 2" in res.stdout, res
+    assert res.code == 0 and "schema migrated from version 0 to 3" in res.stdout, res
     res = store_cmd(tmp_path, conf, "migrate")
-    assert res.code == 0 and "schema version 2: up to date, nothing to do" in res.stdout
+    assert res.code == 0 and "schema version 3: up to date, nothing to do" in res.stdout
     assert res.stderr == "", res
     assert db.psql("SELECT version, name FROM rb_schema_migrations ORDER BY 1", db="rb") == [
-        "1|dedup keys and replicas", "2|approval gates and answers across replicas"]
+        "1|dedup keys and replicas", "2|approval gates and answers across replicas",
+        "3|run timelines and owners across replicas"]
     res = store_cmd(tmp_path, conf, "status")
-    assert res.code == 0 and res.stdout == "schema version 2 (this binary: 2)\nconnection: no TLS\n"
+    assert res.code == 0 and res.stdout == "schema version 3 (this binary: 3)\nconnection: no TLS\n"
     # a database one migration behind is brought forward by one
-    db.psql("DROP TABLE rb_answers, rb_gates; DELETE FROM rb_schema_migrations "
-            "WHERE version = 2", db="rb")
+    db.psql("DROP TABLE rb_events, rb_runs; DELETE FROM rb_schema_migrations "
+            "WHERE version = 3", db="rb")
     res = store_cmd(tmp_path, conf, "migrate")
-    assert res.code == 0 and "schema migrated from version 1 to 2" in res.stdout, res
+    assert res.code == 0 and "schema migrated from version 2 to 3" in res.stdout, res
     # a database a newer binary migrated: neither migrated nor served
-    db.psql("INSERT INTO rb_schema_migrations VALUES (3, 'future', now(), 'test')", db="rb")
+    db.psql("INSERT INTO rb_schema_migrations VALUES (4, 'future', now(), 'test')", db="rb")
     res = store_cmd(tmp_path, conf, "migrate")
     assert res.code == 1, res
-    assert "schema is version 3, newer than this binary's 2: refusing to touch it" in res.stderr
+    assert "schema is version 4, newer than this binary's 3: refusing to touch it" in res.stderr
     s = Serve(tmp_path / "a", conf_extra=conf)
     assert s.proc.wait(timeout=30) != 0
-    assert "newer than this binary's 2: upgrade runbook" in s.text(), s.text()
+    assert "newer than this binary's 3: upgrade runbook" in s.text(), s.text()
 
 
 def test_serve_refuses_an_unmigrated_database(db, tmp_path):
     s = Serve(tmp_path, conf_extra=store_conf(db, tmp_path))
     assert s.proc.wait(timeout=30) != 0
-    assert "schema is version 0, this binary needs 2: run `runbook store migrate`" in s.text()
+    assert "schema is version 0, this binary needs 3: run `runbook store migrate`" in s.text()
 
 
 def test_a_password_in_the_url_is_refused_and_never_printed(db, tmp_path):
@@ -285,6 +286,10 @@ def test_the_same_alerts_posted_to_both_replicas_start_one_run_each(pair, db, co
     owners = db.psql("SELECT owner, count(*) FROM rb_dedup GROUP BY owner", db="rb")
     assert {o.split("|")[0] for o in owners} <= {"a", "b"}
     assert db.scalar("SELECT count(*) FROM rb_dedup WHERE active") == "0"
+    # every run's timeline is in the store, each run recorded once, finished
+    wait(lambda: db.scalar("SELECT count(*) FROM rb_runs WHERE state = 'finished'") == "40",
+         10, "40 runs finished in rb_runs")
+    assert db.scalar("SELECT count(DISTINCT incident) FROM rb_events") == "40"
     # a resend to either replica within the window starts nothing
     for s in (a, b):
         code, body = s.post_alerts(counted(fps[:3]))
@@ -531,3 +536,119 @@ def test_an_alertmanager_ha_pair_sending_to_both_replicas_starts_one_run_per_ale
                 p.wait(timeout=20)
             except subprocess.TimeoutExpired:
                 p.kill()
+
+
+STEPS_BOOK = """local http = require "http"
+local cmd = require "cmd"
+return runbook {
+  name = "alert-steps", title = "Three steps (test)", start = "one",
+  params = { counter = { required = true }, fp = { required = true },
+             slow = { default = "no" } },
+  steps = {
+    one = action { title = "First", run = function(ctx)
+      return http.post(ctx.counter .. "/hit/" .. ctx.fp .. "/one", { body = "x", retries = 0 })
+    end, next = "pause" },
+    pause = check { title = "Let time pass", run = function(ctx)
+      if ctx.slow == "no" then cmd.read({"sleep", "3"}) end
+      return true
+    end, on = { [true] = "two", [false] = "done" } },
+    two = action { title = "Second", run = function(ctx)
+      local r = http.post(ctx.counter .. "/hit/" .. ctx.fp .. "/two", { body = "x", retries = 0 })
+      if ctx.slow == "yes" then cmd.run({"sleep", "4"}) end
+      return r
+    end, next = "three" },
+    three = action { title = "Third", run = function(ctx)
+      return http.post(ctx.counter .. "/hit/" .. ctx.fp .. "/three", { body = "x", retries = 0 })
+    end, next = "done" },
+    done = resolved { title = "Done" },
+  },
+}
+"""
+
+
+def steps_replica(tmp, name, pg, counter):
+    conf = store_conf(pg, tmp, 'replica = "%s"\nreplica_timeout = "2s"\n' % name)
+    rule = {"match": {"alertname": "Steps"}, "runbook": "alert-steps", "mode": "exec",
+            "vars": {"counter": counter.url, "fp": "{{fingerprint}}",
+                     "slow": "{{labels.slow}}"}}
+    return Serve(os.path.join(str(tmp), name), conf_extra=conf,
+                 books={"alert-steps": STEPS_BOOK}, more_rules=[rule])
+
+
+def steps_alert(fp, slow=None):
+    body = json.loads(counted([fp]).replace("Counted", "Steps"))
+    if slow:
+        body["alerts"][0]["labels"]["slow"] = slow
+    return json.dumps(body)
+
+
+@pytest.fixture
+def steps_pair(db, tmp_path, counter):
+    migrate(db, tmp_path)
+    a = steps_replica(tmp_path, "a", db, counter)
+    b = steps_replica(tmp_path, "b", db, counter)
+    assert a.port and b.port, a.text() + b.text()
+    yield a, b
+    for s in (a, b):
+        if s.proc.poll() is None:
+            assert s.stop() == 0, s.text()
+        else:
+            s.logf.close()
+
+
+def test_kill_9_of_the_replica_mid_run_the_other_continues_it_once(steps_pair, db, counter,
+                                                                   tmp_path):
+    a, b = steps_pair
+    assert statuses(a.post_alerts(steps_alert("ko0001"))[1])["ko0001"] == "started"
+    wait(lambda: counter.hits.get("/hit/ko0001/one") == 1, 60, "step one")
+    run = wait(lambda: db.scalar("SELECT run FROM rb_runs WHERE replica = 'a' AND "
+                                 "state = 'running'"), 10, "the run in rb_runs")
+    a.proc.kill()  # kill -9 in the middle of the pause step
+    killed = time.time()
+    a.proc.wait()
+    wait(lambda: counter.hits.get("/hit/ko0001/three") == 1, 60,
+         "the run continued on b:\n" + b.text())
+    failover = time.time() - killed
+    print("failover: %.2f s from kill -9 to the next action on the other replica" % failover)
+    assert failover < 2 + 1 + 5, failover  # replica_timeout + a look + the pause rerun
+    wait(lambda: db.scalar("SELECT state FROM rb_runs WHERE run = '%s'" % run) == "finished", 30,
+         "the run done in the store")
+    assert counter.hits == {"/hit/ko0001/one": 1, "/hit/ko0001/two": 1,
+                            "/hit/ko0001/three": 1}, counter.hits
+    assert db.psql("SELECT replica, taken_from FROM rb_runs", db="rb") == ["b|a"]
+    assert "replica a is gone; taking over its run %s (incident ALERT-ko0001)" % run in b.text()
+    # b's copy of the timeline is the store's, and its hash chain holds
+    tl = os.path.join(b.state, "incidents", "ALERT-ko0001.jsonl")
+    with open(tl) as f:
+        local = [line.rstrip("\n") for line in f]
+    assert db.psql("SELECT line FROM rb_events WHERE incident = 'ALERT-ko0001' "
+                   "ORDER BY seq", db="rb") == local
+    res = rbtest.run(["verify", "ALERT-ko0001"], state_dir=b.state)
+    assert res.code == 0, res
+    evs = [json.loads(line) for line in local]
+    assert [e["step"] for e in evs if e.get("event") == "started" and e.get("kind") == "action"
+            and "op" not in e["detail"]] == ["one", "two", "three"]  # none repeated
+    resumed = [e for e in evs if e.get("kind") == "run" and e["event"] == "started"][1]
+    assert resumed["detail"]["resumed_at"] == "pause", resumed
+
+
+def test_kill_9_during_an_action_leaves_it_in_doubt_for_a_human(steps_pair, db, counter):
+    a, b = steps_pair
+    assert statuses(a.post_alerts(steps_alert("kd0001", "yes"))[1])["kd0001"] == "started"
+    wait(lambda: counter.hits.get("/hit/kd0001/two") == 1, 60, "step two started")
+    run = db.scalar("SELECT run FROM rb_runs")
+    a.proc.kill()  # kill -9 while action two sleeps
+    a.proc.wait()
+    wait(lambda: "run for alert resume:%s ended" % run in b.text(), 30,
+         "b tried to resume:\n" + b.text())
+    # as `runbook resume` by hand: the run records why it did not go on
+    wait(lambda: db.scalar("SELECT state FROM rb_runs") == "failed", 10,
+         "failed: %s" % db.psql("SELECT * FROM rb_runs", db="rb"))
+    assert "step 'two' (an action) started and never finished" in b.text(), b.text()
+    assert "resume with --in-doubt rerun (run it again) or --in-doubt skip" in b.text()
+    last = json.loads(db.scalar("SELECT line FROM rb_events ORDER BY seq DESC LIMIT 1"))
+    assert last["event"] == "failed" and "never finished" in last["detail"]["error"], last
+    time.sleep(6)  # a's orphaned run can not go on either: the store refuses it
+    assert counter.hits == {"/hit/kd0001/one": 1, "/hit/kd0001/two": 1}, counter.hits
+    assert db.psql("SELECT replica, taken_from, state FROM rb_runs", db="rb") == [
+        "b|a|failed"]
