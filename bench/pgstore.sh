@@ -5,9 +5,10 @@
 #     posting single-alert webhooks whose keys are all claimed already (the
 #     duplicate path: one INSERT ... ON CONFLICT round trip per alert);
 #  2. alert -> first step: a new alert posted to a replica until the run's
-#     first action reaches a local counting server, p50/p99 over N alerts.
-# Failover (kill -9 of a replica, its run continuing elsewhere) is not
-# measured: run take-over is not built (docs/store.md).
+#     first action reaches a local counting server, p50/p99 over N alerts;
+#  3. failover: kill -9 of the replica in the middle of a run (between
+#     steps) until the other replica's resume of it starts (its started
+#     event in the store) and until its next action, with replica_timeout 2s.
 # Usage: bench/pgstore.sh [BUILD_DIR] [SECONDS] [FIRST_STEP_ALERTS]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -23,7 +24,8 @@ import json, os, re, subprocess, sys, tempfile, threading, time, urllib.request
 import rbtest
 from pgstore import StorePostgres
 from test_serve import TOKEN, Serve
-from test_store_pg import COUNT_BOOK, Counter, counted, count_rule, store_conf
+from test_store_pg import (COUNT_BOOK, STEPS_BOOK, Counter, counted, count_rule,
+                           steps_alert, store_conf)
 
 secs, nfirst = int(os.environ["BENCH_SECS"]), int(os.environ["BENCH_FIRST"])
 tmp = tempfile.mkdtemp(prefix="rb-bench-pg-")
@@ -35,10 +37,13 @@ try:
     path = rbtest.write(os.path.join(tmp, "m.conf"), conf)
     assert rbtest.run(["--config", path, "store", "migrate"]).code == 0
     for name in ("a", "b"):
+        steps = {"match": {"alertname": "Steps"}, "runbook": "alert-steps", "mode": "exec",
+                 "vars": {"counter": counter.url, "fp": "{{fingerprint}}"}}
         reps.append(Serve(os.path.join(tmp, name),
-                          conf_extra=store_conf(pg, tmp, 'replica = "%s"\n' % name),
-                          books={"alert-count": COUNT_BOOK},
-                          more_rules=[count_rule(counter)]))
+                          conf_extra=store_conf(pg, tmp, 'replica = "%s"\nreplica_timeout = "2s"\n'
+                                                % name),
+                          books={"alert-count": COUNT_BOOK, "alert-steps": STEPS_BOOK},
+                          more_rules=[count_rule(counter), steps]))
         assert reps[-1].port, reps[-1].text()
     a, b = reps
     # the keys the load repeats: claimed once, their runs finished
@@ -95,6 +100,24 @@ end
     print("== alert -> first step (POST to the action's HTTP call), %d alerts" % nfirst)
     print("p50 %.1f ms, p99 %.1f ms, max %.1f ms" % (
         lat[len(lat) // 2], lat[min(len(lat) - 1, int(len(lat) * 0.99))], lat[-1]))
+    # failover
+    a.post_alerts(steps_alert("failover"))
+    while counter.hits.get("/hit/failover/one") != 1:
+        time.sleep(0.01)
+    time.sleep(0.5)  # inside the 3 s check step
+    a.proc.kill()
+    t0 = time.time()
+    a.proc.wait()
+    q = ("SELECT count(*) FROM rb_events WHERE incident = 'ALERT-failover' AND "
+         "line LIKE '%\"kind\":\"run\",\"event\":\"started\"%'")
+    while pg.scalar(q) != "2":
+        time.sleep(0.02)
+    resumed = time.time() - t0
+    while counter.hits.get("/hit/failover/two") != 1:
+        time.sleep(0.01)
+    print("== failover, replica_timeout 2s: kill -9 -> resumed on the other replica %.2f s, "
+          "-> its next action %.2f s (the interrupted 3 s check runs again)" % (
+              resumed, time.time() - t0))
 finally:
     for s in reps:
         if s.proc.poll() is None:

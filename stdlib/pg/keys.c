@@ -20,9 +20,10 @@ static const rb_config_key store_keys[] = {
     {"connect_timeout", RB_CFG_DURATION, "5s", NULL, 0, 0,
      "how long a connection attempt may take"},
     {"replica", RB_CFG_STRING, NULL, "`HOSTNAME:STATE_DIR`", 0, 0,
-     "this replica's name in the store (who claimed a dedup key)"},
+     "this replica's name in the store (who claimed a dedup key, who runs a run)"},
     {"replica_timeout", RB_CFG_DURATION, "30s", NULL, 0, 0,
-     "a replica not heard from for this long is dead: the dedup keys of its runs end"},
+     "a replica not heard from for this long is dead: the dedup keys of its runs end and "
+     "another replica takes its runs over (the lease time)"},
     {NULL, 0, NULL, NULL, 0, 0, NULL},
 };
 const rb_config_section rb_config_store = {
