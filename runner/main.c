@@ -83,7 +83,9 @@ static const char usage_text[] =
     "                       run one command on inventory hosts (verified host keys)\n"
     "  serve [--listen HOST:PORT] [--rules FILE] [--insecure-no-auth]\n"
     "                       alert listener: Alertmanager webhooks start runs\n"
-    "  store migrate|status the shared PostgreSQL store's schema ([store] url)\n"
+    "  store migrate|status|runs|pull INCIDENT\n"
+    "                       the shared PostgreSQL store ([store] url): schema, runs,\n"
+    "                       an incident's timeline copied into the state dir\n"
     "\n"
     "global options:\n"
     "  --config FILE        settings file (default ./runbook.conf, then\n"
@@ -211,10 +213,13 @@ static const char *const cmd_help[][2] = {
      "against the rules file and starts `runbook exec` runs; also /healthz, /metrics\n"
      "and an approvals endpoint. Needs [serve] token or hmac_key. See docs/serve.md.\n"},
     {"store",
-     "usage: runbook store migrate|status\n\n"
+     "usage: runbook store migrate|status|runs|pull INCIDENT\n\n"
      "migrate brings the schema of the shared store ([store] url) to this binary's\n"
      "version (idempotent; a database newer than the binary is refused); status shows\n"
-     "it and exits 1 unless it is this binary's. See docs/store.md.\n"},
+     "it and exits 1 unless it is this binary's; runs lists the runs the replicas\n"
+     "started (state, replica, take-overs); pull copies an incident's timeline from\n"
+     "the store into the state dir (only ever extending the local file), for\n"
+     "timeline, verify, report and postmortem. See docs/store.md.\n"},
     {NULL, NULL}};
 
 /* The account of the real uid: $USER is whatever the environment says, and

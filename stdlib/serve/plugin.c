@@ -11,7 +11,7 @@ static int serve_cli(const rb_host_cli *host, int argc, char **argv)
   /* `runbook store` is here too: the shared store's code links libpq,
    * which only the serve plugin carries */
   if (argc > 0 && strcmp(argv[0], "store") == 0)
-    return rb_cli_store(host->config, argc, argv);
+    return rb_cli_store(host->config, host->state_dir, argc, argv);
   return rb_cli_serve(host->config, host->state_dir, argc, argv);
 }
 

@@ -9,7 +9,8 @@
  * exit code of the runbook command (0 after a graceful stop). */
 int rb_cli_serve(const rb_config *cfg, const char *state_dir, int argc, char **argv);
 
-/* `runbook store migrate|status` (store_cli.c); argv[0] is "store". */
-int rb_cli_store(const rb_config *cfg, int argc, char **argv);
+/* `runbook store migrate|status|runs|pull` (store_cli.c); argv[0] is
+ * "store". */
+int rb_cli_store(const rb_config *cfg, const char *state_dir, int argc, char **argv);
 
 #endif

@@ -1,19 +1,76 @@
-/* store_cli.c: `runbook store migrate` and `runbook store status`: the
- * shared store's schema, brought up to this binary's version or shown. */
+/* store_cli.c: `runbook store migrate|status|runs|pull`: the shared
+ * store's schema, its runs, and an incident's timeline copied from it. */
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "stdlib/pg/pg.h"
 #include "stdlib/serve/serve.h"
+#include "stdlib/serve/store_pull.h"
 
-static const char usage[] = "usage: runbook store migrate|status\n";
+static const char usage[] = "usage: runbook store migrate|status|runs|pull INCIDENT\n";
 
-int rb_cli_store(const rb_config *cfg, int argc, char **argv)
+/* Every run in rb_runs, oldest first: where it runs and how it ended. */
+static int list_runs(PGconn *c)
+{
+  PGresult *r =
+      PQexec(c, "SELECT run, incident, state, replica, coalesce(taken_from, ''), "
+                "to_char(to_timestamp(updated_ms / 1000.0) AT TIME ZONE 'UTC', "
+                "'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"') FROM rb_runs ORDER BY updated_ms");
+  int ok = r && PQresultStatus(r) == PGRES_TUPLES_OK;
+  if (!ok)
+    fprintf(stderr, "runbook: store: %s", PQerrorMessage(c));
+  for (int i = 0; ok && i < PQntuples(r); i++) {
+    const char *from = PQgetvalue(r, i, 4);
+    printf("%s  %s  %s  replica %s%s%s  since %s\n", PQgetvalue(r, i, 0),
+           PQgetvalue(r, i, 1), PQgetvalue(r, i, 2), PQgetvalue(r, i, 3),
+           *from ? ", taken over from " : "", from, PQgetvalue(r, i, 5));
+  }
+  PQclear(r);
+  return ok ? RB_EXIT_OK : RB_EXIT_FAILED;
+}
+
+static int cmd_status(PGconn *c)
+{
+  char err[1024];
+  int v = rb_pg_schema_version(c, err, sizeof err);
+  if (v < 0) {
+    fprintf(stderr, "runbook: %s\n", err);
+    return RB_EXIT_FAILED;
+  }
+  printf("schema version %d (this binary: %d)%s\n", v, RB_PG_SCHEMA_VERSION,
+         v == RB_PG_SCHEMA_VERSION  ? ""
+         : v < RB_PG_SCHEMA_VERSION ? ": run `runbook store migrate`"
+                                    : ": newer than this binary");
+  const char *proto = PQsslInUse(c) ? PQsslAttribute(c, "protocol") : NULL;
+  printf("connection: %s%s\n", PQsslInUse(c) ? "TLS " : "no TLS", proto ? proto : "");
+  return v == RB_PG_SCHEMA_VERSION ? RB_EXIT_OK : RB_EXIT_FAILED;
+}
+
+static int cmd_migrate(PGconn *c)
 {
   char err[1024], by[320], host[256] = "";
-  int from = 0, to = 0, code = RB_EXIT_FAILED;
-  if (argc != 2 || (strcmp(argv[1], "migrate") != 0 && strcmp(argv[1], "status") != 0)) {
+  int from = 0, to = 0;
+  gethostname(host, sizeof host - 1);
+  snprintf(by, sizeof by, "runbook %s on %s", RB_VERSION, host);
+  if (rb_pg_migrate(c, by, &from, &to, err, sizeof err) != 0) {
+    fprintf(stderr, "runbook: %s\n", err);
+    return RB_EXIT_FAILED;
+  }
+  if (from == to)
+    printf("schema version %d: up to date, nothing to do\n", to);
+  else
+    printf("schema migrated from version %d to %d\n", from, to);
+  return RB_EXIT_OK;
+}
+
+int rb_cli_store(const rb_config *cfg, const char *state_dir, int argc, char **argv)
+{
+  char err[1024];
+  const char *sub = argc >= 2 ? argv[1] : "";
+  int pull = strcmp(sub, "pull") == 0;
+  if (argc != (pull ? 3 : 2) ||
+      (!pull && strcmp(sub, "migrate") && strcmp(sub, "status") && strcmp(sub, "runs"))) {
     fputs(usage, stderr);
     return RB_EXIT_USAGE;
   }
@@ -27,32 +84,12 @@ int rb_cli_store(const rb_config *cfg, int argc, char **argv)
     fprintf(stderr, "runbook: %s\n", err);
     return RB_EXIT_FAILED;
   }
-  if (strcmp(argv[1], "status") == 0) {
-    int v = rb_pg_schema_version(c, err, sizeof err);
-    if (v >= 0) {
-      printf("schema version %d (this binary: %d)%s\n", v, RB_PG_SCHEMA_VERSION,
-             v == RB_PG_SCHEMA_VERSION  ? ""
-             : v < RB_PG_SCHEMA_VERSION ? ": run `runbook store migrate`"
-                                        : ": newer than this binary");
-      code = v == RB_PG_SCHEMA_VERSION ? RB_EXIT_OK : RB_EXIT_FAILED;
-      const char *proto = PQsslInUse(c) ? PQsslAttribute(c, "protocol") : NULL;
-      printf("connection: %s%s\n", PQsslInUse(c) ? "TLS " : "no TLS", proto ? proto : "");
-    } else
-      fprintf(stderr, "runbook: %s\n", err);
-    goto out;
-  }
-  gethostname(host, sizeof host - 1);
-  snprintf(by, sizeof by, "runbook %s on %s", RB_VERSION, host);
-  if (rb_pg_migrate(c, by, &from, &to, err, sizeof err) != 0) {
-    fprintf(stderr, "runbook: %s\n", err);
-    goto out;
-  }
-  if (from == to)
-    printf("schema version %d: up to date, nothing to do\n", to);
-  else
-    printf("schema migrated from version %d to %d\n", from, to);
-  code = RB_EXIT_OK;
-out:
+  int code = strcmp(sub, "status") == 0    ? cmd_status(c)
+             : strcmp(sub, "migrate") == 0 ? cmd_migrate(c)
+             : rb_pg_check_schema(c, err, sizeof err) != 0
+                 ? (fprintf(stderr, "runbook: %s\n", err), RB_EXIT_FAILED)
+             : pull ? rb_store_pull(c, state_dir, argv[2])
+                    : list_runs(c);
   PQfinish(c);
   return code;
 }

@@ -5,6 +5,7 @@ away and recovery when it returns."""
 import http.server
 import json
 import os
+import re
 import signal
 import subprocess
 import threading
@@ -630,6 +631,30 @@ def test_kill_9_of_the_replica_mid_run_the_other_continues_it_once(steps_pair, d
             and "op" not in e["detail"]] == ["one", "two", "three"]  # none repeated
     resumed = [e for e in evs if e.get("kind") == "run" and e["event"] == "started"][1]
     assert resumed["detail"]["resumed_at"] == "pause", resumed
+    # the store says where the run went
+    res = rbtest.run(["--config", a.conf, "store", "runs"], state_dir=a.state)
+    assert res.code == 0 and re.match(
+        r"%s  ALERT-ko0001  finished  replica b, taken over from a  since \S+Z\n$" % run,
+        res.stdout), res
+    # on a third machine the whole timeline comes from the store
+    other = str(tmp_path / "c")
+    res = rbtest.run(["--config", a.conf, "store", "pull", "ALERT-ko0001"], state_dir=other)
+    assert res.code == 0 and res.stdout == "ALERT-ko0001: %d lines from the store, %d new\n" % (
+        len(local), len(local)), res
+    with open(os.path.join(other, "incidents", "ALERT-ko0001.jsonl")) as f:
+        assert [line.rstrip("\n") for line in f] == local
+    assert rbtest.run(["verify", "ALERT-ko0001"], state_dir=other).code == 0
+    res = rbtest.run(["timeline", "ALERT-ko0001"], state_dir=other)
+    assert res.code == 0 and "Third" in res.stdout, res
+    res = rbtest.run(["--config", a.conf, "store", "pull", "ALERT-ko0001"], state_dir=other)
+    assert res.stdout.endswith(", 0 new\n"), res
+    # the dead replica's own copy forked: its orphaned run wrote the pause's
+    # end locally before it found no listener to take it; pull leaves it be
+    res = rbtest.run(["--config", a.conf, "store", "pull", "ALERT-ko0001"], state_dir=a.state)
+    assert res.code == 1 and "differs from the store's timeline at line 8; left as it is" in \
+        res.stderr, res
+    res = rbtest.run(["--config", a.conf, "store", "pull", "../x"], state_dir=a.state)
+    assert res.code == 2 and "is not an incident id" in res.stderr, res
 
 
 def test_kill_9_during_an_action_leaves_it_in_doubt_for_a_human(steps_pair, db, counter):
