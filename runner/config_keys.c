@@ -6,25 +6,16 @@
 #include <stddef.h>
 
 const rb_config_section *const rb_config_sections[] = {
-    &rb_config_core,
-    &rb_config_sandbox,
-    &rb_config_approvals,
-    &rb_config_approval_sev,
-    &rb_config_group,
-    &rb_config_approver,
-    &rb_config_cmd,
-    &rb_config_ssh,
-    &rb_config_http,
-    &rb_config_prom,
-    &rb_config_flags,
-    &rb_config_deploy,
-    &rb_config_notify,
-    &rb_config_escalation,
-    &rb_config_serve,
-    &rb_config_serve_json,
+    &rb_config_core,      &rb_config_sandbox,
+    &rb_config_approvals, &rb_config_approval_sev,
+    &rb_config_group,     &rb_config_approver,
+    &rb_config_cmd,       &rb_config_ssh,
+    &rb_config_http,      &rb_config_prom,
+    &rb_config_flags,     &rb_config_deploy,
+    &rb_config_notify,    &rb_config_escalation,
+    &rb_config_serve,     &rb_config_serve_json,
     &rb_config_plan, /* runner/plan_file.c */
-    &rb_config_store,
-    NULL,
+    &rb_config_store,     NULL,
 };
 
 static const rb_config_key core_keys[] = {
