@@ -36,8 +36,10 @@ local function error_rate(ctx)
   return prom.value(string.format(ERROR_RATE, ctx.service, ctx.service))
 end
 
+-- The verdict, and the reading the poll line and the timeline show.
 local function recovered(ctx)
-  return error_rate(ctx) < ctx.threshold
+  local rate = error_rate(ctx)
+  return rate < ctx.threshold, string.format("%.1f%%", rate * 100)
 end
 
 return runbook {

@@ -144,7 +144,9 @@ return runbook {
     verify = wait {
       title = "Error rate back under threshold within 5 minutes?",
       until_ = function(ctx)
-        return error_rate(ctx) < ctx.threshold
+        local rate = error_rate(ctx)
+        -- the second value is the reading the poll line and the timeline show
+        return rate < ctx.threshold, string.format("%.1f%%", rate * 100)
       end,
       every = "15s",
       timeout = "5m",

@@ -159,7 +159,8 @@ return runbook {
     verify = wait {
       title = "Pool back under the threshold?",
       until_ = function(ctx)
-        return saturation(ctx) < ctx.pool_threshold
+        local used = saturation(ctx)
+        return used < ctx.pool_threshold, string.format("%.0f%% of the pool", used * 100)
       end,
       every = "15s",
       timeout = "5m",

@@ -164,7 +164,8 @@ return runbook {
     stays_up = wait {
       title = "Calls keep succeeding with the breaker closed?",
       until_ = function(ctx)
-        return upstream_errors(ctx) < ctx.recovered_threshold
+        local rate = upstream_errors(ctx)
+        return rate < ctx.recovered_threshold, string.format("%.1f%% failing", rate * 100)
       end,
       every = "30s",
       timeout = "5m",

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "runner/readings.h"
 #include "runner/timeline.h"
 #include "runner/base/util.h"
 
@@ -59,7 +60,8 @@ static void add_row(digest_ctx *x, json_t *ev, const char *what, const char *tex
                                            "event", ev));
 }
 
-/* "verify: polled 20 times over 4m45s: <question> -> true, taking 'x'". */
+/* "verify: polled 20 times over 4m45s, 3.1% -> 0.4%: <question> -> true,
+ * taking 'x'" (the readings span when the condition returned readings). */
 static char *poll_text(json_t *ev, const char *described)
 {
   const json_t *d = json_object_get(ev, "detail");
@@ -71,13 +73,16 @@ static char *poll_text(json_t *ev, const char *described)
   const char *rest = described + (strncmp(described, step, strlen(step)) == 0
                                       ? strlen(step) + (described[strlen(step)] ? 2 : 0)
                                       : 0);
-  size_t len = strlen(rest) + strlen(step) + 96;
+  char span[460];
+  rb_readings_span(d, span, sizeof span);
+  size_t len = strlen(rest) + strlen(step) + strlen(span) + 96;
   out = malloc(len);
   /* A drill's decision says "after 45 s (simulated)" itself. */
   int sim = json_is_true(json_object_get(d, "simulated"));
   if (out)
-    snprintf(out, len, "%s: polled %lld time%s%s%s: %s", step, (long long)n,
-             n == 1 ? "" : "s", sim ? "" : " over ", sim ? "" : took, rest);
+    snprintf(out, len, "%s: polled %lld time%s%s%s%s%s: %s", step, (long long)n,
+             n == 1 ? "" : "s", sim ? "" : " over ", sim ? "" : took, span[0] ? ", " : "",
+             span, rest);
   return out;
 }
 

@@ -128,6 +128,9 @@ void rb_step_leave(rb_exec *ex);
  * stack. Returns 0, or -1 with err; *fatal when nothing may catch it. */
 int rb_step_call(rb_exec *ex, const rb_step *s, const char *field, char *err,
                  size_t errlen, int *fatal);
+/* The same, leaving the first nres results (a wait's verdict and reading). */
+int rb_step_call_n(rb_exec *ex, const rb_step *s, const char *field, int nres, char *err,
+                   size_t errlen, int *fatal);
 /* The branch key for the Lua value on the stack top; -1 if it has none. */
 int rb_step_value_key(lua_State *L, char *key, size_t len);
 /* The step's return value (stack top, popped) as JSON, cut when too big. */

@@ -43,11 +43,12 @@ int64_t rb_step_deadline(rb_exec *ex, const rb_step *s)
   return ex->run_deadline_ms > 0 && ex->run_deadline_ms < d ? ex->run_deadline_ms : d;
 }
 
-/* Calls field (a function) of the current step with ctx; on success the
- * result is on the stack. Returns 0, or -1 with err. *fatal is set when the
- * failure must end the run whatever on_error says (a budget kill). */
-int rb_step_call(rb_exec *ex, const rb_step *s, const char *field, char *err,
-                 size_t errlen, int *fatal)
+/* Calls field (a function) of the current step with ctx; on success its
+ * first nres results are on the stack. Returns 0, or -1 with err. *fatal is
+ * set when the failure must end the run whatever on_error says (a budget
+ * kill). */
+int rb_step_call_n(rb_exec *ex, const rb_step *s, const char *field, int nres, char *err,
+                   size_t errlen, int *fatal)
 {
   lua_State *L = sb_lua(ex->sb);
   *fatal = 0;
@@ -61,7 +62,7 @@ int rb_step_call(rb_exec *ex, const rb_step *s, const char *field, char *err,
   }
   lua_getfield(L, LUA_REGISTRYINDEX, "rb.ctx");
   char tb[2048];
-  int st = sb_pcall(ex->sb, 1, 1, err, errlen, tb, sizeof tb);
+  int st = sb_pcall(ex->sb, 1, nres, err, errlen, tb, sizeof tb);
   if (st == LUA_OK)
     return 0;
   const char *killed = sb_killed(ex->sb);
@@ -75,6 +76,12 @@ int rb_step_call(rb_exec *ex, const rb_step *s, const char *field, char *err,
   if (ex->log && tb[0])
     fprintf(ex->log, "traceback of step %s:\n%s\n", s->id, tb);
   return -1;
+}
+
+int rb_step_call(rb_exec *ex, const rb_step *s, const char *field, char *err,
+                 size_t errlen, int *fatal)
+{
+  return rb_step_call_n(ex, s, field, 1, err, errlen, fatal);
 }
 
 /* The branch key for the Lua value on the stack top. */

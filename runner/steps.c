@@ -11,6 +11,7 @@
 
 #include "runner/exec.h"
 #include "runner/loader.h"
+#include "runner/readings.h"
 #include "runner/base/util.h"
 
 int rb_step_fail(rb_step_out *o, const char *fmt, ...)
@@ -160,27 +161,42 @@ static void sleep_until(rb_exec *ex, int64_t until_ms)
   }
 }
 
-/* One call of the wait's condition, its answer shown on the poll line.
+/* One call of the wait's condition, its answer shown on the poll line and
+ * its reading (a second return value) added to detail.readings.
  * Returns 0 with *met set, or -1 with last_err (and *fatal). */
 static int poll_once(rb_exec *ex, const rb_step *s, const char *cond, int n,
                      int64_t start, int64_t deadline, char *last_err, size_t len,
-                     int *met, int *fatal)
+                     int *met, int *fatal, json_t *detail)
 {
   lua_State *L = sb_lua(ex->sb);
+  char shown[300];
   ex->polling = 1;
-  int rc = rb_step_call(ex, s, cond, last_err, len, fatal);
+  int rc = rb_step_call_n(ex, s, cond, 2, last_err, len, fatal);
   ex->polling = 0;
+  json_t *reading = NULL;
   if (rc == 0) {
-    *met = lua_toboolean(L, -1);
-    lua_pop(L, 1);
+    *met = lua_toboolean(L, -2);
+    reading = rb_reading_take(L, -1);
+    lua_pop(L, 2);
     last_err[0] = '\0';
+    char r[220] = "";
+    if (reading != NULL)
+      rb_reading_format(reading, r, sizeof r);
+    if (*met)
+      snprintf(shown, sizeof shown, "true%s%s%s", r[0] ? " (" : "", r, r[0] ? ")" : "");
+    else
+      snprintf(shown, sizeof shown, "not yet (%s)", r[0] ? r : "false");
   }
+  rb_readings_add(detail, reading, n);
   /* The step's own timeout reads better than the few ms short the deadline is. */
   int64_t span = deadline - start;
   if (s->timeout_ms > 0 && s->timeout_ms < span + 1000)
     span = s->timeout_ms;
-  rb_console_poll(ex, n, rb_now_mono_ms() - start, span,
-                  rc == 0 ? (*met ? "true" : "not yet (false)") : last_err);
+  /* A drill's clock is simulated: poll n comes `every` after poll n-1. */
+  int64_t waited = ex->o->mode == RB_MODE_DRILL
+                       ? ex->sim_poll * (s->every_ms > 0 ? s->every_ms : 10000)
+                       : rb_now_mono_ms() - start;
+  rb_console_poll(ex, n, waited, span, rc == 0 ? shown : last_err);
   return rc;
 }
 
@@ -206,7 +222,7 @@ static int poll_condition(rb_exec *ex, const rb_step *s, rb_step_out *o, json_t 
     polls++;
     int fatal = 0;
     if (poll_once(ex, s, cond, polls, start, deadline, last_err, sizeof last_err, &met,
-                  &fatal) != 0) {
+                  &fatal, detail) != 0) {
       if (fatal) {
         o->fatal = 1;
         return rb_step_fail(o, "%s", last_err);
