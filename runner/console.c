@@ -40,6 +40,21 @@ static void elapsed(int64_t start_us, char *buf, size_t len)
   rb_format_elapsed(rb_now_mono_us() - start_us, buf, len);
 }
 
+/* Rewrites the updating line (a wait's poll, a fan-out's state) with text. */
+static void console_rewrite(rb_exec *ex, char *buf)
+{
+  /* Cut to fit one line: a wrapped line cannot be rewritten with \r. */
+  buf[strcspn(buf, "\n")] = '\0';
+  if (strlen(buf) > 100)
+    memcpy(buf + 97, "...", 4);
+  char *clean = rb_redact_str(buf);
+  fprintf(ex->out, "\r\033[K      %s%s%s", rb_console_col(ex, C_DIM),
+          clean ? clean : "[output withheld]", rb_console_col(ex, C_RESET));
+  fflush(ex->out);
+  free(clean);
+  ex->poll_line = 1;
+}
+
 void rb_console_poll(rb_exec *ex, int n, int64_t waited_ms, int64_t timeout_ms,
                      const char *last)
 {
@@ -52,17 +67,27 @@ void rb_console_poll(rb_exec *ex, int n, int64_t waited_ms, int64_t timeout_ms,
     rb_console_say(ex, "      poll %d, %s of %s: %s", n, el, to, last);
     return;
   }
-  /* Cut to fit one line: a wrapped line cannot be rewritten with \r. */
   snprintf(buf, sizeof buf, "poll %d, %s of %s: %s", n, el, to, last);
-  buf[strcspn(buf, "\n")] = '\0';
-  if (strlen(buf) > 100)
-    memcpy(buf + 97, "...", 4);
-  char *clean = rb_redact_str(buf);
-  fprintf(ex->out, "\r\033[K      %s%s%s", rb_console_col(ex, C_DIM),
-          clean ? clean : "[output withheld]", rb_console_col(ex, C_RESET));
-  fflush(ex->out);
-  free(clean);
-  ex->poll_line = 1;
+  console_rewrite(ex, buf);
+}
+
+void rb_console_status(rb_host *h, const char *line, int heartbeat)
+{
+  rb_exec *ex = h->priv;
+  if (ex->o->quiet || ex->o->json_stream)
+    return;
+  if (!isatty(fileno(ex->out))) {
+    /* a log gets every change, and a sign of life every 30 s in a long wait */
+    int64_t now = rb_now_mono_ms();
+    if (heartbeat && now - ex->status_plain_ms < 30000)
+      return;
+    ex->status_plain_ms = now;
+    rb_console_say(ex, "      %s", line);
+    return;
+  }
+  char buf[160];
+  snprintf(buf, sizeof buf, "%s", line);
+  console_rewrite(ex, buf);
 }
 
 void rb_console_poll_end(rb_exec *ex)

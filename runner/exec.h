@@ -44,6 +44,7 @@ typedef struct {
   int polling;   /* in a wait's condition: its reads' failures go to the poll line */
   int poll_line; /* an updating poll line is on the terminal, not ended */
   struct rb_plan_state *plan; /* plan.c: recorded (dry-run) or followed (exec --plan) */
+  int64_t status_plain_ms;    /* when the last plain status line was printed */
 } rb_exec;
 
 /* What one step did. */
@@ -81,6 +82,8 @@ void rb_console_say(rb_exec *ex, const char *fmt, ...)
 /* A would_run or failed operation of the current step, dimmed. */
 void rb_console_op(rb_exec *ex, const char *event, const json_t *d);
 void rb_console_progress(rb_host *h, const char *line);
+/* The host's status line (rb_host.h): rewritten in place on a terminal. */
+void rb_console_status(rb_host *h, const char *line, int heartbeat);
 /* sb_limits.print: the runbook's print() and warnings, also into the log. */
 void rb_console_sandbox_print(void *arg, const char *text, int is_warning);
 void rb_console_step_start(rb_exec *ex, const rb_step *s);

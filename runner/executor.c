@@ -440,6 +440,7 @@ static void exec_init(rb_exec *ex, const rb_run_opts *o)
   ex->host.run_id = o->run_id;
   ex->host.emit = rb_event_host_emit;
   ex->host.progress = rb_console_progress;
+  ex->host.status = rb_console_status;
   ex->host.priv = ex;
   if (o->mode == RB_MODE_DRY_RUN && o->record_path != NULL)
     ex->record = json_object();

@@ -19,8 +19,10 @@
 
 #include "stdlib/policy.h"
 
-/* Covers this header and the vocabulary it includes (stdlib/policy.h). */
-#define RB_HOST_ABI_VERSION 3
+/* Covers this header and the vocabulary it includes (stdlib/policy.h).
+ * 4: rb_host gained `status`, the updating line a fan-out keeps on screen
+ * (a plugin built for 3 would read priv where status now is). */
+#define RB_HOST_ABI_VERSION 4
 
 /* The exit codes of the runbook command (docs/cli.md), also returned by the
  * command a plugin provides. */
@@ -57,6 +59,11 @@ struct rb_host {
   int (*emit)(rb_host *h, const char *event, json_t *detail);
   /* Prints one progress line for the operator (not on the timeline). */
   void (*progress)(rb_host *h, const char *line);
+  /* The state of a long operation ("3/5 hosts done, 1 failed"): on a
+   * terminal one line rewritten in place, the last one left on screen;
+   * otherwise a plain line, and for a heartbeat (only time passed) one
+   * every 30 s at most. Not on the timeline. */
+  void (*status)(rb_host *h, const char *line, int heartbeat);
   void *priv;
 };
 

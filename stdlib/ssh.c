@@ -173,6 +173,7 @@ typedef struct {
   rb_host *h;
   const char *command;
   int64_t last_progress_ms;
+  int changed; /* a host finished since the last status line */
 } ssh_cb;
 
 static void ssh_on_result(void *arg, const rb_ssh_result *r)
@@ -190,21 +191,22 @@ static void ssh_on_note(void *arg, const char *host, const char *msg)
               json_pack("{s:s, s:s, s:s}", "op", "ssh", "host", host, "message", msg));
 }
 
+/* Hosts done of total and failures so far, at most once a second (and at
+ * the end), as the host's updating status line. */
 static void ssh_on_progress(void *arg, const rb_ssh_progress *p)
 {
   ssh_cb *cb = arg;
   int64_t now = rb_now_mono_ms();
   int last = p->done == p->total;
-  if (cb->h->progress == NULL || p->total < 2 ||
+  cb->changed |= !p->heartbeat;
+  if (cb->h->status == NULL || p->total < 2 ||
       (!last && now - cb->last_progress_ms < 1000))
     return;
   cb->last_progress_ms = now;
-  char line[200];
-  int off = snprintf(line, sizeof line, "ssh: %zu/%zu done, %zu failed, %zu running",
-                     p->done, p->total, p->failed, p->running);
-  if (p->skipped && off > 0 && (size_t)off < sizeof line)
-    snprintf(line + off, sizeof line - (size_t)off, ", %zu skipped", p->skipped);
-  cb->h->progress(cb->h, line);
+  char line[300];
+  rb_ssh_progress_line(p, line, sizeof line);
+  cb->h->status(cb->h, line, !cb->changed && !last);
+  cb->changed = 0;
 }
 
 static void ssh_push_host(lua_State *L, const rb_ssh_host *h, int port)
@@ -652,7 +654,7 @@ static int ssh_do(lua_State *L, int is_write)
           target);
     }
   }
-  ssh_cb cb = {h, command, 0};
+  ssh_cb cb = {h, command, 0, 0};
   c.o.on_result = ssh_on_result;
   c.o.on_progress = ssh_on_progress;
   c.o.on_note = ssh_on_note;

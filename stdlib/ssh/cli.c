@@ -107,6 +107,7 @@ typedef struct {
   char run_id[32];
   const char *actor;
   int tty;
+  int64_t last_progress_ms;
 } cli_ctx;
 
 static void record(cli_ctx *c, const char *event, int64_t dur_ms, json_t *detail)
@@ -151,11 +152,17 @@ static void on_progress(void *arg, const rb_ssh_progress *p)
   cli_ctx *c = arg;
   if (p->total < 2 || (!c->tty && p->done != p->total))
     return;
-  fprintf(stderr, "ssh: %zu/%zu done, %zu failed, %zu running", p->done, p->total,
-          p->failed, p->running);
-  if (p->skipped)
-    fprintf(stderr, ", %zu skipped", p->skipped);
-  fputc('\n', stderr);
+  int64_t now = rb_now_mono_ms();
+  if (p->done != p->total && now - c->last_progress_ms < 1000)
+    return;
+  c->last_progress_ms = now;
+  char line[300];
+  rb_ssh_progress_line(p, line, sizeof line);
+  /* on a terminal one line, rewritten; the last one stays */
+  if (c->tty)
+    fprintf(stderr, "\r\033[K%s%s", line, p->done == p->total ? "\n" : "");
+  else
+    fprintf(stderr, "%s\n", line);
 }
 
 static void print_stream(const char *tag, const char *s, size_t len)

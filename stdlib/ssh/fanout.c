@@ -1258,6 +1258,33 @@ static void report(runctx *rc, job *j, rb_ssh_progress *pr)
     rc->o->on_result(rc->o->arg, j->r);
 }
 
+/* The host of the active job that started first, and the time so far. */
+static void waiting_for(const job *jobs, const size_t *active, size_t nactive,
+                        int64_t started_us, rb_ssh_progress *pr)
+{
+  const job *oldest = NULL;
+  for (size_t k = 0; k < nactive; k++)
+    if (oldest == NULL || jobs[active[k]].t0_us < oldest->t0_us)
+      oldest = &jobs[active[k]];
+  pr->waiting = oldest ? oldest->r->host : NULL;
+  pr->elapsed_ms = (rb_now_mono_us() - started_us) / 1000;
+}
+
+void rb_ssh_progress_line(const rb_ssh_progress *p, char *buf, size_t len)
+{
+  char el[32];
+  rb_format_elapsed(p->elapsed_ms * 1000, el, sizeof el);
+  int off = snprintf(buf, len, "ssh: %zu/%zu hosts done, %zu failed", p->done, p->total,
+                     p->failed);
+  if (off > 0 && (size_t)off < len && p->skipped)
+    off += snprintf(buf + off, len - (size_t)off, ", %zu not started", p->skipped);
+  if (off > 0 && (size_t)off < len && p->running && p->waiting)
+    off += snprintf(buf + off, len - (size_t)off, ", %zu running (waiting for %s%s)",
+                    p->running, p->waiting, p->running > 1 ? " and others" : "");
+  if (off > 0 && (size_t)off < len)
+    snprintf(buf + off, len - (size_t)off, ", %s", el);
+}
+
 int rb_ssh_run(rb_ssh_pool *p, const rb_ssh_host *hosts, size_t n, const char *command,
                const rb_ssh_opts *o, rb_ssh_result **results, char *err, size_t errlen)
 {
@@ -1286,7 +1313,8 @@ int rb_ssh_run(rb_ssh_pool *p, const rb_ssh_host *hosts, size_t n, const char *c
   size_t parallel = o->parallel > 0 ? (size_t)o->parallel : DEF_PARALLEL;
   size_t bsize = rb_ssh_batch_size(o->batch, n),
          limit = rb_ssh_fail_limit(o->max_fail, n);
-  rb_ssh_progress pr = {n, 0, 0, 0, 0};
+  rb_ssh_progress pr = {n, 0, 0, 0, 0, 0, NULL, 0};
+  int64_t started_us = rb_now_mono_us();
   size_t next = 0, bend = bsize < n ? bsize : n, nactive = 0;
   int stopped = 0;
   while (next < n || nactive > 0) {
@@ -1311,8 +1339,12 @@ int rb_ssh_run(rb_ssh_pool *p, const rb_ssh_host *hosts, size_t n, const char *c
         stopped = 1;
     }
     pr.running = nactive;
-    if (changed && o->on_progress != NULL)
+    if (o->on_progress != NULL) {
+      /* every pass of the loop (at most a second apart) says who we wait for */
+      waiting_for(jobs, active, nactive, started_us, &pr);
+      pr.heartbeat = !changed;
       o->on_progress(o->arg, &pr);
+    }
     if (stopped && nactive == 0) {
       for (; next < n; next++) {
         jobs[next].r->skipped = 1;
@@ -1322,8 +1354,11 @@ int rb_ssh_run(rb_ssh_pool *p, const rb_ssh_host *hosts, size_t n, const char *c
         job_finish(&jobs[next]);
         report(&rc, &jobs[next], &pr);
       }
-      if (o->on_progress != NULL)
+      if (o->on_progress != NULL) {
+        waiting_for(jobs, active, 0, started_us, &pr);
+        pr.heartbeat = 0;
         o->on_progress(o->arg, &pr);
+      }
       break;
     }
     if (nactive == 0) {

@@ -63,7 +63,13 @@ typedef struct {
 
 typedef struct {
   size_t total, done, failed, running, skipped;
+  int heartbeat;       /* nothing finished: only time passed */
+  const char *waiting; /* the host running longest, NULL when none runs */
+  int64_t elapsed_ms;  /* since the fan-out started */
 } rb_ssh_progress;
+
+/* "ssh: 3/5 hosts done, 1 failed, 2 running (waiting for app-4), 12 s". */
+void rb_ssh_progress_line(const rb_ssh_progress *p, char *buf, size_t len);
 
 typedef struct {
   int parallel;          /* hosts at once; 0 = 20 */
