@@ -208,7 +208,7 @@ function M.recent(service, opts)
   if type(service) ~= "string" or service == "" then
     error("deploy.recent: service must be a string", 2)
   end
-  opts = opts or {}
+  opts = rb.options(opts, "deploy.recent", { "source", "within" })
   local within = rb.seconds(opts.within or "2h", "deploy.recent", "within")
   local optional = "author message image time_iso id revision time service source"
   local a = answered("recent", service)
@@ -222,7 +222,7 @@ end
 --- deploy.status(service [, opts]): the `kubectl rollout status` answer:
 -- { done, message, replicas, updated, ready, available, revision }.
 function M.status(service, opts)
-  opts = opts or {}
+  opts = rb.options(opts, "deploy.status", { "source" })
   local a = answered("status", service)
   if a then return strict(a.value, "deploy.status", "revision") end
   return recorded("status", service, M._status, service, opts)
@@ -259,7 +259,7 @@ end
 -- git source, the configured rollback_command deploys the previous commit.
 -- opts.to_revision picks another revision. Returns { from, to, simulated }.
 function M.rollback(service, opts)
-  opts = opts or {}
+  opts = rb.options(opts, "deploy.rollback", { "source", "to_revision" })
   if drill.answers("deploy") then
     local a = drill.answer("deploy", { op = "rollback", service = service, optional = true })
     local v = a and a.value or {}

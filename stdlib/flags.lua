@@ -192,6 +192,7 @@ end
 --- flags.get(name [, opts]): true when the flag is on in the environment.
 function M.get(name, opts)
   if type(name) ~= "string" or name == "" then error("flags.get: name must be a string", 2) end
+  opts = rb.options(opts, "flags.get", { "environment", "project", "provider" })
   local a = drill.answer("flags", { op = "get", flag = name })
   if a then
     if a.fail then fail("flags.get %s: %s", name, a.fail) end
@@ -230,6 +231,7 @@ end
 function M.set(name, on, opts)
   if type(name) ~= "string" or name == "" then error("flags.set: name must be a string", 2) end
   if type(on) ~= "boolean" then error("flags.set: on must be true or false", 2) end
+  opts = rb.options(opts, "flags.set", { "environment", "project", "provider" })
   if drill.answers("flags") then return drill_set(name, on, opts) end
   local p = provider(opts)
   -- The kill switch matters more than knowing the old state: a failed read

@@ -48,6 +48,7 @@ end
 -- [notify.*] section). Returns { sent = { sections }, simulated = bool }.
 function M.post(u)
   if type(u) ~= "table" then error("notify.post: expects a table", 2) end
+  rb.options(u, "notify.post", { "actions", "channel", "impact", "next_update", "phase", "title" })
   if not PHASES[u.phase] then
     error("notify.post: phase must be Investigating, Identified, Monitoring or Resolved (got "
       .. tostring(u.phase) .. ")", 2)

@@ -110,7 +110,7 @@ end
 -- answer's warnings (a list of strings, also noted on the timeline) or nil.
 function M.query(expr, opts)
   if type(expr) ~= "string" then error("prom.query: expr must be a string", 2) end
-  opts = opts or {}
+  opts = rb.options(opts, "prom.query", { "series", "time", "timeout", "url" })
   local v = answered(expr)
   if v ~= nil then return v end
   local data, warn = held("/api/v1/query", { query = expr, time = opts.time }, expr, opts)
@@ -128,7 +128,7 @@ end
 -- with series = true to see them). Second result: warnings, as prom.query.
 function M.value(expr, opts)
   if type(expr) ~= "string" then error("prom.value: expr must be a string", 2) end
-  opts = opts or {}
+  opts = rb.options(opts, "prom.value", { "time", "timeout", "url" })
   local v = answered(expr)
   if v ~= nil then return v end
   local data, warn = held("/api/v1/query", { query = expr, time = opts.time }, expr, opts)
@@ -148,7 +148,7 @@ end
 -- answer's warnings as prom.query.
 function M.range(expr, opts)
   if type(expr) ~= "string" then error("prom.range: expr must be a string", 2) end
-  opts = opts or {}
+  opts = rb.options(opts, "prom.range", { "end_", "start", "step", "timeout", "url" })
   local now = os.time()
   local function when(v, def, what)
     if v == nil then return def end

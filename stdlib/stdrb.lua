@@ -49,4 +49,46 @@ function M.seconds(v, who, what)
   return ms / 1000
 end
 
+-- Edit distance of a and b (insertions, deletions, substitutions).
+local function distance(a, b)
+  local prev = {}
+  for j = 0, #b do prev[j] = j end
+  for i = 1, #a do
+    local cur = { [0] = i }
+    for j = 1, #b do
+      local cost = a:sub(i, i) == b:sub(j, j) and 0 or 1
+      cur[j] = math.min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + cost)
+    end
+    prev = cur
+  end
+  return prev[#b]
+end
+
+--- options(opts, fn, known): opts, or {} for nil, after refusing a key
+-- that is not in the list known, worded as the C modules word it
+-- (stdlib/opts.c): "prom.value: unknown option 'serie' (did you mean
+-- 'series'?)". The error points at the runbook's line (level 3: the
+-- caller of the module function that checks).
+function M.options(opts, fn, known)
+  if opts == nil then return {} end
+  if type(opts) ~= "table" then error(fn .. ": options must be a table", 3) end
+  for k in pairs(opts) do
+    if type(k) ~= "string" then
+      error(string.format("%s: options must be named (got a %s key)", fn, type(k)), 3)
+    end
+    local ok, best, dist = false, nil, 3
+    for _, name in ipairs(known) do
+      if name == k then ok = true break end
+      local d = distance(k, name)
+      -- two edits of a three-letter word is another word, not a typo
+      if d < dist and d * 2 < #name then best, dist = name, d end
+    end
+    if not ok then
+      error(string.format("%s: unknown option '%s'%s", fn, k,
+        best and string.format(" (did you mean '%s'?)", best) or ""), 3)
+    end
+  end
+  return opts
+end
+
 return M

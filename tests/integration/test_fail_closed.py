@@ -539,3 +539,46 @@ def test_the_static_pass_knows_modules_used_as_globals(tmp_path):
     assert r.code == 0, r
     assert stderr_of(r, tmp_path).splitlines() == [
         "t.lua:5: warning: check 'c' calls http.post, a write: a check must stay read-only"], r
+
+
+LUA_OPTS = """
+local prom, deploy, flags, notify = require "prom", require "deploy", require "flags", require "notify"
+return runbook { name = "lua-opts", title = "Options of the Lua modules", start = "a", steps = {
+  a = action { title = "a", run = function(ctx)
+    local out = {}
+    for _, f in ipairs({
+      function() local v = prom.value("up", { serie = true }) return v end,
+      function() local v = prom.query("up", { serie = true }) return v end,
+      function() local v = prom.range("up", { stop = 1 }) return v end,
+      function() local v = deploy.recent("checkout", { withn = "1h" }) return v end,
+      function() local v = deploy.status("checkout", { sorce = "x" }) return v end,
+      function() local v = deploy.rollback("checkout", { to_revison = 1 }) return v end,
+      function() local v = flags.get("f", { environmnt = "x" }) return v end,
+      function() local v = flags.set("f", true, { provder = "x" }) return v end,
+      function() local v = notify.post { phase = "Identified", titel = "x" } return v end,
+    }) do
+      local ok, err = pcall(f)
+      out[#out + 1] = ok and "ok" or err
+    end
+    print(table.concat(out, "\\n"))
+    return true
+  end, next = "done" },
+  done = resolved { title = "done" } } }
+"""
+
+
+def test_the_lua_modules_refuse_an_unknown_option_like_the_c_ones(tmp_path):
+    book = rbtest.write(str(tmp_path / "lua-opts.lua"), LUA_OPTS)
+    r = rbtest.run(["exec", "--dry-run", book])
+    assert r.code == 0, r
+    for fn, bad, near in [("prom.value", "serie", None), ("prom.query", "serie", "series"),
+                          ("prom.range", "stop", "step"), ("deploy.recent", "withn", "within"),
+                          ("deploy.status", "sorce", "source"),
+                          ("deploy.rollback", "to_revison", "to_revision"),
+                          ("flags.get", "environmnt", "environment"),
+                          ("flags.set", "provder", "provider"),
+                          ("notify.post", "titel", "title")]:
+        msg = "%s: unknown option '%s'" % (fn, bad)
+        if near:
+            msg += " (did you mean '%s'?)" % near
+        assert msg in r.stdout, (msg, r.stdout)
