@@ -44,7 +44,7 @@ return runbook {
         return n == 0, string.format("%d left", n)
       end,
       every = "1s",
-      timeout = "10s",
+      timeout = "3s",
       on = { [true] = "done", [false] = "still_there" },
     },
     done = resolved { title = "Old logs deleted" },
