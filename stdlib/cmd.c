@@ -294,6 +294,37 @@ static void cmd_record(lua_State *L, const rb_cmd_spec *s, const rb_cmd_result *
   json_decref(a);
 }
 
+typedef struct {
+  rb_host *h;
+  const rb_cmd_spec *s;
+} cmd_waiting;
+
+/* "waiting for `kubectl rollout status deploy/x`: 12 s of 10m" as the
+ * host's status line, then "`kubectl rollout status deploy/x` ran for 62 s". */
+static void cmd_on_wait(void *arg, int64_t elapsed_ms, int done)
+{
+  cmd_waiting *w = arg;
+  if (w->h->status == NULL)
+    return;
+  char line[300], el[32], to[32], argv[160];
+  size_t used = 0;
+  argv[0] = '\0';
+  for (int i = 0; i < w->s->argc && used + 4 < sizeof argv; i++) {
+    int n =
+        snprintf(argv + used, sizeof argv - used, "%s%s", i ? " " : "", w->s->argv[i]);
+    used += n > 0 ? (size_t)n : 0;
+  }
+  if (used >= sizeof argv - 4)
+    memcpy(argv + sizeof argv - 4, "...", 4);
+  rb_format_elapsed(elapsed_ms * 1000, el, sizeof el);
+  rb_format_elapsed(w->s->timeout_ms * 1000, to, sizeof to);
+  if (done)
+    snprintf(line, sizeof line, "`%s` ran for %s", argv, el);
+  else
+    snprintf(line, sizeof line, "waiting for `%s`: %s of %s", argv, el, to);
+  w->h->status(w->h, line, !done);
+}
+
 static int cmd_do(lua_State *L, int is_write)
 {
   rb_cmd_spec s;
@@ -349,6 +380,9 @@ static int cmd_do(lua_State *L, int is_write)
           L, "cmd.run %s: not run: the run refused it (its plan) or could not record it",
           s.argv[0]);
   }
+  cmd_waiting waiting = {h, &s};
+  s.on_wait = cmd_on_wait;
+  s.wait_arg = &waiting;
   int rc = answered ? 0 : rb_cmd_execute(&s, r);
   json_t *d =
       json_pack("{s:s, s:o, s:i, s:I}", "op", "cmd", "command", cmd_argv_json(&s),

@@ -133,7 +133,13 @@ int rb_cmd_execute(const rb_cmd_spec *s, rb_cmd_result *r)
     in[1] = -1;
   }
   int status = 0;
+  int64_t said = 0; /* when on_wait was last called */
   while (out[0] >= 0 || err[0] >= 0) {
+    int64_t now = rb_now_mono_ms();
+    if (s->on_wait && now - start >= CMD_WAIT_SAY_MS && now - said >= 1000) {
+      said = now;
+      s->on_wait(s->wait_arg, now - start, 0);
+    }
     struct pollfd p[3] = {{out[0], POLLIN, 0}, {err[0], POLLIN, 0}, {in[1], POLLOUT, 0}};
     int64_t left = start + s->timeout_ms - rb_now_mono_ms();
     if (left <= 0) {
@@ -192,6 +198,8 @@ int rb_cmd_execute(const rb_cmd_spec *s, rb_cmd_result *r)
   }
   rb_host_command_ended(pid);
   r->duration_ms = rb_now_mono_ms() - start;
+  if (s->on_wait && said)
+    s->on_wait(s->wait_arg, r->duration_ms, 1);
   if (WIFEXITED(status) && !r->timed_out && !r->interrupted)
     r->exit_code = WEXITSTATUS(status);
   else if (WIFSIGNALED(status))

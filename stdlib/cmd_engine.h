@@ -31,7 +31,14 @@ typedef struct {
   int env_idx;                        /* stack index of opts.env, 0 = none */
   const char *env_names[CMD_MAX_ENV]; /* its names, sorted, for the timeline */
   int envc;
+  /* Called about once a second while a command runs past CMD_WAIT_SAY_MS
+   * (elapsed so far), and once with done = 1 when such a command ended, so
+   * a long run says what it is waiting for. May be NULL. */
+  void (*on_wait)(void *arg, int64_t elapsed_ms, int done);
+  void *wait_arg;
 } rb_cmd_spec;
+
+#define CMD_WAIT_SAY_MS 5000
 
 typedef struct {
   int exit_code; /* -1 when killed by a signal or not started */

@@ -1,6 +1,7 @@
-"""A fan-out on the terminal: hosts done of total and failures so far, and
-the host it is waiting for, as one line rewritten in place on a TTY; plain
-lines, without escape sequences, when stdout is not a terminal."""
+"""Long operations on the terminal: a fan-out's hosts done of total,
+failures so far and the host it is waiting for, and a long local command's
+"waiting for `argv`: 12 s of 1m", each as one line rewritten in place on a
+TTY; plain lines, without escape sequences, when stdout is not a terminal."""
 import os
 import pty
 import subprocess
@@ -90,3 +91,40 @@ def test_fanout_prints_plain_lines_when_not_a_terminal(cluster, tmp_path):
     # a heartbeat (nothing finished) is printed at most every 30 s: in a
     # 2.5 s fan-out, only the changes are
     assert len(lines) <= 4, r.stdout
+
+
+LONG = """
+local cmd = require "cmd"
+return runbook {
+  name = "long", title = "A long command", start = "roll",
+  steps = {
+    roll = action { title = "Roll out", run = function(ctx)
+        return cmd.run({ "sleep", "6.5" })
+      end, next = "done" },
+    done = resolved { title = "Done" },
+  },
+}
+"""
+
+
+def test_a_long_command_says_what_it_waits_for_on_a_terminal(tmp_path):
+    book = rbtest.write(str(tmp_path / "long.lua"), LONG)
+    out = run_on_pty(["--state-dir", str(tmp_path / "state"), "exec", book])
+    parts = out.split("\r\x1b[K")
+    status = [p.split("\r\n")[0] for p in parts[1:]]
+    # nothing for the first 5 s, then about one a second, then the end
+    assert 1 <= len(status) <= 4, status
+    assert status[0].startswith("      waiting for `sleep 6.5`: 5"), status
+    assert status[0].endswith(" of 1m00s")
+    assert status[-1].startswith("      `sleep 6.5` ran for 6.")
+
+
+def test_a_long_command_says_it_in_plain_lines_when_not_a_terminal(tmp_path):
+    book = rbtest.write(str(tmp_path / "long.lua"), LONG)
+    r = rbtest.run(["exec", book])
+    assert r.code == 0, r
+    assert "\x1b" not in r.stdout and "\r" not in r.stdout
+    lines = [ln.strip() for ln in r.stdout.splitlines()]
+    waiting = [ln for ln in lines if ln.startswith("waiting for `sleep 6.5`")]
+    assert len(waiting) == 1, r.stdout  # then one every 30 s at most
+    assert any(ln.startswith("`sleep 6.5` ran for 6.") for ln in lines), r.stdout
