@@ -103,6 +103,29 @@ def test_every_json_block_in_the_docs_parses():
     assert not bad, "\n".join(bad)
 
 
+TRIVIAL = 'return runbook { name = "t", title = "t", start = "done", ' \
+    'steps = { done = resolved { title = "done" } } }\n'
+
+
+def test_every_settings_block_in_the_docs_loads(tmp_path):
+    """A ```ini block is a settings file (docs/config.md) unless it says
+    `inventory`: each loads, every key known and every value well typed."""
+    book = rbtest.write(str(tmp_path / "t.lua"), TRIVIAL)
+    bad, n = [], 0
+    for path in DOCS:
+        for b in fences(path):
+            if b["lang"] != "ini" or "inventory" in b["words"]:
+                continue
+            n += 1
+            conf = rbtest.write(str(tmp_path / ("c%d.conf" % n)), b["text"])
+            r = rbtest.run(["--config", conf, "check", book])
+            if r.code != 0:
+                bad.append("%s:%d: %s" % (os.path.relpath(path, rbtest.SOURCE_DIR), b["line"],
+                                          r.stderr.strip()))
+    assert not bad, "\n".join(bad)
+    assert n >= 5, n
+
+
 def wrap(e):
     """The runbook file an example makes: itself, or a fragment as the body of
     an action's (or a check's) run function."""
