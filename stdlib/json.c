@@ -154,8 +154,11 @@ static int json_pick_l(lua_State *L)
   if (over || v == NULL) {
     json_decref(v);
     lua_pushnil(L);
-    lua_pushstring(L, over ? "json.pick: the text needs more than the memory budget"
-                           : e.text);
+    if (over)
+      lua_pushliteral(L, "json.pick: the text needs more than the memory budget");
+    else
+      lua_pushfstring(L, "json.pick: invalid JSON at line %d column %d: %s", e.line,
+                      e.column, e.text);
     return 2;
   }
   json_t *at = json_at(v, ptr);

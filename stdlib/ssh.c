@@ -685,8 +685,14 @@ static int ssh_hosts(lua_State *L)
   const char *target = ssh_check_target(L, 1);
   ssh_state drill_st = {0}; /* a drill resolves no inventory: names as given */
   ssh_state *st = &drill_st;
-  if (rb_host_get(L)->mode != RB_MODE_DRILL)
+  rb_host *h = rb_host_get(L);
+  if (h->mode != RB_MODE_DRILL) {
     st = ssh_get_state(L);
+  } else { /* the [ssh] port, as ssh.run's would_run says */
+    char err[1024];
+    if (rb_ssh_config_read(h->config, &st->cfg, err, sizeof err) < 0)
+      return luaL_error(L, "ssh: %s", err);
+  }
   size_t n = 0;
   lua_settop(L, 1);
   rb_ssh_host *hosts = ssh_resolve_boxed(L, st, target, &n);
