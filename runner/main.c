@@ -16,6 +16,7 @@
 #include "runner/journal.h"
 #include "runner/lint.h"
 #include "runner/cli_runs.h"
+#include "runner/stats.h"
 #include "runner/cli_test.h"
 #include "runner/netplugin.h"
 #include "runner/config.h"
@@ -79,6 +80,8 @@ static const char usage_text[] =
     "                       list runs: owner, step, mode, since\n"
     "  cancel RUN [--reason TEXT]\n"
     "                       stop a run at its next safe point (at once at a gate)\n"
+    "  stats [--since D] [--json] [RUNBOOK...]\n"
+    "                       runs by mode and outcome, time to mitigate and resolve\n"
     "  ssh TARGET [--parallel N] [--batch N] [--max-fail N] -- COMMAND...\n"
     "                       run one command on inventory hosts (verified host keys)\n"
     "  serve [--listen HOST:PORT] [--rules FILE] [--insecure-no-auth]\n"
@@ -188,6 +191,12 @@ static const char *const cmd_help[][2] = {
      "started (command, host, method, URL, body SHA-256). When the journal shows no\n"
      "write started, nothing was sent and the action runs again. A run that another\n"
      "live process owns is refused with exit 8, naming it (pid, user, host, since).\n"},
+    {"stats",
+     "usage: runbook stats [--since 30d] [--json] [RUNBOOK...]\n\n"
+     "Per runbook: runs by mode and outcome, time from start to the first write that\n"
+     "succeeded and to resolved (median, p90; exec runs), time waiting for approvals,\n"
+     "drills. --since counts runs started in that span (ms, s, m, h, d); --json\n"
+     "prints the document of docs/stats.md.\n"},
     {"runs",
      "usage: runbook runs [--incident ID] [--state running|waiting|interrupted|done]\n\n"
      "One line per run: run id, state, incident, runbook, mode, last step, since,\n"
@@ -1341,6 +1350,8 @@ int main(int argc, char **argv)
     code = cmd_resume(&g, argc - 1, argv + 1);
   else if (strcmp(cmd, "runs") == 0)
     code = rb_cli_runs(g.state_dir, g.incident, argc - 1, argv + 1);
+  else if (strcmp(cmd, "stats") == 0)
+    code = rb_cli_stats(g.state_dir, argc - 1, argv + 1);
   else if (strcmp(cmd, "cancel") == 0)
     code = rb_cli_cancel(g.state_dir, argc - 1, argv + 1);
   else if (strcmp(cmd, "ssh") == 0)

@@ -1,0 +1,220 @@
+"""runbook stats: runs of several modes and outcomes made here (exec with a
+cmd write, a failing exec, a dry-run, drills, exec behind an approval gate);
+the counts, and medians and 90th percentiles recomputed from the timelines'
+own times (docs/stats.md)."""
+import calendar
+import json
+import os
+import subprocess
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(__file__))
+import rbtest  # noqa: E402
+
+FIXER = """local cmd = require "cmd"
+return runbook {
+  name = "fixer", title = "Fixer", start = "act",
+  params = { delay = { default = "0" }, fail = { default = "no" } },
+  steps = {
+    act = action { title = "Fix", run = function(ctx)
+      cmd.run({"sleep", ctx.delay})
+      if ctx.fail == "yes" then cmd.run({"false"}) end
+      return true end, next = "done" },
+    done = resolved { title = "Done" },
+  },
+}
+"""
+
+GATED = """local cmd = require "cmd"
+return runbook {
+  name = "gated", title = "Gated", start = "act",
+  steps = {
+    act = action { title = "Fail over", approval = true, run = function(ctx)
+      cmd.run({"true"})
+      return true end, next = "done" },
+    done = resolved { title = "Done" },
+  },
+}
+"""
+
+
+def ms(ts):
+    """Wall ms of "2026-12-01T18:06:05.988Z"."""
+    whole, frac = ts.rstrip("Z").split(".")
+    return calendar.timegm(time.strptime(whole, "%Y-%m-%dT%H:%M:%S")) * 1000 + int(frac)
+
+
+def quantile(v, q):
+    """R-7, as docs/stats.md says: linear between the closest ranks."""
+    v = sorted(v)
+    h = (len(v) - 1) * q
+    lo = int(h)
+    return v[lo] if lo + 1 >= len(v) else v[lo] + (h - lo) * (v[lo + 1] - v[lo])
+
+
+def events(state):
+    out = []
+    d = os.path.join(state, "incidents")
+    for f in sorted(os.listdir(d)):
+        with open(os.path.join(d, f)) as fh:
+            out += [json.loads(line) for line in fh if line.strip()]
+    return [e for e in out if e.get("event") != "timeline_header"]
+
+
+def by_run(evs):
+    runs = {}
+    for e in evs:
+        runs.setdefault(e["run"], []).append(e)
+    return runs
+
+
+def expected_times(state, runbook):
+    """Time to the first write that finished, to resolved, and each gate's
+    wait, from the events themselves, for the exec runs of runbook."""
+    ttm, ttr, waits = [], [], []
+    for run, evs in by_run(events(state)).items():
+        start = evs[0]
+        if start["runbook"] != runbook or start["mode"] != "exec":
+            continue
+        t0 = ms(start["ts"])
+        intent = False
+        first = None
+        for e in evs:
+            d = e.get("detail", {})
+            if "op" in d and e["event"] == "started":
+                intent = True
+            elif "op" in d and e["event"] == "finished" and intent:
+                intent = False
+                if first is None and d.get("exit_code", 0) == 0:
+                    first = ms(e["ts"])
+            if e["event"] == "approval_requested":
+                asked = ms(e["ts"])
+            if e["event"] in ("approved", "denied"):
+                waits.append((ms(e["ts"]) - asked) / 1000.0)
+        if first is not None:
+            ttm.append((first - t0) / 1000.0)
+        end = evs[-1]
+        if end["kind"] == "run" and end.get("detail", {}).get("outcome") == "resolved":
+            ttr.append((ms(end["ts"]) - t0) / 1000.0)
+    return ttm, ttr, waits
+
+
+def stats(state, *args):
+    r = rbtest.run(["stats", "--json"] + list(args), state_dir=state)
+    assert r.code == 0, r
+    return {b["runbook"]: b for b in json.loads(r.stdout)["runbooks"]}
+
+
+def gated_run(state, book, wait_s):
+    p = subprocess.Popen([rbtest.RUNBOOK_BIN, "--state-dir", state, "exec", book, "--quiet"],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                         stdin=subprocess.DEVNULL, text=True)
+    deadline = time.time() + 15
+    while time.time() < deadline:
+        r = rbtest.run(["approvals"], state_dir=state)
+        if r.stdout.strip() and "no pending approvals" not in r.stdout:
+            break
+        time.sleep(0.05)
+    else:
+        p.kill()
+        raise AssertionError("no approval request appeared")
+    time.sleep(wait_s)
+    run, step = r.stdout.split()[:2]
+    assert rbtest.run(["approve", run, step], state_dir=state).code == 0
+    p.communicate(timeout=30)
+    assert p.returncode == 0
+
+
+def make_runs(tmp_path):
+    state = str(tmp_path / "state")
+    fixer = rbtest.write(str(tmp_path / "fixer.lua"), FIXER)
+    gated = rbtest.write(str(tmp_path / "gated.lua"), GATED)
+    rbtest.write(str(tmp_path / "scenarios" / "fixer" / "default.json"),
+                 '{"description": "fine", "steps": {}}')
+    rbtest.write(str(tmp_path / "scenarios" / "fixer" / "broken.json"),
+                 '{"description": "the fix fails", "steps": {"act": {"fail": "boom"}}}')
+    for delay in ("0.1", "0.5", "1.0"):
+        assert rbtest.run(["exec", fixer, "--var", "delay=" + delay, "--quiet"],
+                          state_dir=state).code == 0
+    assert rbtest.run(["exec", fixer, "--var", "fail=yes", "--quiet"], state_dir=state).code == 1
+    assert rbtest.run(["exec", fixer, "--dry-run", "--quiet"], state_dir=state).code == 0
+    assert rbtest.run(["drill", fixer, "--quiet"], state_dir=state).code == 0
+    assert rbtest.run(["drill", fixer, "--quiet"], state_dir=state).code == 0
+    assert rbtest.run(["drill", fixer, "--scenario", "broken", "--quiet"],
+                      state_dir=state).code == 1
+    gated_run(state, gated, 0.3)
+    gated_run(state, gated, 1.2)
+    return state
+
+
+def test_stats_counts_and_times_from_the_timelines(tmp_path):
+    state = make_runs(tmp_path)
+    got = stats(state)
+    assert set(got) == {"fixer", "gated"}
+    f, g = got["fixer"], got["gated"]
+    assert f["by_mode"] == {"exec": {"resolved": 3, "failed": 1}, "dry-run": {"resolved": 1},
+                            "drill": {"resolved": 2, "failed": 1}}
+    assert f["runs"] == 8 and f["drills"] == 3
+    assert g["by_mode"] == {"exec": {"resolved": 2}} and g["drills"] == 0
+
+    ttm, ttr, waits = expected_times(state, "fixer")
+    # the failing run's first write (sleep 0) succeeded: it mitigated, never resolved
+    assert len(ttm) == 4 and len(ttr) == 3
+    m = f["time_to_mitigate"]
+    assert m["count"] == 4
+    assert abs(m["median_s"] - quantile(ttm, 0.5)) < 0.0005
+    assert abs(m["p90_s"] - quantile(ttm, 0.9)) < 0.0005
+    assert abs(m["sum_s"] - sum(ttm)) < 0.002
+    # the sleeps order the samples: median between the 0.1 s and 0.5 s runs
+    assert 0.1 <= m["median_s"] < 1.0 and m["p90_s"] >= 0.5 + 0.7 * 0.5
+    r = f["time_to_resolve"]
+    assert r["count"] == 3
+    assert abs(r["median_s"] - quantile(ttr, 0.5)) < 0.0005
+    assert abs(r["p90_s"] - quantile(ttr, 0.9)) < 0.0005
+    assert 0.5 <= r["median_s"] < 1.0 and r["p90_s"] >= 0.9
+    assert f["approval_wait"] == {"count": 0, "sum_s": 0, "median_s": None, "p90_s": None}
+
+    _, gttr, waits = expected_times(state, "gated")
+    w = g["approval_wait"]
+    assert w["count"] == 2 and len(waits) == 2
+    assert abs(w["sum_s"] - sum(waits)) < 0.002
+    assert abs(w["median_s"] - sum(waits) / 2) < 0.0005
+    assert min(waits) >= 0.3 and max(waits) >= 1.2
+    assert g["time_to_resolve"]["count"] == 2
+    assert g["time_to_resolve"]["median_s"] >= w["median_s"]
+
+    text = rbtest.run(["stats"], state_dir=state)
+    assert text.code == 0, text
+    lines = text.stdout.splitlines()
+    assert any(line.split()[:4] == ["fixer", "exec", "4", "resolved"] and
+               "failed 1" in line for line in lines), text.stdout
+    assert any(line.split()[:3] == ["fixer", "drill", "3"] for line in lines), text.stdout
+    row = [line for line in lines if line.startswith("gated ") and "(2)" in line]
+    assert row and row[0].split()[-1] == "0", text.stdout
+
+
+def test_stats_filters_and_fails_closed(tmp_path):
+    state = make_runs(tmp_path)
+    assert set(stats(state, "gated")) == {"gated"}
+    only = stats(state, "gated", "nosuch")
+    assert only["nosuch"]["runs"] == 0 and only["nosuch"]["time_to_mitigate"]["count"] == 0
+    assert set(stats(state, "--since", "1h")) == {"fixer", "gated"}
+    time.sleep(1.2)
+    doc = json.loads(rbtest.run(["stats", "--json", "--since", "1s"], state_dir=state).stdout)
+    assert doc["runbooks"] == [] and doc["since"] is not None
+    assert "no runs" in rbtest.run(["stats", "--since", "1s"], state_dir=state).stdout
+    for bad, why in (("0", "longer than 0"), ("5x", "unknown unit 'x'"),
+                     ("-1d", "bad duration"), ("1000d", "longer than a year"),
+                     ("", "empty duration")):
+        r = rbtest.run(["stats", "--since", bad], state_dir=state)
+        assert r.code == 2 and why in r.stderr and r.stdout == "", (bad, r)
+    r = rbtest.run(["stats", "--since"], state_dir=state)
+    assert r.code == 2 and "--since" in r.stderr, r
+    r = rbtest.run(["stats", "--jsn"], state_dir=state)
+    assert r.code == 2 and "--jsn" in r.stderr, r
+
+
+def test_stats_on_an_empty_state_dir(tmp_path):
+    r = rbtest.run(["stats"], state_dir=str(tmp_path / "empty"))
+    assert r.code == 0 and "no runs" in r.stdout, r
