@@ -6,6 +6,8 @@
 #include "runner/approval.h"
 #include "runner/base/redact.h"
 #include "runner/config.h"
+#include "runner/stats.h"
+#include "runner/base/util.h"
 #include "runner/supervise.h"
 #include "runner/timeline.h"
 #include "sandbox/sandbox.h"
@@ -98,6 +100,11 @@ int rb_host_approval_answer(const char *state_dir, const char *run_id,
 json_t *rb_host_approval_pending(const char *state_dir, char *err, size_t errlen)
 {
   return rb_approval_pending(state_dir, err, errlen);
+}
+
+json_t *rb_host_stats(const char *state_dir, int64_t since_ms, char *err, size_t errlen)
+{
+  return rb_stats_collect(state_dir, since_ms, rb_now_wall_ms(), NULL, 0, err, errlen);
 }
 
 void rb_host_command_started(pid_t pgid, const char *summary)

@@ -1,6 +1,6 @@
 /* rb_host.h: the host interface, everything a stdlib module or a plugin may
  * ask of the binary that loaded it (gates, deadline, config, redaction,
- * Lua<->JSON, timeline, approvals), and the descriptor a plugin exports.
+ * Lua<->JSON, timeline, approvals, run stats), and the descriptor a plugin exports.
  *
  * This is the only header from outside runner/base/ that stdlib/ and the
  * plugins include. The binary exports exactly the functions declared here
@@ -21,8 +21,9 @@
 
 /* Covers this header and the vocabulary it includes (stdlib/policy.h).
  * 4: rb_host gained `status`, the updating line a fan-out keeps on screen
- * (a plugin built for 3 would read priv where status now is). */
-#define RB_HOST_ABI_VERSION 4
+ * (a plugin built for 3 would read priv where status now is).
+ * 5: rb_host_stats, the run figures the listener exports on /metrics. */
+#define RB_HOST_ABI_VERSION 5
 
 /* The exit codes of the runbook command (docs/cli.md), also returned by the
  * command a plugin provides. */
@@ -245,6 +246,13 @@ int rb_host_approval_answer(const char *state_dir, const char *run_id,
                             size_t msglen);
 /* The pending approval requests, an array the caller owns, or NULL with err. */
 json_t *rb_host_approval_pending(const char *state_dir, char *err, size_t errlen);
+
+/* The figures of `runbook stats` over the runs in state_dir that started
+ * at or after since_ms (wall-clock ms, 0 for all): the document
+ * docs/stats.md describes (schema "runbook.stats/1"), which the caller owns,
+ * or NULL with err. The listener's /metrics reads its run figures here, so
+ * the journals are read by the one reader `runbook runs` and `stats` use. */
+json_t *rb_host_stats(const char *state_dir, int64_t since_ms, char *err, size_t errlen);
 
 /* A local command's process group, for the supervisor that kills it with
  * the run (summary already redacted); nothing outside a supervised child. */

@@ -32,6 +32,7 @@
 #include "stdlib/serve/notify.h"
 #include "stdlib/serve/pagerduty.h"
 #include "stdlib/serve/resolved.h"
+#include "stdlib/serve/run_metrics.h"
 #include "stdlib/serve/tls.h"
 #include "stdlib/rb_host.h"
 #include "runner/base/util.h"
@@ -825,6 +826,7 @@ static char *render_metrics(server *s)
     fprintf(f, "runbook_requests_total{path=\"%s\",code=\"%u\"} %lu\n",
             path_names[s->reqs[i].path], s->reqs[i].code, s->reqs[i].n);
   pthread_mutex_unlock(&s->mu);
+  rb_serve_run_metrics(s->state_dir, f); /* reads files: outside the lock */
   fclose(f);
   return buf;
 }

@@ -164,7 +164,8 @@ def parse_metrics(text):
             continue
         m = re.fullmatch(r'([a-zA-Z_:][a-zA-Z0-9_:]*)(\{[^}]*\})? (\S+)', line)
         assert m, "bad metrics line: %r" % line
-        assert m.group(1) in typed, "no TYPE for " + m.group(1)
+        base = re.sub(r"_(sum|count)$", "", m.group(1))  # a summary's own samples
+        assert m.group(1) in typed or base in typed, "no TYPE for " + m.group(1)
         out[m.group(1) + (m.group(2) or "")] = float(m.group(3))
     return out
 

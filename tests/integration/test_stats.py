@@ -4,7 +4,9 @@ the counts, and medians and 90th percentiles recomputed from the timelines'
 own times (docs/stats.md)."""
 import calendar
 import json
+import math
 import os
+import re
 import subprocess
 import sys
 import time
@@ -218,3 +220,95 @@ def test_stats_filters_and_fails_closed(tmp_path):
 def test_stats_on_an_empty_state_dir(tmp_path):
     r = rbtest.run(["stats"], state_dir=str(tmp_path / "empty"))
     assert r.code == 0 and "no runs" in r.stdout, r
+
+
+# -- the same figures on the listener's /metrics, scraped by a real Prometheus
+
+
+def strict_families(text):
+    """The exposition format 0.0.4, strictly: HELP then TYPE once per family,
+    a family's samples together and after its TYPE, label values quoted and
+    escaped, values that parse as floats; returns {family: [(name, labels, value)]}."""
+    fams, current, order = {}, None, []
+    label = r'[a-zA-Z_][a-zA-Z0-9_]*="(?:[^"\\\n]|\\[\\"n])*"'
+    sample = re.compile(r'([a-zA-Z_:][a-zA-Z0-9_:]*)(\{(?:%s)(?:,%s)*\})? (\S+)$' % (label, label))
+    for line in text.splitlines():
+        if line.startswith("# HELP "):
+            name = line.split()[2]
+            assert name not in fams, "second HELP for " + name
+            fams[name] = {"type": None, "samples": []}
+            current = name
+            order.append(name)
+        elif line.startswith("# TYPE "):
+            _, _, name, typ = line.split()
+            assert name == current and fams[name]["type"] is None, line
+            assert typ in ("counter", "gauge", "summary", "histogram", "untyped"), line
+            fams[name]["type"] = typ
+        else:
+            m = sample.match(line)
+            assert m, "bad sample line: %r" % line
+            name = m.group(1)
+            base = current if fams[current]["type"] == "summary" and name in (
+                current, current + "_sum", current + "_count") else name
+            assert base == current, "%s outside its family (in %s)" % (name, current)
+            float(m.group(3))
+            labels = dict(re.findall(r'([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"',
+                                     m.group(2) or ""))
+            fams[current]["samples"].append((name, labels, float(m.group(3))))
+    return fams
+
+
+def test_metrics_carry_the_stats_and_prometheus_scrapes_them(tmp_path):
+    import httpservers as hs
+    from test_serve import Serve
+    state = make_runs(tmp_path)
+    want = stats(state)
+    s = Serve(tmp_path)
+    assert s.port and s.state == state, s.text()
+    exp = prom = None
+    try:
+        code, text = s.request("GET", "/metrics")
+        assert code == 200
+        fams = strict_families(text)
+        assert fams["runbook_runs_total"]["type"] == "counter"
+        runs = {(lb["runbook"], lb["mode"], lb["outcome"]): v
+                for _, lb, v in fams["runbook_runs_total"]["samples"]}
+        assert runs == {("fixer", "exec", "resolved"): 3, ("fixer", "exec", "failed"): 1,
+                        ("fixer", "dry-run", "resolved"): 1, ("fixer", "drill", "resolved"): 2,
+                        ("fixer", "drill", "failed"): 1, ("gated", "exec", "resolved"): 2}
+        assert fams["runbook_runs_open"]["samples"] == []
+        ttm = fams["runbook_time_to_mitigate_seconds"]
+        assert ttm["type"] == "summary"
+        got = {(n, lb["runbook"], lb.get("quantile")): v for n, lb, v in ttm["samples"]}
+        f = want["fixer"]["time_to_mitigate"]
+        assert abs(got[("runbook_time_to_mitigate_seconds", "fixer", "0.5")] - f["median_s"]) < 1e-6
+        assert abs(got[("runbook_time_to_mitigate_seconds", "fixer", "0.9")] - f["p90_s"]) < 1e-6
+        assert got[("runbook_time_to_mitigate_seconds_count", "fixer", None)] == 4
+        wait = {(n, lb["runbook"], lb.get("quantile")): v
+                for n, lb, v in fams["runbook_approval_wait_seconds"]["samples"]}
+        assert wait[("runbook_approval_wait_seconds_count", "gated", None)] == 2
+        assert abs(wait[("runbook_approval_wait_seconds_sum", "gated", None)] -
+                   want["gated"]["approval_wait"]["sum_s"]) < 1e-6
+        assert math.isnan(wait[("runbook_approval_wait_seconds", "fixer", "0.5")])
+
+        (tmp_path / "prom").mkdir()
+        exp = hs.Exporter()
+        prom = hs.Prometheus(exp, str(tmp_path / "prom"),
+                             "  - job_name: runbook\n    static_configs:\n"
+                             "      - targets: ['127.0.0.1:%d']\n" % s.port)
+        hs.wait_for(lambda: prom.query('up{job="runbook"} == 1'), 30, "a scrape of the listener")
+        res = prom.query('runbook_runs_total{job="runbook",runbook="fixer",mode="exec"}')
+        assert {r["metric"]["outcome"]: float(r["value"][1]) for r in res} == \
+            {"resolved": 3, "failed": 1}
+        res = prom.query('runbook_time_to_resolve_seconds{job="runbook",quantile="0.5"}')
+        by = {r["metric"]["runbook"]: float(r["value"][1]) for r in res}
+        assert abs(by["fixer"] - want["fixer"]["time_to_resolve"]["median_s"]) < 1e-6
+        assert abs(by["gated"] - want["gated"]["time_to_resolve"]["median_s"]) < 1e-6
+        res = prom.query('sum(runbook_approval_wait_seconds_count{job="runbook"})')
+        assert float(res[0]["value"][1]) == 2
+    finally:
+        if prom:
+            prom.close()
+        if exp:
+            exp.close()
+        assert s.stop() == 0, s.text()
