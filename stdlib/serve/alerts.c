@@ -112,6 +112,12 @@ static int parse_batch(const char *body, size_t len, const char *version, int op
     rb_err(err, errlen, "alerts: expected an array");
     goto fail;
   }
+  json_t *gk = json_object_get(out->root, "groupKey");
+  if (gk != NULL && !json_is_string(gk)) {
+    rb_err(err, errlen, "groupKey: expected a string");
+    goto fail;
+  }
+  out->group_key = gk && json_string_length(gk) ? json_string_value(gk) : NULL;
   out->n = json_array_size(arr);
   out->alerts = calloc(out->n ? out->n : 1, sizeof *out->alerts);
   if (out->alerts == NULL) {

@@ -22,6 +22,7 @@ typedef struct {
   json_t *root;
   rb_alert *alerts;
   size_t n;
+  const char *group_key; /* Alertmanager's or Grafana's groupKey, or NULL */
 } rb_alert_batch;
 
 /* Parses an Alertmanager webhook (version 4) body. On error returns -1 with
@@ -35,6 +36,18 @@ int rb_alerts_parse_am(const char *body, size_t len, rb_alert_batch *out, char *
 int rb_alerts_parse_grafana(const char *body, size_t len, rb_alert_batch *out, char *err,
                             size_t errlen);
 void rb_alerts_clear(rb_alert_batch *b);
+
+/* The incident the run for alert i of b is recorded under, one per alert
+ * group and firing (docs/serve.md, "Incidents"): "ALERT-<group>-<firing>",
+ * the group the first 12 hex digits of SHA-256(groupKey) (the alert's
+ * fingerprint when the batch has no groupKey), the firing the earliest
+ * startsAt of the group's firing alerts in the batch (the alert's own
+ * without a groupKey), in UTC to the millisecond: 20261122T093608.312Z.
+ * Without a readable startsAt it is "ALERT-<group>". Writes at most 92 bytes. */
+void rb_alerts_incident(const rb_alert_batch *b, size_t i, char *out, size_t len);
+
+/* "2026-11-22T09:40:10.5+01:00" as wall-clock ms; -1 when not RFC 3339. */
+int64_t rb_alerts_rfc3339_ms(const char *s);
 
 /* The rules file: a JSON array of rules, first match wins. */
 typedef struct rb_rules rb_rules;

@@ -435,9 +435,10 @@ static const char *fail_alert(server *s, json_t *item, int why, const char *msg)
 /* Decides what happens to one alert; the lock is held. Returns the status
  * word; a run to start is added to todo, *overflow is set when the store
  * or the queue is full. */
-static const char *handle_alert(server *s, const rb_alert *a, json_t *item, pending *todo,
-                                size_t *ntodo, int *overflow)
+static const char *handle_alert(server *s, const rb_alert_batch *b, size_t i,
+                                json_t *item, pending *todo, size_t *ntodo, int *overflow)
 {
+  const rb_alert *a = &b->alerts[i];
   s->received++;
   if (strcmp(a->status, "firing") != 0)
     return "resolved";
@@ -451,7 +452,7 @@ static const char *handle_alert(server *s, const rb_alert *a, json_t *item, pend
   if (rc == 0)
     return "no_rule";
   s->matched++;
-  snprintf(incident, sizeof incident, "ALERT-%s", a->fingerprint);
+  rb_alerts_incident(b, i, incident, sizeof incident); /* per group and firing */
   snprintf(key, sizeof key, "%s|%s", a->fingerprint, a->starts_at);
   json_object_set_new(item, "runbook", json_string(m.runbook));
   json_object_set_new(item, "incident", json_string(incident));
@@ -686,7 +687,7 @@ static enum MHD_Result on_alerts(server *s, struct MHD_Connection *c, const char
     json_t *item =
         json_pack("{s:s, s:s}", "fingerprint", a->fingerprint, "alertname", a->alertname);
     json_array_append_new(out, item);
-    const char *st = handle_alert(s, a, item, todo, &ntodo, &overflow);
+    const char *st = handle_alert(s, &b, i, item, todo, &ntodo, &overflow);
     json_object_set_new(item, "status", json_string(st));
   }
   start_pending(s, todo, ntodo, &overflow);

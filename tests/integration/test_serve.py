@@ -170,6 +170,17 @@ def parse_metrics(text):
     return out
 
 
+def incident_id(group_key, starts_at):
+    """The incident of an alert-started run (docs/serve.md, "Incidents"):
+    ALERT-<12 hex of SHA-256(groupKey)>-<firing's startsAt, UTC, ms>."""
+    group = hashlib.sha256(group_key.encode()).hexdigest()[:12] if group_key else None
+    return "ALERT-%s-%s" % (group, starts_at)
+
+
+FIXTURE_INCIDENT = incident_id("{}:{}", "20261122T093608.312Z")  # the earliest firing
+E1_INCIDENT = "ALERT-e1-20261122T093608.312Z"  # no groupKey: its own group and startsAt
+
+
 @pytest.fixture
 def serve(tmp_path):
     s = Serve(tmp_path)
@@ -191,20 +202,20 @@ def test_fixture_starts_one_run_with_actor_and_templated_var(serve):
     assert res["c0a91155a79b9c9b"]["status"] == "no_rule"
     hit = res["a3d9a4bfa0d26a05"]
     assert hit["status"] == "started" and hit["runbook"] == "alert-record"
-    assert hit["incident"] == "ALERT-a3d9a4bfa0d26a05"
+    assert hit["incident"] == FIXTURE_INCIDENT
     m = serve.wait_finished(1)
     assert m['runbook_runs_finished_total{exit_code="0"}'] == 1, serve.text()
     assert m["runbook_runs_started_total"] == 1
     assert m["runbook_alerts_received_total"] == 2
     assert m["runbook_alerts_matched_total"] == 1
-    ev = serve.timeline("ALERT-a3d9a4bfa0d26a05")
+    ev = serve.timeline(FIXTURE_INCIDENT)
     assert ev and all(e["actor"] == "alert:CheckoutHighErrorRate" for e in ev)
     assert ev[0]["detail"]["params"]["service"] == "checkout"
     assert ev[-1]["event"] == "finished" or any(e["event"] == "finished" for e in ev)
     with open(serve.out) as f:
         assert f.read() == "checkout\n"
     # only the matched alert has a timeline
-    assert os.listdir(os.path.join(serve.state, "incidents")) == ["ALERT-a3d9a4bfa0d26a05.jsonl"]
+    assert os.listdir(os.path.join(serve.state, "incidents")) == [FIXTURE_INCIDENT + ".jsonl"]
 
 
 def test_same_payload_again_is_a_duplicate(serve):
@@ -506,11 +517,11 @@ def test_alert_whose_parameter_is_empty_is_refused_noted_and_a_retry_starts_it(t
         [item] = json.loads(body)
         assert item["status"] == "failed" and item["reason"] == "param_empty", item
         assert item["error"] == "parameter 'service' of runbook 'alert-record' came out empty"
-        assert item["incident"] == "ALERT-e1" and item["rule"] == 2
+        assert item["incident"] == E1_INCIDENT and item["rule"] == 2
         m = s.metrics()
         assert m['runbook_alerts_failed_total{reason="param_empty"}'] == 1
         assert m["runbook_runs_started_total"] == 0
-        ev = s.timeline("ALERT-e1")
+        ev = s.timeline(E1_INCIDENT)
         assert [e["event"] for e in ev] == ["alert_not_started"], ev
         d = ev[0]["detail"]
         assert d["error"] == item["error"] and d["reason"] == "param_empty" and d["rule"] == 2
@@ -519,7 +530,7 @@ def test_alert_whose_parameter_is_empty_is_refused_noted_and_a_retry_starts_it(t
         [(path, headers, posted)] = hook.got
         assert path == "/hooks/T0KEN-in-url" and headers["Content-Type"] == "application/json"
         posted = json.loads(posted)
-        assert posted["event"] == "alert_not_started" and posted["incident"] == "ALERT-e1"
+        assert posted["event"] == "alert_not_started" and posted["incident"] == E1_INCIDENT
         assert posted["reason"] == "param_empty" and posted["error"] == item["error"]
         # the sender retries once the label has a value: not a duplicate, it starts
         code, body = s.post_alerts(one_alert("e1", {"alertname": "EmptyParam", "service": "pay"}))
@@ -528,7 +539,7 @@ def test_alert_whose_parameter_is_empty_is_refused_noted_and_a_retry_starts_it(t
         s.wait_finished(1)
         with open(out) as f:
             assert f.read() == "pay\n"
-        r = rbtest.run(["timeline", "ALERT-e1"], state_dir=s.state, timeout=30)
+        r = rbtest.run(["timeline", E1_INCIDENT], state_dir=s.state, timeout=30)
         assert r.code == 0 and "came out empty" in r.stdout, r
         assert len(hook.got) == 1  # the run that started is no failure
     finally:
@@ -549,7 +560,7 @@ def test_alert_whose_runbook_disappeared_is_refused_and_starts_once_it_is_back(t
         assert hit["status"] == "failed" and hit["reason"] == "runbook_missing", hit
         assert "runbook 'alert-record' is gone" in hit["error"]
         assert s.metrics()['runbook_alerts_failed_total{reason="runbook_missing"}'] == 1
-        assert s.timeline("ALERT-a3d9a4bfa0d26a05")[0]["detail"]["reason"] == "runbook_missing"
+        assert s.timeline(FIXTURE_INCIDENT)[0]["detail"]["reason"] == "runbook_missing"
         os.rename(book + ".away", book)
         code, body = s.post_alerts(fixture_body())
         assert code == 202, body
@@ -674,7 +685,8 @@ def test_grafana_webhook_starts_the_matching_run(serve):
     res = {r["fingerprint"]: r for r in json.loads(out)}
     assert res["0e4c9a7713b2d5f8"]["status"] == "resolved"
     hit = res["5b7a1f20c3e94d11"]
-    assert hit["status"] == "started" and hit["incident"] == "ALERT-5b7a1f20c3e94d11"
+    assert hit["status"] == "started" and hit["incident"] == incident_id(
+        '{}/{}:{alertname="CheckoutHighErrorRate"}', "20261122T084010.000Z")
     m = serve.wait_finished(1)
     assert m['runbook_runs_finished_total{exit_code="0"}'] == 1, serve.text()
     assert m['runbook_requests_total{path="/alerts/grafana",code="202"}'] == 1

@@ -155,10 +155,10 @@ def test_serve_token_absent_from_a_runs_environment_timeline_and_output(tmp_path
     assert "PATH=" in env  # the command really printed its environment
     assert TOKEN not in env and HMAC_KEY not in env
     assert "RB_SERVE_TEST_TOKEN" not in env and "RB_SERVE_TEST_HMAC" not in env
-    path = os.path.join(s.state, "incidents", "ALERT-env1.jsonl")
+    path = os.path.join(s.state, "incidents", "ALERT-env1-20261122T093608.312Z.jsonl")
     with open(path) as f:
         tl = f.read()
     assert "PATH=" in tl  # cmd.read's output is on the timeline
     assert TOKEN not in tl and HMAC_KEY not in tl and "RB_SERVE_TEST_TOKEN" not in tl
-    r = rbtest.run(["timeline", "ALERT-env1"], state_dir=s.state, timeout=30)
+    r = rbtest.run(["timeline", "ALERT-env1-20261122T093608.312Z"], state_dir=s.state, timeout=30)
     assert r.code == 0 and TOKEN not in r.stdout
