@@ -443,6 +443,42 @@ static int remove_entry(const char *path, const struct stat *st, int flag,
   return remove(path);
 }
 
+/* One line per scenario in <state_dir>/tests.jsonl, each in one write()
+ * on an O_APPEND descriptor so concurrent test runs never interleave. A
+ * failure to record is a warning: the tests themselves ran. */
+static void record_results(const test_run *t)
+{
+  char path[4200], ts[32];
+  if (t->o->state_dir == NULL || rb_mkdirs(t->o->state_dir) != 0 ||
+      rb_fmt(path, sizeof path, "%s/tests.jsonl", t->o->state_dir) != 0)
+    return;
+  int fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
+  if (fd < 0) {
+    fprintf(stderr, "runbook: test: cannot record results in %s: %s\n", path,
+            strerror(errno));
+    return;
+  }
+  rb_format_ts(rb_now_wall_ms(), ts, sizeof ts);
+  for (size_t i = 0; i < t->ncases; i++) {
+    const test_case *c = &t->cases[i];
+    json_t *line = json_pack("{s:s, s:s, s:s, s:b, s:f}", "ts", ts, "runbook", c->runbook,
+                             "scenario", c->scenario, "ok", c->ok, "ms", c->ms);
+    char *text = json_dumps(line, JSON_COMPACT);
+    json_decref(line);
+    if (text == NULL)
+      break;
+    size_t n = strlen(text);
+    text[n] = '\n'; /* replaces the NUL: written by length */
+    ssize_t w = write(fd, text, n + 1);
+    free(text);
+    if (w != (ssize_t)(n + 1)) {
+      fprintf(stderr, "runbook: test: cannot record results in %s\n", path);
+      break;
+    }
+  }
+  close(fd);
+}
+
 int rb_cli_test_run(const rb_test_opts *o, int report_fd)
 {
   test_run t;
@@ -471,6 +507,7 @@ int rb_cli_test_run(const rb_test_opts *o, int report_fd)
     for (size_t i = 0; i < o->nrunbooks; i++)
       cover_runbook(&t, o->runbooks[i], report_fd);
   printf("%zu passed, %zu failed\n", t.ncases - failed, failed);
+  record_results(&t);
   fflush(stdout);
   if (o->junit && write_junit(&t, o->junit, failed) != 0)
     code = RB_EXIT_FAILED;

@@ -15,6 +15,9 @@ typedef struct {
   size_t nrunbooks;
   const char *junit; /* --junit FILE, or NULL */
   int coverage;      /* --coverage */
+  /* Each scenario's result is appended to <state_dir>/tests.jsonl for
+   * `runbook stats` (docs/stats.md); NULL records nothing. */
+  const char *state_dir;
 } rb_test_opts;
 
 /* Runs the tests (in a supervised child: it loads the runbooks to know their

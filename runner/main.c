@@ -862,7 +862,7 @@ static int cmd_test(globals *g, int argc, char **argv)
                                        {NULL, 0, NULL, 0}};
   char self[PATH_MAX];
   ssize_t sl = readlink("/proc/self/exe", self, sizeof self - 1);
-  rb_test_opts o = {NULL, g->config_path, g->cfg, NULL, 0, NULL, 0};
+  rb_test_opts o = {NULL, g->config_path, g->cfg, NULL, 0, NULL, 0, g->state_dir};
   int c, code = RB_EXIT_USAGE;
   optind = 1;
   while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {

@@ -5,6 +5,7 @@
 
 #include <dirent.h>
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -311,8 +312,8 @@ static int by_runbook(const void *a, const void *b)
 
 static json_t *book_doc(const char *name)
 {
-  return json_pack("{s:s, s:i, s:{}, s:i}", "runbook", name, "runs", 0, "by_mode",
-                   "drills", 0);
+  return json_pack("{s:s, s:i, s:{}, s:i, s:{s:i, s:i, s:i}}", "runbook", name, "runs", 0,
+                   "by_mode", "drills", 0, "tests", "runs", 0, "passed", 0, "failed", 0);
 }
 
 static void book_close(json_t *book, book_samples *bs)
@@ -355,23 +356,68 @@ static json_t *sum_up(collect *c, int64_t since_ms, const char *const *books, si
   return arr;
 }
 
-/* A runbook asked for by name with no run in the span is listed with zeros,
- * so that "no runs" is an answer and not a missing row. */
-static void add_missing(json_t *arr, const char *const *books, size_t n)
+/* The entry of runbook name in arr (sorted by name), made with zeros at its
+ * place when there is none yet. */
+static json_t *book_in(json_t *arr, const char *name)
 {
-  for (size_t i = 0; i < n; i++) {
-    size_t j;
-    json_t *b;
-    int found = 0;
-    json_array_foreach(arr, j, b) found |= strcmp(str(b, "runbook"), books[i]) == 0;
-    if (found)
-      continue;
-    book_samples bs;
-    memset(&bs, 0, sizeof bs);
-    b = book_doc(books[i]);
-    book_close(b, &bs);
-    json_array_append_new(arr, b);
+  size_t i;
+  json_t *b;
+  json_array_foreach(arr, i, b)
+  {
+    int c = strcmp(str(b, "runbook"), name);
+    if (c == 0)
+      return b;
+    if (c > 0)
+      break;
   }
+  book_samples bs;
+  memset(&bs, 0, sizeof bs);
+  b = book_doc(name);
+  book_close(b, &bs);
+  json_array_insert_new(arr, i, b);
+  return b;
+}
+
+static void count_test(json_t *book, int ok)
+{
+  json_t *t = json_object_get(book, "tests");
+  const char *keys[] = {"runs", ok ? "passed" : "failed"};
+  for (int k = 0; k < 2; k++)
+    json_object_set_new(
+        t, keys[k], json_integer(json_integer_value(json_object_get(t, keys[k])) + 1));
+}
+
+/* The results `runbook test` recorded in <state_dir>/tests.jsonl, one line
+ * per scenario; a line that is not one is named on stderr and skipped. */
+static void add_tests(json_t *arr, const char *state_dir, int64_t since_ms,
+                      const char *const *books, size_t n)
+{
+  char path[4200];
+  if (rb_fmt(path, sizeof path, "%s/tests.jsonl", state_dir) != 0)
+    return;
+  FILE *f = fopen(path, "r");
+  if (f == NULL)
+    return;
+  char *line = NULL;
+  size_t cap = 0;
+  for (long no = 1; getline(&line, &cap, f) >= 0; no++) {
+    json_t *t = json_loads(line, 0, NULL);
+    const char *name = json_string_value(json_object_get(t, "runbook"));
+    double ts = ts_seconds(json_string_value(json_object_get(t, "ts")));
+    json_t *ok = json_object_get(t, "ok");
+    if (name == NULL || ts < 0 || !json_is_boolean(ok)) {
+      fprintf(stderr, "runbook: warning: %s:%ld: not a test result, skipped\n", path, no);
+    } else if (ts >= (double)since_ms) {
+      int want = n == 0;
+      for (size_t i = 0; i < n; i++)
+        want |= strcmp(books[i], name) == 0;
+      if (want)
+        count_test(book_in(arr, name), json_is_true(ok));
+    }
+    json_decref(t);
+  }
+  free(line);
+  fclose(f);
 }
 
 json_t *rb_stats_collect(const char *state_dir, int64_t since_ms, int64_t now_ms,
@@ -391,7 +437,9 @@ json_t *rb_stats_collect(const char *state_dir, int64_t since_ms, int64_t now_ms
     rb_err(err, errlen, "out of memory summing up the runs");
     goto out;
   }
-  add_missing(books, runbooks, n);
+  add_tests(books, state_dir, since_ms, runbooks, n);
+  for (size_t i = 0; i < n; i++)
+    (void)book_in(books, runbooks[i]); /* "no runs" is an answer, not a missing row */
   char now[32], since[32];
   rb_format_ts(now_ms, now, sizeof now);
   rb_format_ts(since_ms, since, sizeof since);

@@ -65,9 +65,14 @@ static void print_times(const json_t *book, FILE *out)
   put_pair(json_object_get(book, "time_to_resolve"), "median_s", "p90_s", r, sizeof r);
   json_t *wait = json_object_get(book, "approval_wait");
   put_pair(wait, "sum_s", "median_s", w, sizeof w);
-  fprintf(out, "%-24s %-26s %-26s %-28s %6lld\n",
+  const json_t *t = json_object_get(book, "tests");
+  char tests[64];
+  snprintf(tests, sizeof tests, "%lld/%lld",
+           (long long)json_integer_value(json_object_get(t, "passed")),
+           (long long)json_integer_value(json_object_get(t, "runs")));
+  fprintf(out, "%-24s %-26s %-26s %-28s %6lld %s\n",
           json_string_value(json_object_get(book, "runbook")), m, r, w,
-          (long long)json_integer_value(json_object_get(book, "drills")));
+          (long long)json_integer_value(json_object_get(book, "drills")), tests);
 }
 
 void rb_stats_print(const json_t *doc, FILE *out)
@@ -80,14 +85,15 @@ void rb_stats_print(const json_t *doc, FILE *out)
     fputs("no runs\n", out);
     return;
   }
+  /* a runbook with tests only has no row here */
   fprintf(out, "%-24s %-8s %5s  %s\n", "RUNBOOK", "MODE", "RUNS", "OUTCOMES");
   size_t i;
   json_t *b;
   json_array_foreach(books, i, b) print_modes(b, out);
   fprintf(out,
           "\nexec runs only; median / p90 (samples), approval waits total / median\n");
-  fprintf(out, "%-24s %-26s %-26s %-28s %6s\n", "RUNBOOK", "TO FIRST MITIGATION",
-          "TO RESOLVED", "WAITING FOR APPROVAL", "DRILLS");
+  fprintf(out, "%-24s %-26s %-26s %-28s %6s %s\n", "RUNBOOK", "TO FIRST MITIGATION",
+          "TO RESOLVED", "WAITING FOR APPROVAL", "DRILLS", "TESTS PASSED");
   json_array_foreach(books, i, b) print_times(b, out);
 }
 

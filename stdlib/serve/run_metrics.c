@@ -91,11 +91,33 @@ static void put_summary(const json_t *books, const char *key, const char *name,
   }
 }
 
+/* runbook_tests_total: the scenarios `runbook test` ran, by result. */
+static void put_tests(const json_t *books, FILE *f)
+{
+  fputs("# HELP runbook_tests_total Scenarios run by runbook test, by runbook and "
+        "result.\n# TYPE runbook_tests_total counter\n",
+        f);
+  size_t i;
+  json_t *b;
+  json_array_foreach(books, i, b)
+  {
+    const json_t *t = json_object_get(b, "tests");
+    for (int ok = 1; ok >= 0; ok--) {
+      fputs("runbook_tests_total{runbook=\"", f);
+      put_label(f, json_string_value(json_object_get(b, "runbook")));
+      fprintf(
+          f, "\",result=\"%s\"} %lld\n", ok ? "passed" : "failed",
+          (long long)json_integer_value(json_object_get(t, ok ? "passed" : "failed")));
+    }
+  }
+}
+
 void rb_serve_run_metrics_write(const json_t *doc, FILE *f)
 {
   const json_t *books = json_object_get(doc, "runbooks");
   put_runs(books, 0, f);
   put_runs(books, 1, f);
+  put_tests(books, f);
   put_summary(books, "time_to_mitigate", "runbook_time_to_mitigate_seconds",
               "Exec runs: from the run's start to its first write that succeeded.", f);
   put_summary(books, "time_to_resolve", "runbook_time_to_resolve_seconds",

@@ -133,7 +133,10 @@ def make_runs(tmp_path):
     fixer = rbtest.write(str(tmp_path / "fixer.lua"), FIXER)
     gated = rbtest.write(str(tmp_path / "gated.lua"), GATED)
     rbtest.write(str(tmp_path / "scenarios" / "fixer" / "default.json"),
-                 '{"description": "fine", "steps": {}}')
+                 '{"description": "fine", "steps": {}, "expect": {"outcome": "resolved"}}')
+    rbtest.write(str(tmp_path / "scenarios" / "fixer" / "wrong.json"),
+                 '{"description": "expects the wrong end", "steps": {},'
+                 ' "expect": {"outcome": "escalated"}}')
     rbtest.write(str(tmp_path / "scenarios" / "fixer" / "broken.json"),
                  '{"description": "the fix fails", "steps": {"act": {"fail": "boom"}}}')
     for delay in ("0.1", "0.5", "1.0"):
@@ -145,6 +148,9 @@ def make_runs(tmp_path):
     assert rbtest.run(["drill", fixer, "--quiet"], state_dir=state).code == 0
     assert rbtest.run(["drill", fixer, "--scenario", "broken", "--quiet"],
                       state_dir=state).code == 1
+    # `runbook test` drills in a state dir of its own: counted as tests, not drills
+    r = rbtest.run(["test", fixer], state_dir=state)
+    assert r.code == 1 and "1 passed, 1 failed" in r.stdout, r
     gated_run(state, gated, 0.3)
     gated_run(state, gated, 1.2)
     return state
@@ -158,6 +164,8 @@ def test_stats_counts_and_times_from_the_timelines(tmp_path):
     assert f["by_mode"] == {"exec": {"resolved": 3, "failed": 1}, "dry-run": {"resolved": 1},
                             "drill": {"resolved": 2, "failed": 1}}
     assert f["runs"] == 8 and f["drills"] == 3
+    assert f["tests"] == {"runs": 2, "passed": 1, "failed": 1}
+    assert g["tests"] == {"runs": 0, "passed": 0, "failed": 0}
     assert g["by_mode"] == {"exec": {"resolved": 2}} and g["drills"] == 0
 
     ttm, ttr, waits = expected_times(state, "fixer")
@@ -193,7 +201,9 @@ def test_stats_counts_and_times_from_the_timelines(tmp_path):
                "failed 1" in line for line in lines), text.stdout
     assert any(line.split()[:3] == ["fixer", "drill", "3"] for line in lines), text.stdout
     row = [line for line in lines if line.startswith("gated ") and "(2)" in line]
-    assert row and row[0].split()[-1] == "0", text.stdout
+    assert row and row[0].split()[-2:] == ["0", "0/0"], text.stdout
+    row = [line for line in lines if line.startswith("fixer ") and "(4)" in line]
+    assert row and row[0].split()[-2:] == ["3", "1/2"], text.stdout
 
 
 def test_stats_filters_and_fails_closed(tmp_path):
@@ -202,6 +212,11 @@ def test_stats_filters_and_fails_closed(tmp_path):
     only = stats(state, "gated", "nosuch")
     assert only["nosuch"]["runs"] == 0 and only["nosuch"]["time_to_mitigate"]["count"] == 0
     assert set(stats(state, "--since", "1h")) == {"fixer", "gated"}
+    with open(os.path.join(state, "tests.jsonl"), "a") as f:
+        f.write('{"runbook": "fixer", "ok": "yes"}\n')
+    r = rbtest.run(["stats", "--json", "fixer"], state_dir=state)
+    assert r.code == 0 and "tests.jsonl:3: not a test result, skipped" in r.stderr, r
+    assert json.loads(r.stdout)["runbooks"][0]["tests"]["runs"] == 2
     time.sleep(1.2)
     doc = json.loads(rbtest.run(["stats", "--json", "--since", "1s"], state_dir=state).stdout)
     assert doc["runbooks"] == [] and doc["since"] is not None
@@ -277,6 +292,10 @@ def test_metrics_carry_the_stats_and_prometheus_scrapes_them(tmp_path):
                         ("fixer", "dry-run", "resolved"): 1, ("fixer", "drill", "resolved"): 2,
                         ("fixer", "drill", "failed"): 1, ("gated", "exec", "resolved"): 2}
         assert fams["runbook_runs_open"]["samples"] == []
+        tests = {(lb["runbook"], lb["result"]): v
+                 for _, lb, v in fams["runbook_tests_total"]["samples"]}
+        assert tests == {("fixer", "passed"): 1, ("fixer", "failed"): 1,
+                         ("gated", "passed"): 0, ("gated", "failed"): 0}
         ttm = fams["runbook_time_to_mitigate_seconds"]
         assert ttm["type"] == "summary"
         got = {(n, lb["runbook"], lb.get("quantile")): v for n, lb, v in ttm["samples"]}
