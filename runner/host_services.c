@@ -1,6 +1,7 @@
 /* host_services.c: the runner side of the host interface (stdlib/rb_host.h)
  * that is not about the run's gates: config reads, redaction, timelines,
  * approvals and the sandbox's memory budget, each a thin call inward. */
+#include <pthread.h>
 #include <stddef.h>
 
 #include "runner/approval.h"
@@ -102,9 +103,24 @@ json_t *rb_host_approval_pending(const char *state_dir, char *err, size_t errlen
   return rb_approval_pending(state_dir, err, errlen);
 }
 
+/* The listener asks at every scrape, possibly from two threads at once: one
+ * cache, so that each scrape re-reads only the timelines that changed. */
+static pthread_mutex_t stats_mu = PTHREAD_MUTEX_INITIALIZER;
+static rb_stats_cache *stats_cache;
+
 json_t *rb_host_stats(const char *state_dir, int64_t since_ms, char *err, size_t errlen)
 {
-  return rb_stats_collect(state_dir, since_ms, rb_now_wall_ms(), NULL, 0, err, errlen);
+  json_t *doc = NULL;
+  pthread_mutex_lock(&stats_mu);
+  if (stats_cache == NULL)
+    stats_cache = rb_stats_cache_new();
+  if (stats_cache == NULL)
+    rb_err(err, errlen, "out of memory");
+  else
+    doc = rb_stats_collect(stats_cache, state_dir, since_ms, rb_now_wall_ms(), NULL, 0,
+                           err, errlen);
+  pthread_mutex_unlock(&stats_mu);
+  return doc;
 }
 
 void rb_host_command_started(pid_t pgid, const char *summary)

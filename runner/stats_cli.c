@@ -135,7 +135,7 @@ int rb_cli_stats(const char *state_dir, int argc, char **argv)
   }
   char err[1024];
   json_t *doc =
-      rb_stats_collect(state_dir, since, now, (const char *const *)argv + optind,
+      rb_stats_collect(NULL, state_dir, since, now, (const char *const *)argv + optind,
                        (size_t)(argc - optind), err, sizeof err);
   if (doc == NULL) {
     fprintf(stderr, "runbook: stats: %s\n", err);

@@ -273,6 +273,12 @@ def strict_families(text):
     return fams
 
 
+def runs_in(s, runbook, mode, outcome):
+    fams = strict_families(s.request("GET", "/metrics")[1])
+    return sum(v for _, lb, v in fams["runbook_runs_total"]["samples"]
+               if (lb["runbook"], lb["mode"], lb["outcome"]) == (runbook, mode, outcome))
+
+
 def test_metrics_carry_the_stats_and_prometheus_scrapes_them(tmp_path):
     import httpservers as hs
     from test_serve import Serve
@@ -309,6 +315,22 @@ def test_metrics_carry_the_stats_and_prometheus_scrapes_them(tmp_path):
         assert abs(wait[("runbook_approval_wait_seconds_sum", "gated", None)] -
                    want["gated"]["approval_wait"]["sum_s"]) < 1e-6
         assert math.isnan(wait[("runbook_approval_wait_seconds", "fixer", "0.5")])
+
+        # the listener caches each timeline's runs: a file that grew or went is read again
+        fixer = str(tmp_path / "fixer.lua")
+        assert rbtest.run(["exec", fixer, "--incident", "late", "--quiet"], state_dir=state).code == 0
+
+        def resolved():
+            samples = strict_families(s.request("GET", "/metrics")[1])["runbook_runs_total"]
+            return {lb["runbook"]: v for _, lb, v in samples["samples"]
+                    if lb["mode"] == "exec" and lb["outcome"] == "resolved"}
+        assert resolved() == {"fixer": 4, "gated": 2}
+        rbtest.run(["exec", fixer, "--incident", "late", "--var", "fail=yes", "--quiet"],
+                   state_dir=state)
+        assert runs_in(s, "fixer", "exec", "failed") == 2
+        os.unlink(os.path.join(state, "incidents", "late.jsonl"))
+        assert resolved() == {"fixer": 3, "gated": 2}
+        assert runs_in(s, "fixer", "exec", "failed") == 1
 
         (tmp_path / "prom").mkdir()
         exp = hs.Exporter()
