@@ -15,9 +15,8 @@
 #include "runner/timeline.h"
 #include "runner/base/util.h"
 
-/* Seconds since the epoch for "2026-11-22T09:36:08.312Z", counted in whole
- * milliseconds first so a difference of two is exact to the ms; -1 if
- * malformed. */
+/* Milliseconds since the epoch for "2026-11-22T09:36:08.312Z", whole ms so
+ * that a difference of two is exact to the ms; -1 if malformed. */
 double rb_stats_ts_ms(const char *ts)
 {
   struct tm tm;
