@@ -41,8 +41,9 @@ void rb_alerts_clear(rb_alert_batch *b);
  * group and firing (docs/serve.md, "Incidents"): "ALERT-<group>-<firing>",
  * the group the first 12 hex digits of SHA-256(groupKey) (the alert's
  * fingerprint when the batch has no groupKey), the firing the earliest
- * startsAt of the group's firing alerts in the batch (the alert's own
- * without a groupKey), in UTC to the millisecond: 20261122T093608.312Z.
+ * startsAt of the group's firing alerts in the batch (of all its alerts for
+ * a resolved one: the firing that ended; the alert's own without a
+ * groupKey), in UTC to the millisecond: 20261122T093608.312Z.
  * Without a readable startsAt it is "ALERT-<group>". Writes at most 92 bytes. */
 void rb_alerts_incident(const rb_alert_batch *b, size_t i, char *out, size_t len);
 

@@ -68,17 +68,20 @@ int64_t rb_alerts_rfc3339_ms(const char *s)
   return ((int64_t)timegm(&tm) - off) * 1000 + ms;
 }
 
-/* The firing alert i belongs to: the earliest startsAt among the batch's
- * firing alerts when the batch is one group (it has a groupKey), else its
- * own. A resolved alert still listed in the notification belongs to the
- * firing that ended, so it does not count. -1 when none can be read. */
+/* The firing alert i belongs to: with a groupKey (the batch is one group),
+ * the earliest startsAt among the batch's firing alerts, for a firing alert:
+ * a resolved one still listed belongs to the firing that ended; for a
+ * resolved alert, that firing: the earliest of all. Without a groupKey, its
+ * own startsAt. -1 when none can be read; a time before 1970 (Go's zero
+ * time, which Grafana sends for "unset") counts as unreadable. */
 static int64_t firing_ms(const rb_alert_batch *b, size_t i)
 {
   if (b->group_key == NULL)
     return rb_alerts_rfc3339_ms(b->alerts[i].starts_at);
+  int resolved = strcmp(b->alerts[i].status, "firing") != 0;
   int64_t first = -1;
   for (size_t k = 0; k < b->n; k++) {
-    if (strcmp(b->alerts[k].status, "firing") != 0)
+    if (!resolved && strcmp(b->alerts[k].status, "firing") != 0)
       continue;
     int64_t t = rb_alerts_rfc3339_ms(b->alerts[k].starts_at);
     if (t >= 0 && (first < 0 || t < first))

@@ -9,12 +9,11 @@
 #include "runner/base/util.h"
 #include "stdlib/serve/child.h"
 
-int rb_serve_note_resolved(const char *state_dir, const rb_alert *a, const char *route,
-                           char *err, size_t errlen)
+int rb_serve_note_resolved(const char *state_dir, const rb_alert *a, const char *incident,
+                           const char *route, char *err, size_t errlen)
 {
-  char incident[96], path[4400], actor[256];
+  char path[4400], actor[256];
   struct stat st;
-  snprintf(incident, sizeof incident, "ALERT-%s", a->fingerprint);
   snprintf(path, sizeof path, "%s/incidents/%s.jsonl", state_dir, incident);
   /* a resolved alert that never started a run has no timeline to join, and
    * must not create one (it may match no rule at all) */

@@ -8,10 +8,10 @@
 #include "stdlib/serve/alerts.h"
 
 /* Appends an alert_resolved event (actor alert:<alertname>; detail with
- * fingerprint, startsAt, the route it came by) to
- * <state_dir>/incidents/ALERT-<fingerprint>.jsonl when that timeline exists.
+ * fingerprint, startsAt, the route it came by) to the timeline of incident
+ * (rb_alerts_incident: the one its firing opened) when that timeline exists.
  * Returns 1 when noted, 0 when no run was ever started for it, -1 with err. */
-int rb_serve_note_resolved(const char *state_dir, const rb_alert *a, const char *route,
-                           char *err, size_t errlen);
+int rb_serve_note_resolved(const char *state_dir, const rb_alert *a, const char *incident,
+                           const char *route, char *err, size_t errlen);
 
 #endif

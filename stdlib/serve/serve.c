@@ -637,13 +637,14 @@ static void note_resolved(server *s, const rb_alert_batch *b, json_t *out,
   {
     if (strcmp(json_string_value(json_object_get(item, "status")), "resolved") != 0)
       continue;
-    char err[512];
-    int rc = rb_serve_note_resolved(s->state_dir, &b->alerts[i], url, err, sizeof err);
+    char err[512], incident[96];
+    rb_alerts_incident(b, i, incident, sizeof incident);
+    int rc = rb_serve_note_resolved(s->state_dir, &b->alerts[i], incident, url, err,
+                                    sizeof err);
     if (rc < 0)
       fprintf(stderr, "runbook serve: cannot note a resolved alert: %s\n", err);
     else if (rc == 1)
-      json_object_set_new(item, "incident",
-                          json_sprintf("ALERT-%s", b->alerts[i].fingerprint));
+      json_object_set_new(item, "incident", json_string(incident));
   }
 }
 

@@ -64,7 +64,10 @@ def test_same_firing_joins_one_incident_and_a_refiring_after_resolve_opens_anoth
     # resolved, then the same alert fires again: a new firing, a new incident
     done = post(serve, payload("resolved", [("resolved", "g1", t1, "checkout"),
                                             ("resolved", "g2", t2, "payments")]))
-    assert [r["status"] for r in done] == ["resolved", "resolved"]
+    # noted on the incident their firing opened
+    assert [(r["status"], r["incident"]) for r in done] == [("resolved", i1), ("resolved", i1)]
+    assert [e["detail"]["fingerprint"] for e in serve.timeline(i1)
+            if e["event"] == "alert_resolved"] == ["g1", "g2"]
     t3 = "2026-11-22T09:50:00Z"
     refire = post(serve, payload("firing", [("firing", "g1", t3, "checkout")]))
     i2 = incident_id(GROUP, "20261122T095000.000Z")

@@ -51,6 +51,13 @@ static void one_incident_per_group_and_firing(void **state)
       0, c, sizeof c);
   assert_memory_equal(a, c, 18);
   assert_string_equal(c + 18, "-20261122T090000.000Z");
+  /* the resolved alert itself belongs to the firing that ended: the earliest */
+  incident_of(
+      "{\"version\":\"4\",\"groupKey\":\"{}:{alertname=\\\"A\\\"}\",\"alerts\":[" ALERT(
+          "resolved", "f1",
+          "2026-11-22T08:00:00Z") "," ALERT("firing", "f2", "2026-11-22T09:00:00Z") "]}",
+      0, c, sizeof c);
+  assert_string_equal(c + 18, "-20261122T080000.000Z");
   /* another group, same times: another incident */
   incident_of(
       "{\"version\":\"4\",\"groupKey\":\"{}:{alertname=\\\"B\\\"}\",\"alerts\":[" ALERT(
