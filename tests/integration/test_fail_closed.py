@@ -221,6 +221,33 @@ return runbook {
 
 
 @pytest.mark.skipif(not HAVE_LUACHECK, reason="luacheck (lua-check) is not installed")
+def test_check_names_a_page_sent_from_a_check_or_wait(tmp_path):
+    # paging.send is the escalate step's write (an http POST underneath): a
+    # check that pages is flagged like one that posts, also by another name
+    path = write_runbook(tmp_path, """local paging = require "paging"
+local pg = require("paging")
+return runbook {
+  name = "x", title = "X", start = "c",
+  steps = {
+    c = check { title = "Paged?", run = function(ctx)
+        return paging.send({ target = "dba-team", event = "trigger" }).ok
+      end, on = { [true] = "w", [false] = "w" } },
+    w = wait { title = "W", until_ = function(ctx)
+        return pg.send({ target = "dba-team", event = "resolve" }).ok
+      end, on = { [true] = "d", [false] = "d" } },
+    d = resolved { title = "D" },
+  },
+}""")
+    r = rbtest.run(["check", "--strict", path])
+    assert r.code == 3, r
+    lines = stderr_of(r, tmp_path).splitlines()
+    assert "t.lua:7: warning: check 'c' calls paging.send, a write: a check must stay " \
+        "read-only" in lines, r
+    assert "t.lua:10: warning: wait 'w' calls paging.send, a write: a wait must stay " \
+        "read-only" in lines, r
+
+
+@pytest.mark.skipif(not HAVE_LUACHECK, reason="luacheck (lua-check) is not installed")
 def test_the_shipped_runbook_passes_the_strict_check():
     r = rbtest.run(["check", "--strict", "checkout-errors"])
     assert r.code == 0, r
