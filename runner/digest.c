@@ -30,8 +30,13 @@ static const char *brief_kind(const json_t *ev)
 {
   const char *event = s_of(ev, "event"), *kind = s_of(ev, "kind");
   const json_t *d = json_object_get(ev, "detail");
+  if (is(event, "alert_resolved") && kind == NULL)
+    return "alert"; /* runbook serve: the alert that opened the incident cleared */
   if (is(kind, "run"))
     return is(event, "note") && !s_of(d, "phase") ? "note" : "run";
+  /* A page's resolve (exec's note, a dry-run's would_run): paging, not a fix. */
+  if ((is(event, "note") || is(event, "would_run")) && is(s_of(d, "op"), "page"))
+    return "page";
   if (is(event, "decision"))
     return json_object_get(d, "polls") ? "poll" : "decision";
   if (is(event, "approved") || is(event, "denied"))

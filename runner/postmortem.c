@@ -49,10 +49,25 @@ typedef struct {
   const json_t *first, *last;   /* first and last rows */
   const char *detected;         /* ts of the first run's start */
   const char *mitigated;        /* ts of the first write */
-  const char *resolved;         /* ts of the Resolved update or resolved outcome */
+  const char *run_resolved;     /* ts of the Resolved update or resolved outcome */
+  const char *alert_resolved;   /* ts of serve's first alert_resolved note */
+  const char *alert_via;        /* its route: "/alerts/alertmanager" */
+  const char *resolved;         /* the earlier of the two (see pick_resolved) */
   const char *outcome, *title;  /* the last run's outcome; the runbook's title */
   const char *actor, *severity; /* who started it; the runbook's severity param */
 } facts;
+
+/* Resolved is the earlier of the run's own resolution and the alert's resolved
+ * notification: the alert clearing is the monitoring's word that the symptom
+ * stopped (a verify may poll on after it), and when the run escalated or
+ * failed it is the only word there is. Both are listed, so either can be
+ * argued with. Timestamps are UTC RFC 3339 of one width: they sort as text. */
+static void pick_resolved(facts *f)
+{
+  f->resolved = f->run_resolved;
+  if (f->alert_resolved && (!f->resolved || strcmp(f->alert_resolved, f->resolved) < 0))
+    f->resolved = f->alert_resolved;
+}
 
 static void gather(const json_t *rows, facts *f)
 {
@@ -77,14 +92,19 @@ static void gather(const json_t *rows, facts *f)
     }
     if (is(what, "write") && !f->mitigated)
       f->mitigated = s_of(r, "ts");
-    if (is(what, "status") && is(s_of(d, "phase"), "Resolved") && !f->resolved)
-      f->resolved = s_of(r, "ts");
+    if (is(what, "status") && is(s_of(d, "phase"), "Resolved") && !f->run_resolved)
+      f->run_resolved = s_of(r, "ts");
     if (is(what, "run") && is(event, "finished")) {
       f->outcome = s_of(d, "outcome");
-      if (is(f->outcome, "resolved") && !f->resolved)
-        f->resolved = s_of(r, "ts");
+      if (is(f->outcome, "resolved") && !f->run_resolved)
+        f->run_resolved = s_of(r, "ts");
+    }
+    if (is(what, "alert") && !f->alert_resolved) {
+      f->alert_resolved = s_of(r, "ts");
+      f->alert_via = s_of(d, "via");
     }
   }
+  pick_resolved(f);
 }
 
 static void put_head(const facts *f, const char *incident, FILE *out)
@@ -137,7 +157,84 @@ static void put_utc(FILE *out, const char *ts)
   fprintf(out, "%.10s %.8s UTC", ts, ts + 11);
 }
 
-static void put_times(const facts *f, FILE *out)
+/* The route of an alert_resolved note without its "/alerts/" prefix. */
+static const char *route(const char *via)
+{
+  if (via && strncmp(via, "/alerts/", 8) == 0)
+    via += 8;
+  return via && *via ? via : "?";
+}
+
+/* "- **Name**: 2026-12-01 16:40:02 UTC, 3m 5s after detection". */
+static void put_when(const facts *f, const char *name, const char *ts, FILE *out)
+{
+  fprintf(out, "- **%s**: ", name);
+  put_utc(out, ts);
+  fputs(", ", out);
+  put_since(out, f->detected, ts);
+  fputs(" after detection", out);
+}
+
+static void put_resolved(const facts *f, FILE *out)
+{
+  if (f->resolved == NULL) {
+    fputs("- **Resolved**: not on the timeline\n", out);
+    return;
+  }
+  put_when(f, "Resolved", f->resolved, out);
+  if (f->resolved == f->run_resolved)
+    fputs(" (the run resolved)\n", out);
+  else
+    fprintf(out, " (the alert's resolved notification, via %s)\n", route(f->alert_via));
+  if (f->run_resolved && f->resolved != f->run_resolved) {
+    put_when(f, "Run resolved", f->run_resolved, out);
+    fputc('\n', out);
+  }
+  if (f->alert_resolved && f->resolved != f->alert_resolved) {
+    put_when(f, "Alert resolved", f->alert_resolved, out);
+    fprintf(out, " (via %s)\n", route(f->alert_via));
+  }
+  if (f->run_resolved == NULL)
+    fprintf(out,
+            "- The run did not resolve (it ended %s): the alert clearing is the "
+            "only resolution on the timeline\n",
+            f->outcome ? f->outcome : "without an outcome");
+}
+
+/* One line per page sent or resolved: who was paged, and loudly who was not. */
+static void put_pages(const json_t *rows, FILE *out)
+{
+  size_t i;
+  json_t *r;
+  json_array_foreach(rows, i, r)
+  {
+    const json_t *d = json_object_get(json_object_get(r, "event"), "detail");
+    const json_t *p = is(s_of(r, "what"), "escalation") ? json_object_get(d, "page")
+                      : is(s_of(r, "what"), "page")     ? d
+                                                        : NULL;
+    if (p == NULL)
+      continue;
+    int resolve = is(s_of(p, "event"), "resolve");
+    fprintf(out, "- **%s**: %s", resolve ? "Page resolved" : "Paged",
+            s_of(p, "target") ? s_of(p, "target") : "?");
+    if (s_of(p, "kind"))
+      fprintf(out, " (%s)", s_of(p, "kind"));
+    fputs(" at ", out);
+    put_utc(out, s_of(r, "ts"));
+    if (json_is_false(json_object_get(p, "configured")))
+      fprintf(out, ": not sent, %s", s_of(p, "message") ? s_of(p, "message") : "?");
+    else if (!json_is_true(json_object_get(p, "ok")))
+      fprintf(out, ": FAILED: %s", s_of(p, "error") ? s_of(p, "error") : "?");
+    else if (json_is_true(json_object_get(p, "simulated")))
+      fputs(": would be sent (not sent: not exec)", out);
+    else
+      fprintf(out, ": sent (HTTP %d)",
+              (int)json_integer_value(json_object_get(p, "status")));
+    fputc('\n', out);
+  }
+}
+
+static void put_times(const facts *f, const json_t *rows, FILE *out)
 {
   fputs("## Detection and mitigation\n\n", out);
   fputs("- **Detected**: ", out);
@@ -152,15 +249,8 @@ static void put_times(const facts *f, FILE *out)
   } else {
     fputs("- **First mitigation**: none on the timeline\n", out);
   }
-  if (f->resolved) {
-    fputs("- **Resolved**: ", out);
-    put_utc(out, f->resolved);
-    fputs(", ", out);
-    put_since(out, f->detected, f->resolved);
-    fputs(" after detection\n", out);
-  } else {
-    fputs("- **Resolved**: not on the timeline\n", out);
-  }
+  put_resolved(f, out);
+  put_pages(rows, out);
   fputs("- _When did impact really start (dashboards, first customer report)?_\n\n", out);
 }
 
@@ -199,7 +289,7 @@ int rb_postmortem_write(const char *path, const char *incident, FILE *out, char 
   put_head(&f, incident, out);
   put_summary(&f, rows, out);
   put_impact(&f, out);
-  put_times(&f, out);
+  put_times(&f, rows, out);
   rb_digest_markdown(rows, 1, out);
   fputc('\n', out);
   put_prompts(out);

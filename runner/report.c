@@ -373,6 +373,38 @@ static void statuses(const json_t *full, FILE *out)
   fputs("</table>\n", out);
 }
 
+/* The page's detail of a brief row: an escalate step's page or a resolve. */
+static const json_t *page_of(const json_t *r)
+{
+  const json_t *d = json_object_get(json_object_get(r, "event"), "detail");
+  if (is(s_of(r, "what"), "escalation"))
+    return json_object_get(d, "page");
+  return is(s_of(r, "what"), "page") ? d : NULL;
+}
+
+/* Who was paged and when the alert cleared, apart from the long timeline: a
+ * failed page is the row people must not miss. */
+static void paging(const json_t *brief, FILE *out)
+{
+  table_open("Pages and alerts", "Time\0Run\0What\0", out);
+  size_t i;
+  json_t *r;
+  json_array_foreach(brief, i, r)
+  {
+    const json_t *p = page_of(r);
+    if (p == NULL && !is(s_of(r, "what"), "alert"))
+      continue;
+    int bad = p && !json_is_true(json_object_get(p, "ok"));
+    fputs("<tr>", out);
+    time_cell(s_of(r, "ts"), out);
+    cell(s_of(r, "run"), out);
+    fprintf(out, "<td class=\"%s\">", bad ? "bad" : "ok");
+    esc(s_of(r, "text"), out);
+    fputs("</td></tr>\n", out);
+  }
+  fputs("</table>\n", out);
+}
+
 /* -- the page ------------------------------------------------------------- */
 
 static void page(const char *incident, const json_t *full, const json_t *brief,
@@ -395,6 +427,7 @@ static void page(const char *incident, const json_t *full, const json_t *brief,
     }
   }
   timeline(brief, out);
+  paging(brief, out);
   decisions(full, out);
   approvals(full, out);
   writes(full, out);

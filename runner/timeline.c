@@ -917,6 +917,18 @@ static void flatten(char *s)
       *s = ' ';
 }
 
+/* `runbook serve`'s note that the alert which opened the incident resolved:
+ * "alert resolved (via alertmanager): NAME", the route without "/alerts/". */
+static void describe_alert_resolved(FILE *m, const json_t *ev, const json_t *d)
+{
+  const char *via = str_of(d, "via"), *actor = str_of(ev, "actor");
+  if (via && strncmp(via, "/alerts/", 8) == 0)
+    via += 8;
+  fprintf(m, "alert resolved (via %s)", via && *via ? via : "?");
+  if (actor && strncmp(actor, "alert:", 6) == 0 && actor[6])
+    fprintf(m, ": %s", actor + 6);
+}
+
 /* with_step=0 leaves out the "step: " prefix (the text export has a column). */
 static char *describe(const json_t *ev, int with_step)
 {
@@ -933,8 +945,11 @@ static char *describe(const json_t *ev, int with_step)
   json_t *d = json_object_get(ev, "detail");
   if (!json_is_object(d))
     d = NULL;
-  int run_level = eq(kind, "run") || (step == NULL && kind == NULL);
-  if (run_level) {
+  int alert = eq(event, "alert_resolved") && kind == NULL;
+  int run_level = !alert && (eq(kind, "run") || (step == NULL && kind == NULL));
+  if (alert) {
+    describe_alert_resolved(m, ev, d);
+  } else if (run_level) {
     describe_run(m, ev, event, d);
   } else {
     if (with_step)
@@ -1067,6 +1082,8 @@ static int export_one(json_t *ev, const char *raw, size_t len, void *arg)
   } else {
     const char *step = str_of(ev, "step") ? str_of(ev, "step") : str_of(ev, "kind");
     const char *event = str_of(ev, "event");
+    if (step == NULL && eq(event, "alert_resolved"))
+      step = "alert"; /* serve's note, not the run's */
     char col[256];
     snprintf(col, sizeof col, "%s  %s", step ? step : "run", event ? event : "?");
     flatten(col);
