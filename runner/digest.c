@@ -37,6 +37,10 @@ static const char *brief_kind(const json_t *ev)
   /* A page's resolve (exec's note, a dry-run's would_run): paging, not a fix. */
   if ((is(event, "note") || is(event, "would_run")) && is(s_of(d, "op"), "page"))
     return "page";
+  /* The request a page would send (dry-run, drill): a write, but no fix. */
+  if (is(event, "would_run") && is(s_of(d, "op"), "http") &&
+      (is(kind, "escalate") || is(kind, "resolved") || is(kind, "escalated")))
+    return "page_write";
   if (is(event, "decision"))
     return json_object_get(d, "polls") ? "poll" : "decision";
   if (is(event, "approved") || is(event, "denied"))

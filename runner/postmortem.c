@@ -226,7 +226,10 @@ static void put_pages(const json_t *rows, FILE *out)
     else if (!json_is_true(json_object_get(p, "ok")))
       fprintf(out, ": FAILED: %s", s_of(p, "error") ? s_of(p, "error") : "?");
     else if (json_is_true(json_object_get(p, "simulated")))
-      fputs(": would be sent (not sent: not exec)", out);
+      fprintf(out, ": would be sent (%s: nothing was sent)",
+              s_of(json_object_get(r, "event"), "mode")
+                  ? s_of(json_object_get(r, "event"), "mode")
+                  : "not exec");
     else
       fprintf(out, ": sent (HTTP %d)",
               (int)json_integer_value(json_object_get(p, "status")));

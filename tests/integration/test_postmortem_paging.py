@@ -166,3 +166,24 @@ def test_failed_page_escalated_run_resolved_by_the_alert(tmp_path):
     pages = pages[:pages.index("</table>")]
     assert '<td class="bad">page: escalated to dba-team' in pages, pages
     assert "page to dba-team FAILED: HTTP 400" in pages, pages
+
+
+def test_dry_run_page_is_neither_sent_nor_a_mitigation(tmp_path):
+    fake = hs.FakeServer()
+    try:
+        res = esc.run(tmp_path, PD_CONF % fake.url, args=["--dry-run"], incident=INC)
+        assert res.code == 0, res
+        assert fake.requests == []
+    finally:
+        fake.close()
+    tl = res.timeline()
+    paged = [e for e in tl if e.get("step") == "page" and e["event"] == "finished"][0]
+    pm = lines_of(rbtest.run(["postmortem", INC], state_dir=res.state_dir))
+    assert starting(pm, "- **Paged**: ") == ("- **Paged**: dba-team (pagerduty) at %s: would "
+                                             "be sent (dry-run: nothing was sent)" % utc(paged))
+    assert starting(pm, "- **Page resolved**: ").endswith(": would be sent (dry-run: nothing "
+                                                          "was sent)")
+    # the page's would-be POSTs stay on the brief timeline but mitigate nothing
+    assert "- **First mitigation**: none on the timeline" in pm
+    assert [ln for ln in pm if ln.startswith("| ") and "page: would run POST " + fake.url in ln]
+    assert [ln for ln in pm if ln.startswith("| ") and "done: would run POST " + fake.url in ln]
