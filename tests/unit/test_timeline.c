@@ -18,6 +18,8 @@
 
 #include "runner/base/redact.h"
 #include "runner/base/sha256.h"
+#include "runner/digest.h"
+#include "runner/postmortem.h"
 #include "runner/timeline.h"
 #include "runner/base/util.h"
 
@@ -534,6 +536,73 @@ static void test_describe_survives_odd_input(void **state)
       "s: failed: a b [2J");
 }
 
+static void test_describe_alert_resolved_and_pages(void **state)
+{
+  (void)state;
+  assert_describes("{\"event\":\"alert_resolved\",\"actor\":\"alert:HighErrors\","
+                   "\"detail\":{\"via\":\"/alerts/grafana\",\"fingerprint\":\"f1\"}}",
+                   "alert resolved (via grafana): HighErrors");
+  assert_describes("{\"event\":\"alert_resolved\",\"actor\":\"alice\","
+                   "\"detail\":{\"via\":\"/alerts/json/uptime\"}}",
+                   "alert resolved (via json/uptime)");
+  assert_describes("{\"event\":\"alert_resolved\",\"detail\":{\"via\":7}}",
+                   "alert resolved (via ?)");
+  assert_describes(
+      "{\"step\":\"done\",\"kind\":\"resolved\",\"event\":\"note\",\"detail\":"
+      "{\"op\":\"page\",\"event\":\"resolve\",\"target\":\"dba\",\"ok\":false,"
+      "\"error\":\"HTTP 500\"}}",
+      "done: resolve of the page to dba FAILED: HTTP 500");
+}
+
+/* A timeline whose alert cleared before the run's verify said resolved. */
+static void write_alert_first(const char *path)
+{
+  write_file(
+      path,
+      "{\"ts\":\"2026-11-22T09:36:00.000Z\",\"incident\":\"ALERT-f1\",\"run\":\"r1\","
+      "\"runbook\":\"checkout-errors\",\"kind\":\"run\",\"event\":\"started\","
+      "\"mode\":\"exec\"}\n"
+      "{\"ts\":\"2026-11-22T09:38:00.000Z\",\"run\":\"r1\",\"step\":\"rollback\","
+      "\"kind\":\"action\",\"event\":\"finished\",\"detail\":{\"exit_code\":0}}\n"
+      "{\"ts\":\"2026-11-22T09:40:30.000Z\",\"event\":\"alert_resolved\","
+      "\"actor\":\"alert:HighErrors\",\"detail\":{\"via\":\"/alerts/alertmanager\"}}\n"
+      "{\"ts\":\"2026-11-22T09:44:00.000Z\",\"run\":\"r1\",\"kind\":\"run\","
+      "\"event\":\"finished\",\"detail\":{\"outcome\":\"resolved\"}}\n");
+}
+
+static void test_postmortem_resolved_is_the_earlier_of_run_and_alert(void **state)
+{
+  (void)state;
+  const char *path = fresh_path();
+  write_alert_first(path);
+  char *buf = NULL, err[256] = "";
+  size_t len = 0;
+  FILE *m = open_memstream(&buf, &len);
+  assert_int_equal(rb_postmortem_write(path, "ALERT-f1", m, err, sizeof err), 0);
+  fclose(m);
+  assert_non_null(strstr(buf,
+                         "- **First mitigation**: 2026-11-22 09:38:00 UTC, 2m00s after "
+                         "detection\n"));
+  assert_non_null(strstr(buf,
+                         "- **Resolved**: 2026-11-22 09:40:30 UTC, 4m30s after detection "
+                         "(the alert's resolved notification, via alertmanager)\n"
+                         "- **Run resolved**: 2026-11-22 09:44:00 UTC, 8m00s after "
+                         "detection\n"));
+  assert_null(strstr(buf, "did not resolve"));
+  assert_non_null(
+      strstr(buf, "- **Duration**: 09:36 to 09:40 UTC (4m30s on the timeline"));
+  assert_non_null(
+      strstr(buf, "| 09:40:30 | alert resolved (via alertmanager): HighErrors |\n"));
+  free(buf);
+  /* the brief keeps serve's note as its own kind of row */
+  json_t *rows = rb_digest_load(path, NULL, 0, err, sizeof err);
+  assert_non_null(rows);
+  assert_int_equal(json_array_size(rows), 4);
+  assert_string_equal(json_string_value(json_object_get(json_array_get(rows, 2), "what")),
+                      "alert");
+  json_decref(rows);
+}
+
 static void write_incident(const char *path)
 {
   write_file(
@@ -906,6 +975,8 @@ int main(void)
       cmocka_unit_test(test_describe_failed_and_finished),
       cmocka_unit_test(test_describe_run_level_and_approval_events),
       cmocka_unit_test(test_describe_survives_odd_input),
+      cmocka_unit_test(test_describe_alert_resolved_and_pages),
+      cmocka_unit_test(test_postmortem_resolved_is_the_earlier_of_run_and_alert),
       cmocka_unit_test(test_markdown_export_is_a_postmortem_table_with_escaped_pipes),
       cmocka_unit_test(test_text_export_has_one_line_per_event),
       cmocka_unit_test(test_json_export_reproduces_the_stored_lines),
