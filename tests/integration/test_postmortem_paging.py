@@ -10,6 +10,7 @@ import os
 import httpservers as hs
 import rbtest
 import test_escalation as esc
+import test_report
 from test_serve import FIXTURE, Serve
 
 FP = "a3d9a4bfa0d26a05"
@@ -126,6 +127,9 @@ def test_page_sent_and_resolved_then_the_alert_clears(tmp_path):
     assert ('<td class="ok">done: resolved the page to dba-team (pagerduty, HTTP 202)</td>'
             in pages), pages
     assert pages.count("<tr>") == 3 + 1, pages  # header, page, resolve, alert
+    test_report.assert_self_contained(html)
+    if os.path.exists(test_report.CHROMIUM):
+        assert test_report.console_lines(tmp_path, out) == []
 
 
 def test_failed_page_escalated_run_resolved_by_the_alert(tmp_path):
