@@ -221,6 +221,15 @@ def counted(fps, starts_at="2026-12-01T10:00:00Z"):
          "annotations": {}, "startsAt": starts_at, "fingerprint": fp} for fp in fps]})
 
 
+def incident_of(fp, starts_at="20261201T100000.000Z"):
+    """The incident serve gives an alert of a batch without a groupKey: its
+    own group, named by its fingerprint, and its firing (docs/serve.md)."""
+    return "ALERT-%s-%s" % (fp, starts_at)
+
+
+KO_INC = incident_of("ko0001")
+
+
 def statuses(body):
     return {r["fingerprint"]: r["status"] for r in json.loads(body)}
 
@@ -428,7 +437,7 @@ def test_an_answer_through_replica_b_completes_a_gate_held_by_a(db, tmp_path, co
         print("answer through b: %.3f s to the answer, %.3f s to the action" % (answered, took))
         assert took < 2.0, took
         a.wait_finished(1)
-        ok = [e for e in a.timeline("ALERT-gate0001") if e["event"] == "approved"]
+        ok = [e for e in a.timeline(incident_of("gate0001")) if e["event"] == "approved"]
         assert ok[0]["detail"]["by"] == "alice" and ok[0]["detail"]["via"] == "http", ok
         code, body = b.request("POST", path, '{"approve":false}', auth)
         assert code in (404, 409), body  # decided: gone from the store, or refused
@@ -607,7 +616,7 @@ def test_kill_9_of_the_replica_mid_run_the_other_continues_it_once(steps_pair, d
     a.proc.kill()  # kill -9 in the middle of the pause step
     killed = time.time()
     a.proc.wait()
-    q = ("SELECT count(*) FROM rb_events WHERE incident = 'ALERT-ko0001' AND "
+    q = ("SELECT count(*) FROM rb_events WHERE incident = '" + KO_INC + "' AND "
          "line LIKE '%\"kind\":\"run\",\"event\":\"started\"%'")
     wait(lambda: db.scalar(q) == "2", 60, "the run resumed on b:\n" + b.text())
     resumed = time.time() - killed
@@ -622,14 +631,14 @@ def test_kill_9_of_the_replica_mid_run_the_other_continues_it_once(steps_pair, d
     assert counter.hits == {"/hit/ko0001/one": 1, "/hit/ko0001/two": 1,
                             "/hit/ko0001/three": 1}, counter.hits
     assert db.psql("SELECT replica, taken_from FROM rb_runs", db="rb") == ["b|a"]
-    assert "replica a is gone; taking over its run %s (incident ALERT-ko0001)" % run in b.text()
+    assert "replica a is gone; taking over its run %s (incident %s)" % (run, KO_INC) in b.text()
     # b's copy of the timeline is the store's, and its hash chain holds
-    tl = os.path.join(b.state, "incidents", "ALERT-ko0001.jsonl")
+    tl = os.path.join(b.state, "incidents", KO_INC + ".jsonl")
     with open(tl) as f:
         local = [line.rstrip("\n") for line in f]
-    assert db.psql("SELECT line FROM rb_events WHERE incident = 'ALERT-ko0001' "
-                   "ORDER BY seq", db="rb") == local
-    res = rbtest.run(["verify", "ALERT-ko0001"], state_dir=b.state)
+    assert db.psql("SELECT line FROM rb_events WHERE incident = '%s' "
+                   "ORDER BY seq" % KO_INC, db="rb") == local
+    res = rbtest.run(["verify", KO_INC], state_dir=b.state)
     assert res.code == 0, res
     evs = [json.loads(line) for line in local]
     assert [e["step"] for e in evs if e.get("event") == "started" and e.get("kind") == "action"
@@ -639,23 +648,23 @@ def test_kill_9_of_the_replica_mid_run_the_other_continues_it_once(steps_pair, d
     # the store says where the run went
     res = rbtest.run(["--config", a.conf, "store", "runs"], state_dir=a.state)
     assert res.code == 0 and re.match(
-        r"%s  ALERT-ko0001  finished  replica b, taken over from a  since \S+Z\n$" % run,
+        r"%s  %s  finished  replica b, taken over from a  since \S+Z\n$" % (run, re.escape(KO_INC)),
         res.stdout), res
     # on a third machine the whole timeline comes from the store
     other = str(tmp_path / "c")
-    res = rbtest.run(["--config", a.conf, "store", "pull", "ALERT-ko0001"], state_dir=other)
-    assert res.code == 0 and res.stdout == "ALERT-ko0001: %d lines from the store, %d new\n" % (
-        len(local), len(local)), res
-    with open(os.path.join(other, "incidents", "ALERT-ko0001.jsonl")) as f:
+    res = rbtest.run(["--config", a.conf, "store", "pull", KO_INC], state_dir=other)
+    assert res.code == 0 and res.stdout == "%s: %d lines from the store, %d new\n" % (
+        KO_INC, len(local), len(local)), res
+    with open(os.path.join(other, "incidents", KO_INC + ".jsonl")) as f:
         assert [line.rstrip("\n") for line in f] == local
-    assert rbtest.run(["verify", "ALERT-ko0001"], state_dir=other).code == 0
-    res = rbtest.run(["timeline", "ALERT-ko0001"], state_dir=other)
+    assert rbtest.run(["verify", KO_INC], state_dir=other).code == 0
+    res = rbtest.run(["timeline", KO_INC], state_dir=other)
     assert res.code == 0 and "Third" in res.stdout, res
-    res = rbtest.run(["--config", a.conf, "store", "pull", "ALERT-ko0001"], state_dir=other)
+    res = rbtest.run(["--config", a.conf, "store", "pull", KO_INC], state_dir=other)
     assert res.stdout.endswith(", 0 new\n"), res
     # the dead replica's own copy forked: its orphaned run wrote the pause's
     # end locally before it found no listener to take it; pull leaves it be
-    res = rbtest.run(["--config", a.conf, "store", "pull", "ALERT-ko0001"], state_dir=a.state)
+    res = rbtest.run(["--config", a.conf, "store", "pull", KO_INC], state_dir=a.state)
     assert res.code == 1 and "differs from the store's timeline at line 8; left as it is" in \
         res.stderr, res
     res = rbtest.run(["--config", a.conf, "store", "pull", "../x"], state_dir=a.state)
