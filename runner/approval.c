@@ -203,7 +203,8 @@ int rb_approval_answer_gate(const char *state_dir, const char *run_id,
   if (already_decided(dec, run_id, step_id, msg, msglen)) {
     rc = RB_APPROVAL_CONFLICT;
   } else if (rb_approval_policy_check(pol, a->identity, a->label && *a->label, why,
-                                      sizeof why) != 0) {
+                                      sizeof why) != 0 ||
+             rb_approval_confirm_check(pol, a, why, sizeof why) != 0) {
     leave_refusal(dir, step_id, a, why);
     rb_err(msg, msglen, "%s", why);
     rc = RB_APPROVAL_REFUSED;
@@ -211,6 +212,8 @@ int rb_approval_answer_gate(const char *state_dir, const char *run_id,
     rc = rb_err(msg, msglen, "path too long");
   } else {
     j = answer_json(a);
+    if (a->approve && json_object_get(pol, "confirm"))
+      json_object_set_new(j, "confirmed", json_true()); /* the waiter checks it */
     if (write_atomic(ans, j, 1, why, sizeof why) != 0) {
       int dup = strcmp(why, "already decided") == 0;
       rb_err(msg, msglen, "%s", dup ? "" : why);
@@ -233,9 +236,56 @@ int rb_approval_decide(const char *state_dir, const char *run_id, const char *st
                        int approve, const char *by, const char *comment, const char *via,
                        char *err, size_t errlen)
 {
-  rb_approval_answer a = {by, NULL, approve, comment, via};
+  rb_approval_answer a = {by, NULL, approve, comment, via, NULL};
   return rb_approval_answer_gate(state_dir, run_id, step_id, &a, err, errlen) == 0 ? 0
                                                                                    : -1;
+}
+
+int rb_approval_refuse(const char *state_dir, const char *run_id, const char *step_id,
+                       const rb_approval_answer *a, const char *why, char *msg,
+                       size_t msglen)
+{
+  char dir[4096], req[4096], dec[4096];
+  struct stat st;
+  if (paths(state_dir, run_id, step_id, dir, req, dec, sizeof dir, msg, msglen))
+    return RB_APPROVAL_NOT_FOUND;
+  if (stat(req, &st) != 0)
+    return rb_err(msg, msglen, "no approval request for step '%s' of run %s", step_id,
+                  run_id),
+           RB_APPROVAL_NOT_FOUND;
+  if (already_decided(dec, run_id, step_id, msg, msglen))
+    return RB_APPROVAL_CONFLICT;
+  leave_refusal(dir, step_id, a, why);
+  rb_err(msg, msglen, "%s", why);
+  return RB_APPROVAL_OK;
+}
+
+json_t *rb_approval_status(const char *state_dir, const char *run_id, const char *step_id,
+                           char *err, size_t errlen)
+{
+  char dir[4096], req[4096], dec[4096], needs[768];
+  if (paths(state_dir, run_id, step_id, dir, req, dec, sizeof dir, err, errlen))
+    return NULL;
+  json_t *r = json_load_file(req, 0, NULL);
+  if (!json_is_object(r)) {
+    json_decref(r);
+    rb_err(err, errlen, "no approval request for step '%s' of run %s", step_id, run_id);
+    return NULL;
+  }
+  json_t *answers = list_answers(dir, step_id);
+  rb_approval_policy_needs(json_object_get(r, "policy"), answers, needs, sizeof needs);
+  json_object_set_new(r, "answered", answers);
+  json_object_set_new(r, "needs", json_string(needs));
+  rb_approval_decision d;
+  memset(&d, 0, sizeof d);
+  if (read_decision(dec, &d)) {
+    json_t *dj = json_pack("{s:b, s:s, s:s, s:s}", "approved", d.approved, "by", d.by,
+                           "via", d.via, "comment", d.comment);
+    if (d.answers)
+      json_object_set_new(dj, "answers", d.answers);
+    json_object_set_new(r, "decision", dj);
+  }
+  return r;
 }
 
 /* -- waiting -------------------------------------------------------------- */
@@ -278,6 +328,10 @@ static int accept_answer(gate *g, const char *path, json_t *a, char *why, size_t
     return rb_err(why, len, "an answer as %s via %s was written by account '%s'", id, ch,
                   owner);
   const char *label = json_string_value(json_object_get(a, "label"));
+  if (json_object_get(g->pol, "confirm") && json_is_true(json_object_get(a, "approve")) &&
+      !json_is_true(json_object_get(a, "confirmed")))
+    return rb_err(why, len, "an approval as %s via %s does not carry the confirm word",
+                  id, ch);
   return rb_approval_policy_check(g->pol, id, label != NULL, why, len);
 }
 
@@ -395,8 +449,8 @@ static int terminal_answer(gate *g, const char *state_dir, const char *run_id)
     fflush(stderr);
     return 0;
   }
-  rb_approval_answer a = {rb_approval_account(), NULL, strcmp(line, word) == 0, "",
-                          "terminal"};
+  rb_approval_answer a = {
+      rb_approval_account(), NULL, strcmp(line, word) == 0, "", "terminal", line};
   int rc = rb_approval_answer_gate(state_dir, run_id, g->step, &a, msg, sizeof msg);
   fprintf(stderr, "    %s%s\n", rc == 0 ? "recorded: " : "", msg);
   return 0;

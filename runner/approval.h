@@ -78,6 +78,16 @@ int rb_approval_answer_gate(const char *state_dir, const char *run_id,
 int rb_approval_decide(const char *state_dir, const char *run_id, const char *step_id,
                        int approve, const char *by, const char *comment, const char *via,
                        char *err, size_t errlen);
+/* rb_host_approval_refuse and rb_host_approval_status (stdlib/rb_host.h). */
+int rb_approval_refuse(const char *state_dir, const char *run_id, const char *step_id,
+                       const rb_approval_answer *a, const char *why, char *msg,
+                       size_t msglen);
+json_t *rb_approval_status(const char *state_dir, const char *run_id, const char *step_id,
+                           char *err, size_t errlen);
+/* 0 when a may answer a gate whose policy is pol as far as `confirm` goes
+ * (a denial, or the right word), else -1 with why naming the layer. */
+int rb_approval_confirm_check(const json_t *pol, const rb_approval_answer *a, char *why,
+                              size_t len);
 /* Returns an array of pending requests (each the request object plus run,
  * step, the answers so far and "needs"), or NULL with err. Caller decrefs. */
 json_t *rb_approval_pending(const char *state_dir, char *err, size_t errlen);

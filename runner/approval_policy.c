@@ -87,7 +87,8 @@ static json_t *expand_from(const rb_config *cfg, const json_t *names, const char
       json_array_extend(members, ms);
       json_decref(ms);
     } else if (getpwnam(n) != NULL || rb_config_get(cfg, sec, "token_env") ||
-               rb_config_get(cfg, sec, "token_file")) {
+               rb_config_get(cfg, sec, "token_file") ||
+               rb_config_get(cfg, sec, "slack_user")) {
       json_array_append(members, v);
     } else {
       rb_err(err, errlen,
@@ -120,8 +121,10 @@ static int fold(json_t *pol, const rb_config *cfg, const char *layer,
   }
   if (p->timeout_ms > 0) /* the most specific layer decides how long to wait */
     json_object_set_new(pol, "timeout_ms", json_integer(p->timeout_ms));
-  if (p->confirm)
+  if (p->confirm) {
     json_object_set_new(pol, "confirm", json_string(p->confirm));
+    json_object_set_new(pol, "confirm_by", json_string(layer));
+  }
   if (from == NULL)
     return 0;
   json_t *members = expand_from(cfg, from, layer, err, errlen);
@@ -208,6 +211,18 @@ int rb_approval_policy_check(const json_t *pol, const char *identity, int labell
     return -1;
   }
   return 0;
+}
+
+int rb_approval_confirm_check(const json_t *pol, const rb_approval_answer *a, char *why,
+                              size_t len)
+{
+  const char *word = json_string_value(json_object_get(pol, "confirm"));
+  if (word == NULL || !a->approve || (a->confirm && strcmp(a->confirm, word) == 0))
+    return 0;
+  /* The word is no secret: the request shows it; typing it is the point. */
+  return rb_err(why, len, "refused by %s (confirm): approving needs the word '%s'%s",
+                json_string_value(json_object_get(pol, "confirm_by")), word,
+                a->confirm && *a->confirm ? ", and the answer gave another" : "");
 }
 
 /* Appends the names of every from list: "sre", "sre and dba". */

@@ -91,7 +91,7 @@ extern const rb_config_section rb_config_approval_sev, rb_config_group,
     rb_config_approver;
 extern const rb_config_section rb_config_cmd, rb_config_ssh, rb_config_http;
 extern const rb_config_section rb_config_prom, rb_config_flags, rb_config_deploy,
-    rb_config_notify, rb_config_serve, rb_config_serve_json;
+    rb_config_notify, rb_config_serve, rb_config_serve_json, rb_config_slack;
 extern const rb_config_section rb_config_escalation;
 extern const rb_config_section rb_config_store;
 

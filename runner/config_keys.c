@@ -6,16 +6,13 @@
 #include <stddef.h>
 
 const rb_config_section *const rb_config_sections[] = {
-    &rb_config_core,      &rb_config_sandbox,
-    &rb_config_approvals, &rb_config_approval_sev,
-    &rb_config_group,     &rb_config_approver,
-    &rb_config_cmd,       &rb_config_ssh,
-    &rb_config_http,      &rb_config_prom,
-    &rb_config_flags,     &rb_config_deploy,
-    &rb_config_notify,    &rb_config_escalation,
-    &rb_config_serve,     &rb_config_serve_json,
-    &rb_config_plan, /* runner/plan_file.c */
-    &rb_config_store,     NULL,
+    &rb_config_core,         &rb_config_sandbox,    &rb_config_approvals,
+    &rb_config_approval_sev, &rb_config_group,      &rb_config_approver,
+    &rb_config_cmd,          &rb_config_ssh,        &rb_config_http,
+    &rb_config_prom,         &rb_config_flags,      &rb_config_deploy,
+    &rb_config_notify,       &rb_config_escalation, &rb_config_serve,
+    &rb_config_serve_json,   &rb_config_plan, /* runner/plan_file.c */
+    &rb_config_store,        &rb_config_slack,      NULL,
 };
 
 static const rb_config_key core_keys[] = {
@@ -88,7 +85,10 @@ static const rb_config_key approver_keys[] = {
     {"token", RB_CFG_SECRET, NULL, NULL, 0, 0,
      "bearer token with which this approver answers over HTTP (`token_env` / "
      "`token_file`)"},
+    {"slack_user", RB_CFG_STRING, NULL, NULL, 0, 0,
+     "the Slack user id (`U0123ABCD`) whose Approve/Deny clicks answer as this approver "
+     "([slack]); an approver needs a token, a slack_user or both"},
     {NULL, 0, NULL, NULL, 0, 0, NULL},
 };
 const rb_config_section rb_config_approver = {
-    "approver.*", "an approver who answers over HTTP", approver_keys};
+    "approver.*", "an approver who answers over HTTP or from Slack", approver_keys};

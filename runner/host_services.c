@@ -123,6 +123,19 @@ json_t *rb_host_stats(const char *state_dir, int64_t since_ms, char *err, size_t
   return doc;
 }
 
+int rb_host_approval_refuse(const char *state_dir, const char *run_id,
+                            const char *step_id, const rb_approval_answer *a,
+                            const char *why, char *msg, size_t msglen)
+{
+  return rb_approval_refuse(state_dir, run_id, step_id, a, why, msg, msglen);
+}
+
+json_t *rb_host_approval_status(const char *state_dir, const char *run_id,
+                                const char *step_id, char *err, size_t errlen)
+{
+  return rb_approval_status(state_dir, run_id, step_id, err, errlen);
+}
+
 void rb_host_command_started(pid_t pgid, const char *summary)
 {
   rb_supervise_command_started(pgid, summary);

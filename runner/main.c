@@ -71,7 +71,7 @@ static const char usage_text[] =
     "  report INCIDENT --html FILE\n"
     "                       one self-contained HTML page: graph, path, timeline\n"
     "  verify INCIDENT      check the timeline's hash chain (edits, deletions, moves)\n"
-    "  approve RUN STEP [--deny] [--as NAME] [--comment TEXT]\n"
+    "  approve RUN STEP [--deny] [--as NAME] [--comment TEXT] [--confirm WORD]\n"
     "                       answer a pending approval gate\n"
     "  approvals            list pending approval gates\n"
     "  resume RUN [--in-doubt rerun|skip]\n"
@@ -178,8 +178,11 @@ static const char *const cmd_help[][2] = {
      "last line's hash, or the first line that does not chain and why, and exits\n"
      "1. A timeline written before hash chaining is reported as unchained.\n"},
     {"approve",
-     "usage: runbook approve RUN STEP [--deny] [--as NAME] [--comment TEXT]\n\n"
-     "Approves (or denies) a pending approval gate of a waiting run.\n"},
+     "usage: runbook approve RUN STEP [--deny] [--as NAME] [--comment TEXT]\n"
+     "                       [--confirm WORD]\n\n"
+     "Approves (or denies) a pending approval gate of a waiting run. A gate whose\n"
+     "policy has `confirm` is approved only with that word: --confirm WORD, or\n"
+     "typed when asked on a terminal.\n"},
     {"approvals", "usage: runbook approvals\n\nLists pending approval gates.\n"},
     {"resume",
      "usage: runbook resume RUN [--in-doubt rerun|skip] [--json] [--quiet]\n\n"
@@ -1069,14 +1072,40 @@ static int cmd_verify(globals *g, int argc, char **argv)
   return rc == 0 ? RB_EXIT_OK : RB_EXIT_FAILED;
 }
 
+/* The confirm word of a gate, asked on the terminal when its policy has
+ * one and --confirm did not give it; NULL when there is nothing to ask. */
+static const char *ask_confirm(globals *g, const char *run, const char *step, char *buf,
+                               size_t len)
+{
+  char err[512];
+  json_t *r =
+      isatty(0) ? rb_approval_status(g->state_dir, run, step, err, sizeof err) : NULL;
+  const json_t *pol = json_object_get(r, "policy");
+  const char *word = json_string_value(json_object_get(pol, "confirm"));
+  const char *got = NULL;
+  if (word != NULL && json_object_get(r, "decision") == NULL) {
+    fprintf(stderr, "%s\n%s asks for a confirm word: type '%s' to approve: ",
+            json_string_value(json_object_get(r, "question")),
+            json_string_value(json_object_get(pol, "confirm_by")), word);
+    if (fgets(buf, (int)len, stdin) != NULL) {
+      buf[strcspn(buf, "\r\n")] = '\0';
+      got = buf;
+    }
+  }
+  json_decref(r);
+  return got;
+}
+
 static int cmd_approve(globals *g, int argc, char **argv)
 {
   static const struct option opts[] = {{"deny", no_argument, NULL, 'd'},
                                        {"as", required_argument, NULL, 'a'},
                                        {"comment", required_argument, NULL, 'c'},
+                                       {"confirm", required_argument, NULL, 'w'},
                                        {NULL, 0, NULL, 0}};
   int deny = 0;
-  const char *as = NULL, *comment = "";
+  const char *as = NULL, *comment = "", *confirm = NULL;
+  char typed[128];
   optind = 1;
   int c;
   while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
@@ -1086,18 +1115,24 @@ static int cmd_approve(globals *g, int argc, char **argv)
       as = optarg;
     else if (c == 'c')
       comment = optarg;
+    else if (c == 'w')
+      confirm = optarg;
     else
       return RB_EXIT_USAGE;
   }
   if (optind != argc - 2)
     return usage_error("approve needs RUN and STEP (see runbook approvals)");
+  if (confirm == NULL && !deny)
+    confirm = ask_confirm(g, argv[optind], argv[optind + 1], typed, sizeof typed);
   /* Who answers is the account of the uid; --as is only a label. */
-  rb_approval_answer a = {rb_approval_account(), as, !deny, comment, "cli"};
+  rb_approval_answer a = {rb_approval_account(), as, !deny, comment, "cli", confirm};
   char msg[1024];
   int rc = rb_approval_answer_gate(g->state_dir, argv[optind], argv[optind + 1], &a, msg,
                                    sizeof msg);
   if (rc != RB_APPROVAL_OK) {
-    fprintf(stderr, "runbook: %s\n", msg);
+    fprintf(stderr, "runbook: %s%s\n", msg,
+            strstr(msg, "(confirm)") ? " (pass --confirm WORD, or answer on a terminal)"
+                                     : "");
     return RB_EXIT_FAILED;
   }
   printf("%s step '%s' of run %s as %s%s%s%s; needs %s\n", deny ? "denied" : "approved",

@@ -128,9 +128,9 @@ static int ask_human(rb_exec *ex, const rb_step *s, const char *question,
                        sizeof err) != 0)
     return rb_step_fail(o, "approval: %s", err);
   rb_console_say(
-      ex, "      approve with: %s approve %s %s   (deny: --deny; %s until denied)%s",
-      ex->o->approve_cmd ? ex->o->approve_cmd : "runbook", ex->o->run_id, s->id, tmo,
-      tty ? tty_hint : "");
+      ex, "      approve with: %s approve %s %s%s%s   (deny: --deny; %s until denied)%s",
+      ex->o->approve_cmd ? ex->o->approve_cmd : "runbook", ex->o->run_id, s->id,
+      word ? " --confirm " : "", word ? word : "", tmo, tty ? tty_hint : "");
   rb_step_leave(ex);
   gate_note n = {ex, s};
   int rc = rb_approval_wait_stop(ex->o->state_dir, ex->o->run_id, s->id, req, tmo_ms, tty,

@@ -228,6 +228,9 @@ typedef struct {
   int approve;
   const char *comment;
   const char *channel; /* "terminal", "cli", "http", "slack" */
+  /* The word the answerer typed for a gate whose policy has `confirm`, or
+   * NULL; an approval without the right word is refused. */
+  const char *confirm;
 } rb_approval_answer;
 
 enum {
@@ -246,6 +249,17 @@ int rb_host_approval_answer(const char *state_dir, const char *run_id,
                             size_t msglen);
 /* The pending approval requests, an array the caller owns, or NULL with err. */
 json_t *rb_host_approval_pending(const char *state_dir, char *err, size_t errlen);
+/* Puts a refusal the channel made itself (an unknown Slack user, a replayed
+ * callback) on the waiting run's timeline, as a policy refusal is: a's
+ * identity may be a channel's own id ("slack:U123"). RB_APPROVAL_OK, or
+ * NOT_FOUND / CONFLICT (decided) with msg. */
+int rb_host_approval_refuse(const char *state_dir, const char *run_id,
+                            const char *step_id, const rb_approval_answer *a,
+                            const char *why, char *msg, size_t msglen);
+/* One gate, pending or decided: the request with "answered", "needs" and,
+ * once decided, "decision". NULL with err when there is no such request. */
+json_t *rb_host_approval_status(const char *state_dir, const char *run_id,
+                                const char *step_id, char *err, size_t errlen);
 
 /* The figures of `runbook stats` over the runs in state_dir that started
  * at or after since_ms (wall-clock ms, 0 for all): the document

@@ -53,9 +53,12 @@ static void load_one(const char *section, void *arg)
       return; /* each_section may name a section once per key */
   int absent = 0;
   char *tok = rb_host_config_secret(c->cfg, section, "token", &absent, c->err, c->errlen);
+  if (tok == NULL && absent && rb_host_config_string(c->cfg, section, "slack_user"))
+    return; /* answers from Slack only (slack.c) */
   if (tok == NULL) {
     if (absent)
-      rb_err(c->err, c->errlen, "[%s]: set token_env or token_file", section);
+      rb_err(c->err, c->errlen, "[%s]: set token_env or token_file (or slack_user)",
+             section);
     c->bad = 1;
     return;
   }
@@ -140,7 +143,7 @@ static json_t *fail(unsigned *code, unsigned c, const char *msg, char *note, siz
  * in particular no "by": the credential says who answers. */
 static const char *check_body(const json_t *j)
 {
-  static const char *const known[] = {"approve", "comment", NULL};
+  static const char *const known[] = {"approve", "comment", "confirm", NULL};
   const char *k;
   json_t *v;
   if (!json_is_object(j))
@@ -152,13 +155,16 @@ static const char *check_body(const json_t *j)
       i++;
     if (known[i] == NULL)
       return strcmp(k, "by") == 0 ? "by: the approver is the credential's name; remove it"
-                                  : "unknown field (want approve, comment)";
+                                  : "unknown field (want approve, comment, confirm)";
   }
   const json_t *cm = json_object_get(j, "comment");
   if (!json_is_boolean(json_object_get(j, "approve")))
     return "approve: expected true or false";
+  const json_t *cf = json_object_get(j, "confirm");
   if (cm && (!json_is_string(cm) || json_string_length(cm) > 511))
     return "comment: expected a string (at most 511 characters)";
+  if (cf && (!json_is_string(cf) || json_string_length(cf) > 63))
+    return "confirm: expected the gate's confirm word (a string)";
   return NULL;
 }
 
@@ -180,8 +186,12 @@ static json_t *answer(const rb_approvers *ap, const char *who_, const char *stat
     return fail(code, 400, bad, note, notelen);
   }
   const json_t *cm = json_object_get(j, "comment");
-  rb_approval_answer a = {who_, NULL, json_is_true(json_object_get(j, "approve")),
-                          cm ? json_string_value(cm) : "", "http"};
+  rb_approval_answer a = {who_,
+                          NULL,
+                          json_is_true(json_object_get(j, "approve")),
+                          cm ? json_string_value(cm) : "",
+                          "http",
+                          json_string_value(json_object_get(j, "confirm"))};
   int rc = rb_host_approval_answer(state_dir, run, step, &a, msg, sizeof msg);
   json_t *fwd = rc == RB_APPROVAL_NOT_FOUND && ap->forward
                     ? ap->forward(ap->forward_arg, run, step, &a, code, note, notelen)

@@ -30,7 +30,7 @@ typedef json_t *(*rb_approvals_forward)(void *arg, const char *run, const char *
 void rb_approvers_set_forward(rb_approvers *a, rb_approvals_forward fn, void *arg);
 
 /* GET /approvals (pending gates) and POST /approvals/RUN/STEP (an answer
- * {approve, comment} recorded as the credential's name). auth is the
+ * {approve, comment, confirm} recorded as the credential's name). auth is the
  * Authorization header or NULL. Sets *code and note (for the log); returns
  * the JSON body. */
 json_t *rb_approvals_http(const rb_approvers *a, const char *state_dir,

@@ -143,7 +143,7 @@ static void count_notes(void *arg, const char *event, json_t *detail)
 
 static int answer(const char *run, const char *who, int yes, char *msg, size_t len)
 {
-  rb_approval_answer a = {who, NULL, yes, "", "http"};
+  rb_approval_answer a = {who, NULL, yes, "", "http", NULL};
   return rb_approval_answer_gate(dir, run, "q", &a, msg, len);
 }
 
