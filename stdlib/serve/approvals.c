@@ -11,15 +11,13 @@
 #include "stdlib/rb_host.h"
 #include "runner/base/util.h"
 
-#define MAX_APPROVERS 256
-
 typedef struct {
   char name[128];
   char *token;
 } approver;
 
 struct rb_approvers {
-  approver v[MAX_APPROVERS];
+  approver v[RB_APPROVERS_MAX];
   size_t n;
   rb_approvals_forward forward; /* or NULL */
   void *forward_arg;
@@ -44,7 +42,7 @@ static void load_one(const char *section, void *arg)
 {
   load_ctx *c = arg;
   const char *name = section + strlen("approver.");
-  if (c->bad || c->a->n >= MAX_APPROVERS) {
+  if (c->bad || c->a->n >= RB_APPROVERS_MAX) {
     c->bad = 1;
     return;
   }
@@ -109,6 +107,30 @@ void rb_approvers_free(rb_approvers *a)
 size_t rb_approvers_count(const rb_approvers *a)
 {
   return a ? a->n : 0;
+}
+
+typedef struct {
+  const rb_config *cfg;
+  const char **out;
+  size_t n, max;
+} env_ctx;
+
+static void env_one(const char *section, void *arg)
+{
+  env_ctx *c = arg;
+  const char *v = rb_host_config_string(c->cfg, section, "token_env");
+  for (size_t i = 0; v && i < c->n; i++)
+    if (strcmp(c->out[i], v) == 0)
+      return;
+  if (v && c->n < c->max)
+    c->out[c->n++] = v;
+}
+
+size_t rb_approvers_env_names(const rb_config *cfg, const char **out, size_t max)
+{
+  env_ctx c = {cfg, out, 0, max};
+  rb_host_config_each_section(cfg, "approver.", env_one, &c);
+  return c.n;
 }
 
 int rb_approvers_has_token(const rb_approvers *a, const char *tok)

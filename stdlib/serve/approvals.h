@@ -10,6 +10,8 @@
 
 typedef struct rb_approvers rb_approvers;
 
+#define RB_APPROVERS_MAX 256
+
 /* Reads every [approver.NAME] token. An approver token equal to the alert
  * token (alert_token may be NULL) is refused: the two credentials must be
  * distinct. NULL with err. */
@@ -20,6 +22,10 @@ void rb_approvers_free(rb_approvers *a);
 size_t rb_approvers_count(const rb_approvers *a);
 /* 1 when some approver's token equals tok (compared in constant time). */
 int rb_approvers_has_token(const rb_approvers *a, const char *tok);
+/* The environment variables the [approver.NAME] tokens are read from, so
+ * that the runs the listener starts do not inherit them: up to max names
+ * into out, returns how many. */
+size_t rb_approvers_env_names(const rb_config *cfg, const char **out, size_t max);
 
 /* Where an answer for a gate not pending here goes (the shared store's
  * other replicas, approvals_pg.c): a response body with *code, or NULL for

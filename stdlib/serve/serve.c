@@ -34,6 +34,7 @@
 #include "stdlib/serve/resolved.h"
 #include "stdlib/serve/run_metrics.h"
 #include "stdlib/serve/tls.h"
+#include "stdlib/serve/slack.h"
 #include "stdlib/rb_host.h"
 #include "runner/base/util.h"
 
@@ -51,6 +52,7 @@ enum {
   P_METRICS,
   P_APPROVALS,
   P_APPROVAL,
+  P_SLACK,
   P_OTHER,
   P_N
 };
@@ -62,6 +64,7 @@ static const char *const path_names[P_N] = {"/alerts/alertmanager",
                                             "/metrics",
                                             "/approvals",
                                             "/approvals/:run/:step",
+                                            "/slack/actions",
                                             "other"};
 #define MAX_ROUTES 16
 
@@ -108,6 +111,7 @@ typedef struct {
   rb_approvals_pg *appr_pg; /* [store] url: gates answered through any replica */
   rb_mirror *mirror;        /* [store] url: the runs' timelines in the store */
   rb_approvers *approvers;  /* who may answer gates over HTTP */
+  rb_slack *slack;          /* [slack]: gates posted there, answered by clicks */
   int max_runs;
   child kids[MAX_RUNS_CAP];
   int nkids;
@@ -270,6 +274,8 @@ static int classify(const char *url)
     return P_APPROVALS;
   if (strncmp(url, "/approvals/", 11) == 0)
     return P_APPROVAL;
+  if (strcmp(url, "/slack/actions") == 0)
+    return P_SLACK;
   return P_OTHER;
 }
 
@@ -735,6 +741,31 @@ static enum MHD_Result on_approvals(server *s, struct MHD_Connection *c,
   return respond_json(s, c, method, url, code, out, note);
 }
 
+/* -- /slack/actions: slack.c ---------------------------------------------- */
+
+static enum MHD_Result on_slack(server *s, struct MHD_Connection *c, const char *method,
+                                const char *url, request *rq)
+{
+  unsigned code;
+  int authed;
+  char note[1600];
+  json_t *out = rb_slack_http(
+      s->slack, method, MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Content-Type"),
+      MHD_lookup_connection_value(c, MHD_HEADER_KIND, "X-Slack-Request-Timestamp"),
+      MHD_lookup_connection_value(c, MHD_HEADER_KIND, "X-Slack-Signature"),
+      rb_buf_str(&rq->body), rq->body.len, &code, &authed, note, sizeof note);
+  if (authed)
+    rb_guard_authenticated(s->guard, c);
+  else if (code == MHD_HTTP_UNAUTHORIZED) {
+    pthread_mutex_lock(&s->mu);
+    s->auth_failures++;
+    pthread_mutex_unlock(&s->mu);
+  }
+  if (out == NULL) /* Slack wants an empty 200 */
+    return respond(s, c, method, url, code, "text/plain", "", note);
+  return respond_json(s, c, method, url, code, out, note);
+}
+
 /* -- /metrics ------------------------------------------------------------- */
 
 static void metric(FILE *f, const char *name, const char *type, const char *help,
@@ -920,6 +951,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
   case P_APPROVALS:
   case P_APPROVAL:
     return on_approvals(s, c, method, url, rq);
+  case P_SLACK:
+    return on_slack(s, c, method, url, rq);
   default:
     return respond_error(s, c, method, url, MHD_HTTP_NOT_FOUND, "no such endpoint");
   }
@@ -1243,20 +1276,35 @@ static int setup(server *s, const rb_config *cfg, const serve_opts *o)
                     "the secrets: give PagerDuty its own\n");
     return -1;
   }
-  const char *drop[4] = {rb_host_config_string(cfg, "serve", "token_env"),
-                         rb_host_config_string(cfg, "serve", "hmac_key_env"),
-                         rb_host_config_string(cfg, "serve", "pagerduty_secret_env"),
-                         rb_host_config_string(cfg, "store", "password_env")};
-  s->child_env = rb_serve_child_env(drop, 4);
+  const char *others[16] = {s->token, s->hmac_key};
+  size_t nothers = 2;
+  for (size_t i = 0; nothers < 16 && rb_pd_secret_at(s->pd, i) != NULL; i++)
+    others[nothers++] = rb_pd_secret_at(s->pd, i);
+  s->slack = rb_slack_new(cfg, s->state_dir, others, nothers, s->approvers, &bad, err,
+                          sizeof err);
+  if (bad) {
+    fprintf(stderr, "runbook: %s\n", err);
+    return -1;
+  }
+  /* the listener's credentials never reach a run's environment */
+  const char *drop[5 + RB_APPROVERS_MAX] = {
+      rb_host_config_string(cfg, "serve", "token_env"),
+      rb_host_config_string(cfg, "serve", "hmac_key_env"),
+      rb_host_config_string(cfg, "serve", "pagerduty_secret_env"),
+      rb_host_config_string(cfg, "store", "password_env")};
+  size_t ndrop = 4 + rb_slack_env_names(cfg, drop + 4, 2);
+  ndrop += rb_approvers_env_names(cfg, drop + ndrop, RB_APPROVERS_MAX);
+  s->child_env = rb_serve_child_env(drop, ndrop);
   s->books = json_object();
   s->notify = rb_serve_notify_new(cfg, &bad, err, sizeof err);
   if (bad) {
     fprintf(stderr, "runbook: %s\n", err);
     return -1;
   }
-  if (s->child_env == NULL || s->books == NULL || check_rules(s, rules) != 0)
+  if (s->child_env == NULL || s->books == NULL || check_rules(s, rules) != 0 ||
+      open_dedup(s, cfg, o) != 0)
     return -1;
-  return open_dedup(s, cfg, o);
+  return s->slack && rb_slack_start(s->slack) != 0 ? -1 : 0;
 }
 
 /* Waits for signals with SIGCHLD/SIGTERM/SIGINT blocked everywhere, so no
@@ -1313,6 +1361,7 @@ static void teardown(server *s)
   rb_approvals_pg_stop(s->appr_pg); /* before the approvers it forwards for */
   rb_mirror_stop(s->mirror);
   rb_dedup_free(s->dedup);
+  rb_slack_free(s->slack);
   rb_approvers_free(s->approvers);
   json_decref(s->books);
   rb_serve_notify_free(s->notify);
