@@ -100,6 +100,21 @@ static void outcome(rb_buf *b, const json_t *dec)
   }
 }
 
+static void needs(rb_buf *b, const json_t *req, const json_t *pol, const char *word)
+{
+  text(b, "Needs ");
+  esc(b, str(req, "needs"), 600);
+  text(b, "; denied unless decided by ");
+  esc(b, str(req, "expires"), 40);
+  if (word) {
+    text(b, ".\nApproving needs the word `");
+    esc(b, word, 64);
+    text(b, "` (");
+    esc(b, str(pol, "confirm_by"), 200);
+    text(b, "): type it in the box, then Approve");
+  }
+}
+
 /* The confirm box and the two buttons of a pending gate. */
 static void buttons(json_t *blocks, const json_t *req, const char *word)
 {
@@ -145,32 +160,28 @@ json_t *rb_slack_message(const json_t *req)
   text(&b, "`");
   section(blocks, &b);
   rb_buf_init(&b, 8192);
-  if (dec) {
+  if (dec)
     outcome(&b, dec);
-  } else {
-    text(&b, "Needs ");
-    esc(&b, str(req, "needs"), 600);
-    text(&b, "; denied unless decided by ");
-    esc(&b, str(req, "expires"), 40);
-    if (word) {
-      text(&b, ".\nApproving needs the word `");
-      esc(&b, word, 64);
-      text(&b, "` (");
-      esc(&b, str(pol, "confirm_by"), 200);
-      text(&b, "): type it in the box, then Approve");
-    }
-  }
+  else
+    needs(&b, req, pol, word);
   section(blocks, &b);
   would_run(blocks, json_object_get(req, "would_run"));
   if (!dec)
     buttons(blocks, req, word);
-  char fallback[900];
-  snprintf(fallback, sizeof fallback, "%s: %.600s (run %.128s, step %.128s)",
-           !dec                                             ? "Approval needed"
-           : json_is_true(json_object_get(dec, "approved")) ? "Approved"
-                                                            : "Denied",
-           str(req, "question"), str(req, "run"), str(req, "step"));
-  return json_pack("{s:s, s:o}", "text", fallback, "blocks", blocks);
+  /* the notification's text is mrkdwn too: escaped as the blocks are */
+  rb_buf_init(&b, 2048);
+  text(&b, !dec                                             ? "Approval needed: "
+           : json_is_true(json_object_get(dec, "approved")) ? "Approved: "
+                                                            : "Denied: ");
+  esc(&b, str(req, "question"), 600);
+  text(&b, " (run ");
+  esc(&b, str(req, "run"), 128);
+  text(&b, ", step ");
+  esc(&b, str(req, "step"), 128);
+  text(&b, ")");
+  json_t *m = json_pack("{s:s, s:o}", "text", rb_buf_str(&b), "blocks", blocks);
+  rb_buf_free(&b);
+  return m;
 }
 
 /* -- HTTP ------------------------------------------------------------------ */

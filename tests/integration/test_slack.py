@@ -343,7 +343,8 @@ def test_confirm_gate_needs_the_word_from_slack_and_http(tmp_path, slack):
 def test_slack_secrets_stay_out_of_the_runs_environment(tmp_path, slack):
     s = start(tmp_path, "SlackGate", GATED, "5ac0000000000004")
     try:
-        slack.wait("/api/chat.postMessage")
+        msg = slack.wait("/api/chat.postMessage")[0]["json"]
+        run, step = blocks_of(msg, "actions")[0]["elements"][0]["value"].split("/")
         kids = []
         for p in os.listdir("/proc"):
             try:
@@ -358,6 +359,14 @@ def test_slack_secrets_stay_out_of_the_runs_environment(tmp_path, slack):
                 env = f.read()
             for secret in (BOT, SIGNING, ALICE_TOKEN, TOKEN):
                 assert secret.encode() not in env
+        # a denial from Slack ends the run, and the message says so
+        assert deliver(s, click("U0BOB", run, step, approve=False, hook="/hooks/d"))[0] == 200
+        m = s.wait_finished(1)
+        assert m['runbook_runs_finished_total{exit_code="4"}'] == 1, s.text()
+        deadline = time.time() + 10
+        while time.time() < deadline and not final(slack.posts("/hooks/d")):
+            time.sleep(0.05)
+        assert "*Denied* by bob (slack)" in json.dumps(final(slack.posts("/hooks/d")))
     finally:
         assert s.stop() == 0, s.text()
 
