@@ -2,6 +2,7 @@
  * signature, the 5-minute window, one use per callback, the user mapping. */
 #include "stdlib/serve/slack.h"
 
+#include <curl/curl.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <openssl/crypto.h>
@@ -242,6 +243,11 @@ rb_slack *rb_slack_new(const rb_config *cfg, const char *state_dir,
 
 int rb_slack_start(rb_slack *sl)
 {
+  /* before a second thread exists: libcurl's global set-up is not safe
+   * to race (the notify channel posts from the HTTP thread) */
+  if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
+    return -1;
+  sl->curl = 1;
   if (pthread_create(&sl->th, NULL, rb_slack_thread, sl) != 0)
     return -1;
   sl->started = 1;
@@ -270,6 +276,8 @@ void rb_slack_free(rb_slack *sl)
     pthread_mutex_unlock(&sl->mu);
     pthread_join(sl->th, NULL);
   }
+  if (sl->curl)
+    curl_global_cleanup();
   pthread_cond_destroy(&sl->cv);
   pthread_mutex_destroy(&sl->mu);
   json_decref(sl->users);
@@ -344,6 +352,18 @@ static int copy(char *dst, size_t len, const json_t *v)
   return s && *s && rb_fmt(dst, len, "%s", s) == 0 ? 0 : -1;
 }
 
+/* A run or step id as the approvals store spells them (approval.c). */
+static int gate_id(const char *s)
+{
+  if (*s == '\0' || strstr(s, "..") || strlen(s) > 128)
+    return 0;
+  for (; *s; s++)
+    if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') ||
+          (*s >= '0' && *s <= '9') || *s == '-' || *s == '_' || *s == '.'))
+      return 0;
+  return 1;
+}
+
 /* Reads the click from a block_actions payload; NULL or what is wrong. */
 static const char *parse_click(const json_t *p, click *c)
 {
@@ -364,6 +384,8 @@ static const char *parse_click(const json_t *p, click *c)
       rb_fmt(c->step, sizeof c->step, "%s", slash + 1) != 0)
     return "payload: not a click on an Approve or Deny button of runbook";
   snprintf(c->run, sizeof c->run, "%.*s", (int)(slash - val), val);
+  if (!gate_id(c->run) || !gate_id(c->step))
+    return "payload: the button's value is not RUN/STEP";
   if (copy(c->url, sizeof c->url, json_object_get(p, "response_url")) ||
       copy(c->channel, sizeof c->channel, ch) || copy(c->ts, sizeof c->ts, ts))
     return "payload: response_url, channel.id or container.message_ts missing";
@@ -396,6 +418,20 @@ static void refuse(rb_slack *sl, const click *c, const char *name, const char *w
   snprintf(id, sizeof id, "slack:%s", c->user);
   rb_approval_answer a = {name ? name : id, NULL, c->approve, "", "slack", NULL};
   rb_host_approval_refuse(sl->state_dir, c->run, c->step, &a, why, msg, sizeof msg);
+}
+
+/* 1 the first time a refused signature is seen: a replay sent again and
+ * again is on the timeline once, not once per copy. */
+static int first_refusal(rb_slack *sl, const char *sig)
+{
+  char p[4400];
+  if (rb_fmt(p, sizeof p, "%s/seen/%.64s.refused", sl->dir, sig + 3) != 0)
+    return 0;
+  int fd = open(p, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+  if (fd < 0)
+    return 0;
+  close(fd);
+  return 1;
 }
 
 /* Remembers the signature, durably; 1 when it was seen before. */
@@ -508,15 +544,17 @@ static json_t *checked(rb_slack *sl, const click *c, int v, const char *sig,
   const char *name = json_string_value(json_object_get(sl->users, c->user));
   int failed = 0;
   if (v == RB_SLACK_STALE) {
-    refuse(sl, c, name,
-           "refused: the Slack callback's timestamp is more than 5 minutes from the "
-           "listener's clock (a replay, or a clock that is off)");
+    if (first_refusal(sl, sig))
+      refuse(sl, c, name,
+             "refused: the Slack callback's timestamp is more than 5 minutes from the "
+             "listener's clock (a replay, or a clock that is off)");
     return reply(code, 401, "X-Slack-Request-Timestamp: more than 5 minutes from now",
                  note, notelen);
   }
   if (replayed(sl, sig, &failed)) {
-    refuse(sl, c, name,
-           "refused: a replayed Slack callback (its signature was used before)");
+    if (first_refusal(sl, sig))
+      refuse(sl, c, name,
+             "refused: a replayed Slack callback (its signature was used before)");
     return reply(code, 409, "this callback was used before", note, notelen);
   }
   if (failed)

@@ -29,10 +29,10 @@ struct rb_slack {
   pthread_mutex_t mu;   /* the marks under dir/posted and the outbox */
   pthread_cond_t cv;    /* wakes the thread: stop, or something to send */
   pthread_t th;
-  int started, stop;
+  int started, stop, curl;
   json_t *outbox; /* [{url, body}]: answers to response_urls, in order */
   json_t *retry;  /* "run/step" -> wall ms before which a failed post waits */
-  int64_t pruned_at;
+  int64_t pruned_at, scanned_at; /* wall ms of the last prune, pending scan */
 };
 
 /* The message of a gate (the request as rb_host_approval_status gives it):

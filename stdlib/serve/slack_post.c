@@ -418,9 +418,14 @@ static void post_one(rb_slack *sl, const json_t *req)
   json_decref(a);
 }
 
+/* New gates, looked for once a second: the scan reads every run's
+ * approvals directory. */
 static void post_new(rb_slack *sl)
 {
   char err[512];
+  if (rb_now_wall_ms() - sl->scanned_at < 1000)
+    return;
+  sl->scanned_at = rb_now_wall_ms();
   json_t *pending = rb_host_approval_pending(sl->state_dir, err, sizeof err);
   size_t i;
   json_t *r;

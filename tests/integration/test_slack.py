@@ -120,13 +120,13 @@ def sign(body, ts, secret=SIGNING):
     return "v0=" + hmac.new(secret.encode(), base, hashlib.sha256).hexdigest()
 
 
-def click(user, run, step, approve=True, hook="/hooks/T0/1/a", word=None):
+def click(user, run, step, approve=True, hook="/hooks/T0/1/a", word=None, msg_ts=MSG_TS):
     """The form body of a block_actions callback, as Slack sends it."""
     payload = {
         "type": "block_actions",
         "user": {"id": user, "username": user.lower(), "team_id": "T0TEST"},
         "api_app_id": "A0TEST", "team": {"id": "T0TEST", "domain": "test"},
-        "container": {"type": "message", "message_ts": MSG_TS, "channel_id": CHANNEL},
+        "container": {"type": "message", "message_ts": msg_ts, "channel_id": CHANNEL},
         "channel": {"id": CHANNEL, "name": "ops"},
         "trigger_id": "1.2.%d" % time.time_ns(),
         "response_url": SLACK.url + hook,
@@ -273,6 +273,7 @@ def test_refused_callbacks_leave_the_gate_pending_and_quorum_spans_slack_and_cli
         ts = str(int(time.time()))
         assert deliver(s, good, ts=ts)[0] == 200
         assert deliver(s, good, ts=ts)[0] == 409
+        assert deliver(s, good, ts=ts)[0] == 409  # on the timeline once, below
         deadline = time.time() + 10
         while "1 of 2" not in pending(s) and time.time() < deadline:
             time.sleep(0.1)
@@ -281,6 +282,11 @@ def test_refused_callbacks_leave_the_gate_pending_and_quorum_spans_slack_and_cli
         assert deliver(s, click("U0ALICE", run, step, hook="/hooks/T0/3/a2"))[0] == 200
         told = slack.wait("/hooks/T0/3/a2")[0]["json"]
         assert "alice already answered" in told["text"]
+        # a mapped user clicking on some other message
+        other = click("U0BOB", run, step, hook="/hooks/T0/4/b", msg_ts="1700000001.000200")
+        assert deliver(s, other)[0] == 200
+        told = slack.wait("/hooks/T0/4/b")[0]["json"]
+        assert "did not post for step 'act'" in told["text"]
         time.sleep(0.5)
         assert s.proc.poll() is None and "1 of 2" in pending(s)
         r = rbtest.run(["approve", run, step], state_dir=s.state)
@@ -295,10 +301,11 @@ def test_refused_callbacks_leave_the_gate_pending_and_quorum_spans_slack_and_cli
                    for e in refused]
         assert [r[0] for r in reasons if "not an approver" in r[2]] == ["slack:U0EVE"]
         assert [r[0] for r in reasons if "replayed" in r[2]] == ["alice"]
+        assert [r[0] for r in reasons if "did not post" in r[2]] == ["bob"]
         assert len([r for r in reasons if "5 minutes" in r[2]]) == 2
         assert all(r[1] == "slack" for r in reasons)
         # bad signatures are not the run's: nothing of them on its timeline
-        assert len(refused) == 4, reasons
+        assert len(refused) == 5, reasons
         assert m["runbook_auth_failures_total"] >= 3
     finally:
         assert s.stop() == 0, s.text()
