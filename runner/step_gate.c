@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "runner/approval.h"
+#include "runner/base/redact.h"
 #include "runner/exec.h"
 #include "runner/base/util.h"
 
@@ -169,6 +170,9 @@ int rb_step_gate(rb_exec *ex, const rb_step *s, const char *question, rb_step_ou
   json_t *plan = rb_plan_gate_info(ex); /* exec --plan: what the approver approves */
   if (plan)
     json_object_set_new(req, "plan", plan);
+  /* The request file is read by other processes and sent on (the listener's
+   * approvals endpoint, Slack): scrubbed as the timeline is. */
+  rb_redact_json(req);
   char tmo[32];
   /* A drill's scenario answers: its gates need no config to resolve groups. */
   if (ex->o->mode != RB_MODE_DRILL && gate_policy(ex, s, req, o) != 0)

@@ -43,6 +43,9 @@ void rb_slack_queue(rb_slack *sl, const char *url, json_t *body);
 /* The mark of a posted gate ({channel, ts, answers, response_url, ...}),
  * or NULL. Call with mu held. */
 json_t *rb_slack_mark_get(const rb_slack *sl, const char *run, const char *step);
+/* The same with another suffix: ".done.json" once the gate is decided. */
+json_t *rb_slack_mark_read(const rb_slack *sl, const char *run, const char *step,
+                           const char *suffix);
 /* Replaces the mark atomically; 0 or -1. Call with mu held. */
 int rb_slack_mark_put(const rb_slack *sl, const char *run, const char *step,
                       const json_t *mark);

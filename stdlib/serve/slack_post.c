@@ -200,7 +200,10 @@ static json_t *post(const rb_slack *sl, const char *url, int bearer, const json_
                     char *err, size_t errlen)
 {
   char auth[1200] = "";
-  char *data = json_dumps(body, JSON_COMPACT);
+  /* the listener's own secrets and URL credentials never go to Slack */
+  char *raw = json_dumps(body, JSON_COMPACT);
+  char *data = raw ? rb_host_redact(raw) : NULL;
+  free(raw);
   CURL *c = curl_easy_init();
   struct curl_slist *h = curl_slist_append(NULL, "Content-Type: application/json; "
                                                  "charset=utf-8");
@@ -306,8 +309,14 @@ static int mark_path(const rb_slack *sl, const char *run, const char *step,
 
 json_t *rb_slack_mark_get(const rb_slack *sl, const char *run, const char *step)
 {
+  return rb_slack_mark_read(sl, run, step, ".json");
+}
+
+json_t *rb_slack_mark_read(const rb_slack *sl, const char *run, const char *step,
+                           const char *suffix)
+{
   char p[4800];
-  if (mark_path(sl, run, step, ".json", p, sizeof p) != 0)
+  if (mark_path(sl, run, step, suffix, p, sizeof p) != 0)
     return NULL;
   json_t *m = json_load_file(p, 0, NULL);
   if (!json_is_object(m)) {
