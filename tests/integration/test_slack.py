@@ -235,6 +235,10 @@ def test_request_is_posted_with_buttons_and_a_signed_click_approves(tmp_path, sl
             time.sleep(0.05)
         done = final(slack.posts("/hooks/T0/1/a"))
         assert done and done["replace_original"] is True, slack.requests
+        # a late click on the decided gate's message is told so
+        assert deliver(s, click("U0BOB", run, step, hook="/hooks/late"))[0] == 200
+        late = slack.wait("/hooks/late")[0]["json"]["text"]
+        assert "already approved by alice" in late, late
         assert "*Approved* by alice (slack)" in json.dumps(done)
     finally:
         assert s.stop() == 0, s.text()
