@@ -1166,6 +1166,10 @@ static int cmd_approvals(globals *g, int argc)
            json_string_value(json_object_get(r, "expires")),
            json_string_value(json_object_get(r, "needs")));
     rb_plan_print_request(r, stdout);
+    const char *word =
+        json_string_value(json_object_get(json_object_get(r, "policy"), "confirm"));
+    if (word)
+      printf("    approving needs the word '%s' (--confirm %s)\n", word, word);
   }
   json_decref(p);
   return RB_EXIT_OK;

@@ -145,6 +145,8 @@ def start_book(tmp, text):
 
 def test_confirm_gate_needs_the_word_from_runbook_approve(tmp_path):
     p, state, run, step = start_book(tmp_path, CONFIRM_BOOK)
+    r = rbtest.run(["approvals"], state_dir=state)
+    assert "approving needs the word 'checkout-db' (--confirm checkout-db)" in r.stdout
     r = rbtest.run(["approve", run, step], state_dir=state)
     assert r.code == 1
     assert ("refused by step 'act' (confirm): approving needs the word 'checkout-db'"
