@@ -101,7 +101,7 @@ class SlackRecorder:
             return [dict(r, json=json.loads(r["body"])) for r in self.requests
                     if r["path"] == path]
 
-    def wait(self, path, n=1, timeout=30):
+    def wait(self, path, n=1, timeout=60):
         deadline = time.time() + timeout
         while time.time() < deadline:
             got = self.posts(path)
@@ -230,7 +230,7 @@ def test_request_is_posted_with_buttons_and_a_signed_click_approves(tmp_path, sl
         assert ok["by"] == "alice" and ok["via"] == "slack"
         assert "U0ALICE" in ok["answers"][0]["comment"]
         # the outcome replaces the message through the click's response_url
-        deadline = time.time() + 10
+        deadline = time.time() + 30
         while time.time() < deadline and not final(slack.posts("/hooks/T0/1/a")):
             time.sleep(0.05)
         done = final(slack.posts("/hooks/T0/1/a"))
@@ -278,7 +278,7 @@ def test_refused_callbacks_leave_the_gate_pending_and_quorum_spans_slack_and_cli
         assert deliver(s, good, ts=ts)[0] == 200
         assert deliver(s, good, ts=ts)[0] == 409
         assert deliver(s, good, ts=ts)[0] == 409  # on the timeline once, below
-        deadline = time.time() + 10
+        deadline = time.time() + 30
         while "1 of 2" not in pending(s) and time.time() < deadline:
             time.sleep(0.1)
         assert "needs 1 of 2; answered: alice" in pending(s), pending(s)
@@ -366,15 +366,18 @@ def test_slack_secrets_stay_out_of_the_runs_environment(tmp_path, slack):
                 continue
         assert kids, "no run under the listener"
         for k in kids:
-            with open("/proc/%s/environ" % k, "rb") as f:
-                env = f.read()
+            try:
+                with open("/proc/%s/environ" % k, "rb") as f:
+                    env = f.read()
+            except OSError:
+                continue  # ended meanwhile
             for secret in (BOT, SIGNING, ALICE_TOKEN, TOKEN):
                 assert secret.encode() not in env
         # a denial from Slack ends the run, and the message says so
         assert deliver(s, click("U0BOB", run, step, approve=False, hook="/hooks/d"))[0] == 200
         m = s.wait_finished(1)
         assert m['runbook_runs_finished_total{exit_code="4"}'] == 1, s.text()
-        deadline = time.time() + 10
+        deadline = time.time() + 30
         while time.time() < deadline and not final(slack.posts("/hooks/d")):
             time.sleep(0.05)
         assert "*Denied* by bob (slack)" in json.dumps(final(slack.posts("/hooks/d")))
