@@ -163,7 +163,8 @@ static int read_secrets(rb_slack *sl, const rb_config *cfg, const char *const *o
   if (same)
     return rb_err(err, errlen,
                   "[slack] signing_secret: equals another credential of the listener "
-                  "(alert token, HMAC key, an approver's token or the bot token)");
+                  "(alert token, HMAC key, PagerDuty secret, an approver's token or the "
+                  "bot token)");
   return 0;
 }
 
