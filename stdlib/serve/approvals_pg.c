@@ -82,9 +82,14 @@ out:
 static void apply_one(rb_approvals_pg *p, PGresult *r, int i)
 {
   char msg[1024];
-  rb_approval_answer a = {PQgetvalue(r, i, 3), NULL,
-                          strcmp(PQgetvalue(r, i, 4), "t") == 0, PQgetvalue(r, i, 5),
-                          PQgetvalue(r, i, 6)};
+  /* rb_answers has no confirm column yet: a relayed approval of a confirm
+   * gate is refused (fail closed) */
+  rb_approval_answer a = {PQgetvalue(r, i, 3),
+                          NULL,
+                          strcmp(PQgetvalue(r, i, 4), "t") == 0,
+                          PQgetvalue(r, i, 5),
+                          PQgetvalue(r, i, 6),
+                          NULL};
   int rc = rb_host_approval_answer(p->state_dir, PQgetvalue(r, i, 1), PQgetvalue(r, i, 2),
                                    &a, msg, sizeof msg);
   char code[16];

@@ -1287,7 +1287,7 @@ static int setup(server *s, const rb_config *cfg, const serve_opts *o)
     return -1;
   }
   /* the listener's credentials never reach a run's environment */
-  const char *drop[5 + RB_APPROVERS_MAX] = {
+  const char *drop[6 + RB_APPROVERS_MAX] = {
       rb_host_config_string(cfg, "serve", "token_env"),
       rb_host_config_string(cfg, "serve", "hmac_key_env"),
       rb_host_config_string(cfg, "serve", "pagerduty_secret_env"),
