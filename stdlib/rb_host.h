@@ -22,8 +22,10 @@
 /* Covers this header and the vocabulary it includes (stdlib/policy.h).
  * 4: rb_host gained `status`, the updating line a fan-out keeps on screen
  * (a plugin built for 3 would read priv where status now is).
- * 5: rb_host_stats, the run figures the listener exports on /metrics. */
-#define RB_HOST_ABI_VERSION 5
+ * 5: rb_host_stats, the run figures the listener exports on /metrics.
+ * 6: rb_approval_answer.confirm, rb_host_approval_refuse and _status (the
+ * Slack and HTTP answers of a confirm gate). */
+#define RB_HOST_ABI_VERSION 6
 
 /* The exit codes of the runbook command (docs/cli.md), also returned by the
  * command a plugin provides. */
