@@ -3,6 +3,7 @@
 fails on one host, a flag change that fails, a POST answered 500), patterns,
 unanswered calls named with the closest answer, and bad answers refused."""
 import json
+import pathlib
 import re
 import shutil
 
@@ -342,3 +343,48 @@ def test_a_kubernetes_rollback_is_recorded_and_answered(tmp_path, rollback, tail
     else:
         err = events(r, "undo", "failed")[-1]["detail"]["error"]
         assert "deploy.rollback checkout: HTTP 409: the deployment is paused" in err, err
+
+
+def call_level_only(sc):
+    """A scenario whose checks and waits are all answered at the call level
+    (its steps answer approvals and nothing else)."""
+    if "calls" not in sc:
+        return False
+    return all(isinstance(a, dict) and set(a) <= {"approved", "by", "comment", "note"}
+               for a in sc.get("steps", {}).values())
+
+
+def test_call_level_scenarios_alone_cover_every_branch_of_checkout_errors(tmp_path):
+    src = rbtest.SOURCE_DIR + "/runbooks"
+    sdir = tmp_path / "scenarios" / "checkout-errors"
+    sdir.mkdir(parents=True)
+    shutil.copy(src + "/checkout-errors.lua", tmp_path / "checkout-errors.lua")
+    kept = []
+    for f in sorted((pathlib.Path(src) / "scenarios" / "checkout-errors").glob("*.json")):
+        if call_level_only(json.loads(f.read_text())):
+            shutil.copy(f, sdir / f.name)
+            kept.append(f.stem)
+    assert {"calls-bad-deploy", "calls-still-above-threshold", "calls-unknown-cause",
+            "calls-database-unresolved", "calls-rollback-denied"} <= set(kept)
+    r = rbtest.run(["test", "--coverage", str(tmp_path / "checkout-errors.lua")])
+    assert r.code == 0, r
+    assert "coverage" not in r.stdout, r.stdout
+    assert r.stdout.rstrip().endswith("%d passed, 0 failed" % len(kept)), r.stdout
+
+
+@pytest.mark.parametrize("values,outcome,polls", [
+    ([0.011], "escalated", 20),          # 1.1% with the threshold at 1%: not recovered
+    ([0.01], "escalated", 20),           # exactly the threshold is not under it
+    ([0.05, 0.01, 0.0099], "resolved", 3),
+])
+def test_the_threshold_comparison_runs_on_the_answers(tmp_path, values, outcome, polls):
+    sc = json.load(open(rbtest.SOURCE_DIR
+                        + "/runbooks/scenarios/checkout-errors/calls-bad-deploy.json"))
+    sc["calls"]["prom"][0]["values"] = values
+    del sc["expect"]
+    p = tmp_path / "s.json"
+    p.write_text(json.dumps(sc))
+    r = rbtest.run(["drill", "checkout-errors", "--scenario", str(p), "--incident", "thr"])
+    assert r.code == (0 if outcome == "resolved" else 5), r
+    dec = [e for e in r.timeline("thr") if e["step"] == "verify" and e["event"] == "decision"]
+    assert dec[-1]["detail"]["polls"] == polls, dec
