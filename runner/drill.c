@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "runner/exec.h"
 #include "runner/base/util.h"
@@ -76,15 +77,44 @@ static size_t distance(const char *a, const char *b)
   return row[m];
 }
 
-/* The answer's result at this poll: "values" in turn (the last holds), or
- * "value". */
+/* The drill's clock in unix seconds: now plus the simulated time spent
+ * (the running wait's polls included), for the series' sample times. */
+static double sim_now(const rb_exec *ex)
+{
+  int64_t every = ex->cur && ex->cur->every_ms > 0 ? ex->cur->every_ms : 10000;
+  struct timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  return (double)ts.tv_sec + (double)(ex->sim_ms + ex->sim_poll * every) / 1000.0;
+}
+
+/* A prom answer at this poll as prom.lua reads it: {"value": n, "time": t},
+ * {"vector": [series with their time]} or {"fail": "..."}. "values" in turn
+ * (the last holds), else the entry's one form. */
 static json_t *at_poll(const rb_exec *ex, const json_t *a)
 {
   const json_t *vals = json_object_get(a, "values");
   size_t n = json_array_size(vals), i = (size_t)ex->sim_poll;
-  const json_t *v =
-      vals ? json_array_get(vals, i < n ? i : n - 1) : json_object_get(a, "value");
-  return json_pack("{s:O}", "value", v);
+  const json_t *v = vals ? json_array_get(vals, i < n ? i : n - 1) : NULL;
+  double now = sim_now(ex);
+  if (v == NULL && json_object_get(a, "fail"))
+    return json_pack("{s:O}", "fail", json_object_get(a, "fail"));
+  if (v == NULL)
+    v = json_object_get(a, "vector");
+  if (v == NULL)
+    v = json_object_get(a, "value");
+  if (json_is_object(v)) /* {"fail": ...} at this poll */
+    return json_deep_copy(v);
+  if (!json_is_array(v))
+    return json_pack("{s:O, s:f}", "value", v, "time", now);
+  json_t *vec = json_deep_copy(v), *x;
+  json_array_foreach(vec, i, x)
+  {
+    if (!json_object_get(x, "time"))
+      json_object_set_new(x, "time", json_real(now));
+    if (!json_object_get(x, "labels"))
+      json_object_set_new(x, "labels", json_object());
+  }
+  return json_pack("{s:o}", "vector", vec);
 }
 
 /* What the module is given: the entry without its note, defaults filled. */

@@ -121,30 +121,122 @@ static int check_output(const char *path, const char *where, const json_t *e, ch
   return 0;
 }
 
+/* A sample's number: a JSON number, or Prometheus's "NaN", "+Inf", "-Inf". */
+static int prom_number(const json_t *v)
+{
+  const char *s = json_string_value(v);
+  return json_is_number(v) ||
+         (s && (!strcmp(s, "NaN") || !strcmp(s, "+Inf") || !strcmp(s, "-Inf")));
+}
+
+/* A vector: a list of series, each { labels = {name: "value"}, value, time }. */
+static int check_vector(const char *path, const char *where, const json_t *vec, char *err,
+                        size_t errlen)
+{
+  static const char *const series_f[] = {"labels", "value", "time", NULL};
+  if (!json_is_array(vec))
+    return rb_err(err, errlen,
+                  "scenario %s: %s must be a list of series ({\"labels\": {...}, "
+                  "\"value\": n})",
+                  path, where);
+  size_t i;
+  json_t *x;
+  json_array_foreach(vec, i, x)
+  {
+    const char *k;
+    json_t *v;
+    if (!json_is_object(x))
+      return rb_err(err, errlen, "scenario %s: %s[%zu] must be a series object", path,
+                    where, i);
+    json_object_foreach(x, k, v)
+    {
+      size_t f = 0;
+      while (series_f[f] && strcmp(series_f[f], k) != 0)
+        f++;
+      if (series_f[f] == NULL)
+        return rb_err(err, errlen,
+                      "scenario %s: unknown field '%s' in %s[%zu] (a series has labels, "
+                      "value and time)",
+                      path, k, where, i);
+    }
+    if (!prom_number(json_object_get(x, "value")))
+      return rb_err(err, errlen,
+                    "scenario %s: %s[%zu].value must be a number (or \"NaN\", \"+Inf\", "
+                    "\"-Inf\")",
+                    path, where, i);
+    const json_t *t = json_object_get(x, "time"), *l = json_object_get(x, "labels");
+    if (t && !json_is_number(t))
+      return rb_err(err, errlen, "scenario %s: %s[%zu].time must be unix seconds", path,
+                    where, i);
+    if (l && !json_is_object(l))
+      return rb_err(err, errlen, "scenario %s: %s[%zu].labels must be an object", path,
+                    where, i);
+    json_object_foreach((json_t *)l, k, v)
+    {
+      if (!json_is_string(v))
+        return rb_err(err, errlen, "scenario %s: %s[%zu].labels.%s must be a string",
+                      path, where, i, k);
+    }
+  }
+  return 0;
+}
+
+/* One poll of "values": a number, a vector (a list of series) or
+ * {"fail": "..."} (the query failed at that poll). */
+static int check_sample(const char *path, const char *where, const json_t *x, char *err,
+                        size_t errlen)
+{
+  if (prom_number(x))
+    return 0;
+  if (json_is_array(x))
+    return check_vector(path, where, x, err, errlen);
+  if (json_is_object(x) && json_object_size(x) == 1 &&
+      json_is_string(json_object_get(x, "fail")))
+    return 0;
+  return rb_err(err, errlen,
+                "scenario %s: %s must be a number, a list of series or {\"fail\": "
+                "\"...\"}",
+                path, where);
+}
+
 static int check_prom(const char *path, const char *where, const json_t *a, char *err,
                       size_t errlen)
 {
+  static const char *const forms[] = {"value", "values", "vector", "fail"};
   if (pattern_field(path, where, a, "query", "the PromQL query (a string)", err, errlen))
     return -1;
-  const json_t *v = json_object_get(a, "value"), *vs = json_object_get(a, "values");
-  if ((v == NULL) == (vs == NULL))
+  int n = 0;
+  for (size_t i = 0; i < 4; i++)
+    n += json_object_get(a, forms[i]) != NULL;
+  if (n != 1)
     return rb_err(err, errlen,
-                  "scenario %s: %s: give \"value\" or \"values\" (one of them)", path,
+                  "scenario %s: %s: give one of \"value\", \"values\", \"vector\" or "
+                  "\"fail\"",
+                  path, where);
+  const json_t *v = json_object_get(a, "value"), *vs = json_object_get(a, "values");
+  char w[300];
+  snprintf(w, sizeof w, "%s.vector", where);
+  if (v && !prom_number(v))
+    return rb_err(err, errlen,
+                  "scenario %s: %s.value must be a number (a vector is \"vector\")", path,
                   where);
-  if (v && !json_is_number(v))
-    return rb_err(err, errlen, "scenario %s: %s.value must be a number", path, where);
+  if (json_object_get(a, "vector") &&
+      check_vector(path, w, json_object_get(a, "vector"), err, errlen))
+    return -1;
+  if (typed(path, where, a, "fail", JSON_STRING, "a string (the error raised)", err,
+            errlen))
+    return -1;
   if (vs && (!json_is_array(vs) || json_array_size(vs) == 0))
-    return rb_err(
-        err, errlen,
-        "scenario %s: %s.values must be a non-empty list of numbers, one per poll", path,
-        where);
+    return rb_err(err, errlen,
+                  "scenario %s: %s.values must be a non-empty list, one answer per poll",
+                  path, where);
   size_t i;
   json_t *x;
   json_array_foreach(vs, i, x)
   {
-    if (!json_is_number(x))
-      return rb_err(err, errlen, "scenario %s: %s.values[%zu] must be a number", path,
-                    where, i);
+    snprintf(w, sizeof w, "%s.values[%zu]", where, i);
+    if (check_sample(path, w, x, err, errlen))
+      return -1;
   }
   return 0;
 }
@@ -262,7 +354,8 @@ static int check_deploy(const char *path, const char *where, const json_t *a, ch
 }
 
 static const char *const prom_m[] = {"query", NULL}, *const prom_d[] = {NULL};
-static const char *const prom_f[] = {"query", "value", "values", "note", NULL};
+static const char *const prom_f[] = {"query", "value", "values", "vector",
+                                     "fail",  "note",  NULL};
 static const char *const cmd_m[] = {"argv", NULL}, *const cmd_d[] = {NULL};
 static const char *const cmd_f[] = {"argv", "exit", "stdout", "stderr",
                                     "fail", "note", NULL};

@@ -39,13 +39,27 @@ static json_t *redacted(const json_t *v)
   return json_deep_copy(v);
 }
 
-/* prom: the query's value at this poll of the running wait (a check, poll 0).
- * A poll already answered (the query asked twice) keeps its first answer. */
+/* A prom answer as one poll of "values": the number, the vector (a list of
+ * series) or {"fail": "..."}. NULL for a form a scenario cannot hold. */
+static json_t *prom_sample(const json_t *ans)
+{
+  const json_t *v = json_object_get(ans, "value"), *vec = json_object_get(ans, "vector");
+  if (json_is_number(v) || json_is_string(v))
+    return json_incref((json_t *)v);
+  if (json_is_array(vec))
+    return json_incref((json_t *)vec);
+  if (json_is_string(json_object_get(ans, "fail")))
+    return json_pack("{s:O}", "fail", json_object_get(ans, "fail"));
+  return NULL;
+}
+
+/* prom: the query's answer at this poll of the running wait (a check, poll
+ * 0). A poll already answered (the query asked twice) keeps its first. */
 static void record_prom(rb_exec *ex, json_t *list, json_t *call, json_t *ans)
 {
-  json_t *q = json_object_get(call, "query"), *v = json_object_get(ans, "value");
-  if (!json_is_number(v))
-    return; /* a vector of series has no scenario form */
+  json_t *q = json_object_get(call, "query"), *v = prom_sample(ans);
+  if (v == NULL)
+    return;
   size_t i, poll = (size_t)ex->sim_poll;
   json_t *e, *vals = NULL;
   json_array_foreach(list, i, e)
@@ -58,11 +72,11 @@ static void record_prom(rb_exec *ex, json_t *list, json_t *call, json_t *ans)
     json_array_append_new(list, json_pack("{s:O, s:o}", "query", q, "values", vals));
   }
   size_t n = json_array_size(vals);
-  if (n > poll)
-    return;
   while (n > 0 && n < poll)
     n += json_array_append(vals, json_array_get(vals, n - 1)) == 0;
-  json_array_append(vals, v);
+  if (n <= poll)
+    json_array_append(vals, v);
+  json_decref(v);
 }
 
 void rb_host_drill_record(lua_State *L, const char *module, const json_t *call,
@@ -128,21 +142,27 @@ void rb_record_step(rb_exec *ex)
   lua_setfield(L, LUA_REGISTRYINDEX, QUIET_KEY);
 }
 
-/* A prom answer the same at every poll is a "value". */
+/* A prom answer the same at every poll is a "value", a "vector" or a
+ * "fail". */
 static void collapse_prom(json_t *calls)
 {
   size_t i;
   json_t *e;
   json_array_foreach(json_object_get(calls, "prom"), i, e)
   {
-    json_t *vals = json_object_get(e, "values");
+    json_t *vals = json_object_get(e, "values"), *first = json_array_get(vals, 0);
     int same = 1;
     for (size_t j = 1; j < json_array_size(vals); j++)
-      same &= json_equal(json_array_get(vals, j), json_array_get(vals, 0));
-    if (same) {
-      json_object_set(e, "value", json_array_get(vals, 0));
-      json_object_del(e, "values");
-    }
+      same &= json_equal(json_array_get(vals, j), first);
+    if (!same || first == NULL)
+      continue;
+    if (json_is_array(first))
+      json_object_set(e, "vector", first);
+    else if (json_is_object(first))
+      json_object_set(e, "fail", json_object_get(first, "fail"));
+    else
+      json_object_set(e, "value", first);
+    json_object_del(e, "values");
   }
 }
 

@@ -188,8 +188,12 @@ end
 -- what it returns as the deploy answer instead.
 local function recorded(op, service, f, ...)
   drill.hold(true)
-  local v = f(...)
+  local ok, v = pcall(f, ...)
   drill.hold(false)
+  if not ok then -- kept as its failure, so a replay takes the same on_error
+    drill.record("deploy", { op = op, service = service }, { fail = tostring(v) })
+    error(v, 0)
+  end
   local plain = v
   if type(v) == "table" then
     plain = {}
@@ -213,9 +217,12 @@ function M.recent(service, opts)
   local optional = "author message image time_iso id revision time service source"
   local a = answered("recent", service)
   if a then return strict(a.value, "deploy.recent", optional) end
-  local section = section_for(service, opts)
-  local f = kind_of(section) == "git" and git_recent or k8s_recent
-  return strict(recorded("recent", service, f, section, service, within), "deploy.recent",
+  local function read()
+    local section = section_for(service, opts)
+    local f = kind_of(section) == "git" and git_recent or k8s_recent
+    return f(section, service, within)
+  end
+  return strict(recorded("recent", service, read), "deploy.recent",
     "author message image time_iso")
 end
 

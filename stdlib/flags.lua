@@ -198,10 +198,18 @@ function M.get(name, opts)
     if a.fail then fail("flags.get %s: %s", name, a.fail) end
     return a.state
   end
-  local p = provider(opts)
-  drill.hold(true) -- a recording dry-run keeps the state, not the provider's HTTP
-  local v = p.impl.get(p, name)
+  -- A recording dry-run keeps the state, not the provider's HTTP; a failed
+  -- read (provider down, HTTP error, no config) is kept as its failure.
+  drill.hold(true)
+  local ok, v = pcall(function()
+    local p = provider(opts)
+    return p.impl.get(p, name)
+  end)
   drill.hold(false)
+  if not ok then
+    drill.record("flags", { op = "get", flag = name }, { fail = tostring(v) })
+    error(v, 0)
+  end
   drill.record("flags", { op = "get", flag = name }, { state = v })
   return v
 end
@@ -241,7 +249,8 @@ function M.set(name, on, opts)
   drill.hold(false)
   local before_err = not ok and tostring(before) or nil
   if not ok then before = nil end
-  if ok then drill.record("flags", { op = "get", flag = name }, { state = before }) end
+  drill.record("flags", { op = "get", flag = name },
+    ok and { state = before } or { fail = before_err })
   local r = p.impl.set(p, name, on)
   local res = { flag = name, environment = p.env, provider = p.section, before = before,
     wanted = on, simulated = r.simulated or false }

@@ -21,7 +21,7 @@ end
 local function base_url(opts)
   local url = opts.url or config.get("prom", "url")
   if url == nil or url == "" then
-    error("prom: no Prometheus URL: set url in the [prom] section of the config", 5)
+    error("prom: no Prometheus URL: set url in the [prom] section of the config", 6)
   end
   return (url:gsub("/+$", ""))
 end
@@ -52,11 +52,11 @@ local function api(path, params, expr, opts)
   local j = r.json
   if type(j) ~= "table" or j.status == nil then
     error(string.format("prom: query %q: HTTP %d from %s, not a Prometheus API answer: %s",
-      expr, r.status, path, (r.body or ""):sub(1, 200)), 4)
+      expr, r.status, path, (r.body or ""):sub(1, 200)), 5)
   end
   if j.status ~= "success" then
     error(string.format("prom: query %q failed: %s: %s", expr,
-      tostring(j.errorType or "error"), tostring(j.error or "no message")), 4)
+      tostring(j.errorType or "error"), tostring(j.error or "no message")), 5)
   end
   return j.data, warnings_of(j, expr, path)
 end
@@ -81,25 +81,69 @@ local function series_list(result, matrix)
   return out
 end
 
--- A drill's call-level answer for an instant query (the scenario's value at
--- this poll), or nil outside drills. A query no answer covers raises there.
+-- A drill's call-level answer for an instant query, or nil outside drills:
+-- { value = n } or { vector = series } as a live answer would be read, or
+-- the recorded failure raised as it was. A query no answer covers raises.
 local function answered(expr)
   local a = drill.answer("prom", { query = expr })
-  return a and a.value
+  if a == nil then return nil end
+  if a.fail ~= nil then error(a.fail, 0) end
+  if a.vector == nil then return { value = number(a.value) or a.value, time = a.time } end
+  local out = {}
+  for i, s in ipairs(a.vector) do
+    out[i] = { labels = labels(s.labels), value = number(s.value) or s.value, time = s.time }
+  end
+  return { vector = out }
 end
 
--- The API call with its own HTTP request kept out of a recording dry-run,
--- which keeps the query's number instead (drill.record).
-local function held(path, params, expr, opts)
+-- A sample as JSON holds it: Prometheus's own strings for what is not finite.
+local function plain(v)
+  if v ~= v then return "NaN" end
+  if v == math.huge then return "+Inf" end
+  if v == -math.huge then return "-Inf" end
+  return v
+end
+
+-- What a recording keeps of an instant answer: what the caller sees, a
+-- number as a value (a scalar, or a one-sample vector read as its number),
+-- a list of series as a vector, series by series with labels and times.
+local function record_instant(expr, rt, res, as_list)
+  if rt == "scalar" then
+    drill.record("prom", { query = expr }, { value = plain(number(res[2])) })
+  elseif rt == "vector" and #res == 1 and not as_list then
+    drill.record("prom", { query = expr }, { value = plain(number(res[1].value[2])) })
+  elseif rt == "vector" then
+    local vec = {}
+    for i, s in ipairs(res) do
+      vec[i] = { labels = labels(s.metric), value = plain(number(s.value[2])),
+        time = s.value[1] }
+    end
+    drill.record("prom", { query = expr }, { vector = vec })
+  end
+end
+
+-- The instant query's data, its own HTTP request kept out of a recording
+-- dry-run, which keeps the answer (or the failure, raised again) instead.
+local function instant(expr, opts, as_list)
   drill.hold(true)
-  local data, warn = api(path, params, expr, opts)
+  local ok, data, warn = pcall(api, "/api/v1/query", { query = expr, time = opts.time },
+    expr, opts)
   drill.hold(false)
+  if not ok then
+    drill.record("prom", { query = expr }, { fail = tostring(data) })
+    error(data, 0)
+  end
+  record_instant(expr, data.resultType, data.result, as_list)
   return data, warn
 end
 
-local function recorded(expr, v)
-  if type(v) == "number" then drill.record("prom", { query = expr }, { value = v }) end
-  return v
+-- The range query's data, its HTTP request not recorded (nor is the answer).
+local function held(path, params, expr, opts)
+  drill.hold(true)
+  local ok, data, warn = pcall(api, path, params, expr, opts)
+  drill.hold(false)
+  if not ok then error(data, 0) end
+  return data, warn
 end
 
 --- prom.query(expr [, opts]): instant query. A scalar or a one-sample vector
@@ -111,16 +155,27 @@ end
 function M.query(expr, opts)
   if type(expr) ~= "string" then error("prom.query: expr must be a string", 2) end
   opts = rb.options(opts, "prom.query", { "series", "time", "timeout", "url" })
-  local v = answered(expr)
-  if v ~= nil then return v end
-  local data, warn = held("/api/v1/query", { query = expr, time = opts.time }, expr, opts)
+  local a = answered(expr)
+  if a ~= nil and a.vector == nil then
+    if opts.series then return { { labels = {}, value = a.value, time = a.time } } end
+    return a.value
+  end
+  if a ~= nil then
+    if #a.vector == 1 and not opts.series then return a.vector[1].value end
+    return a.vector
+  end
+  local data, warn = instant(expr, opts, opts.series)
   local rt, res = data.resultType, data.result
-  if rt == "scalar" then return recorded(expr, number(res[2])), warn end
+  if rt == "scalar" then return number(res[2]), warn end
   if rt == "string" then return res[2], warn end
   if rt == "vector" and #res == 1 and not opts.series then
-    return recorded(expr, number(res[1].value[2])), warn
+    return number(res[1].value[2]), warn
   end
   return series_list(res, rt == "matrix"), warn
+end
+
+local function too_many(expr, n)
+  error(string.format("prom.value: query %q returned %d series, want exactly 1", expr, n), 3)
 end
 
 --- prom.value(expr [, opts]): exactly one number, or an error saying why not.
@@ -129,14 +184,18 @@ end
 function M.value(expr, opts)
   if type(expr) ~= "string" then error("prom.value: expr must be a string", 2) end
   opts = rb.options(opts, "prom.value", { "time", "timeout", "url" })
-  local v = answered(expr)
-  if v ~= nil then return v end
-  local data, warn = held("/api/v1/query", { query = expr, time = opts.time }, expr, opts)
+  local a = answered(expr)
+  if a ~= nil and a.vector == nil then return a.value end
+  if a ~= nil then
+    if #a.vector ~= 1 then too_many(expr, #a.vector) end
+    return a.vector[1].value
+  end
+  local data, warn = instant(expr, opts)
   local rt, res = data.resultType, data.result
-  if rt == "scalar" then return recorded(expr, number(res[2])), warn end
+  if rt == "scalar" then return number(res[2]), warn end
   if rt == "vector" then
-    if #res == 1 then return recorded(expr, number(res[1].value[2])), warn end
-    error(string.format("prom.value: query %q returned %d series, want exactly 1", expr, #res), 2)
+    if #res == 1 then return number(res[1].value[2]), warn end
+    too_many(expr, #res)
   end
   error(string.format("prom.value: query %q returned a %s, want a number", expr, tostring(rt)), 2)
 end
