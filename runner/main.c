@@ -904,10 +904,31 @@ out:
 /* -- timeline and approvals ------------------------------------------------ */
 
 /* The incident's timeline path for a command given one incident id. */
+static int cmd_plugin(globals *g, const char *plugin, int argc, char **argv);
+
+/* With [store] url the store is the truth (docs/store.md "Reading"): the
+ * local copy is brought up to it first (the serve plugin links libpq, the
+ * binary does not). Fails closed: a store that can not be read, or a local
+ * copy that is not a prefix of the store's, stops the command. */
+static int store_sync(globals *g, const char *incident)
+{
+  if (rb_config_get_string(g->cfg, "store", "url") == NULL)
+    return RB_EXIT_OK;
+  char *args[] = {"store", "sync", (char *)incident, NULL};
+  if (cmd_plugin(g, "serve", 3, args) == RB_EXIT_OK)
+    return RB_EXIT_OK;
+  fprintf(stderr,
+          "runbook: the store ([store] url) could not be synced (above); not reading "
+          "the local copy, which may be stale\n");
+  return RB_EXIT_FAILED;
+}
+
 static int incident_file(globals *g, const char *incident, char *path, size_t len)
 {
   if (rb_incident_path(g->state_dir, incident, path, len) != 0)
     return usage_error("invalid incident id '%s'", incident);
+  if (store_sync(g, incident) != RB_EXIT_OK)
+    return RB_EXIT_FAILED;
   if (access(path, R_OK) != 0) {
     fprintf(stderr, "runbook: no timeline for incident '%s' (%s)\n", incident, path);
     return RB_EXIT_FAILED;
@@ -1388,9 +1409,12 @@ int main(int argc, char **argv)
   else if (strcmp(cmd, "resume") == 0)
     code = cmd_resume(&g, argc - 1, argv + 1);
   else if (strcmp(cmd, "runs") == 0)
-    code = rb_cli_runs(g.state_dir, g.incident, argc - 1, argv + 1);
+    code = store_sync(&g, "--all")
+               ? RB_EXIT_FAILED
+               : rb_cli_runs(g.state_dir, g.incident, argc - 1, argv + 1);
   else if (strcmp(cmd, "stats") == 0)
-    code = rb_cli_stats(g.state_dir, argc - 1, argv + 1);
+    code = store_sync(&g, "--all") ? RB_EXIT_FAILED
+                                   : rb_cli_stats(g.state_dir, argc - 1, argv + 1);
   else if (strcmp(cmd, "cancel") == 0)
     code = rb_cli_cancel(g.state_dir, argc - 1, argv + 1);
   else if (strcmp(cmd, "ssh") == 0)

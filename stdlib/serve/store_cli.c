@@ -8,7 +8,8 @@
 #include "stdlib/serve/serve.h"
 #include "stdlib/serve/store_pull.h"
 
-static const char usage[] = "usage: runbook store migrate|status|runs|pull INCIDENT\n";
+static const char usage[] =
+    "usage: runbook store migrate|status|runs|pull INCIDENT|sync INCIDENT|--all\n";
 
 /* Every run in rb_runs, oldest first: where it runs and how it ended. */
 static int list_runs(PGconn *c)
@@ -68,7 +69,8 @@ int rb_cli_store(const rb_config *cfg, const char *state_dir, int argc, char **a
 {
   char err[1024];
   const char *sub = argc >= 2 ? argv[1] : "";
-  int pull = strcmp(sub, "pull") == 0;
+  int sync = strcmp(sub, "sync") == 0;
+  int pull = sync || strcmp(sub, "pull") == 0;
   if (argc != (pull ? 3 : 2) ||
       (!pull && strcmp(sub, "migrate") && strcmp(sub, "status") && strcmp(sub, "runs"))) {
     fputs(usage, stderr);
@@ -88,6 +90,7 @@ int rb_cli_store(const rb_config *cfg, const char *state_dir, int argc, char **a
              : strcmp(sub, "migrate") == 0 ? cmd_migrate(c)
              : rb_pg_check_schema(c, err, sizeof err) != 0
                  ? (fprintf(stderr, "runbook: %s\n", err), RB_EXIT_FAILED)
+             : sync ? rb_store_sync(c, state_dir, argv[2])
              : pull ? rb_store_pull(c, state_dir, argv[2])
                     : list_runs(c);
   PQfinish(c);

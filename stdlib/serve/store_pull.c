@@ -61,7 +61,9 @@ static int append_from(const char *path, PGresult *r, int from)
   return ok ? 0 : -1;
 }
 
-int rb_store_pull(PGconn *c, const char *state_dir, const char *incident)
+/* quiet: the sync before timeline/verify/runs/...: no line on success, and
+ * an incident the store does not have is no error (a run by hand). */
+static int pull_one(PGconn *c, const char *state_dir, const char *incident, int quiet)
 {
   char dir[4200], path[4500];
   int code = RB_EXIT_FAILED, at = 0;
@@ -75,6 +77,8 @@ int rb_store_pull(PGconn *c, const char *state_dir, const char *incident)
                    NULL, v, NULL, NULL, 0);
   if (r == NULL || PQresultStatus(r) != PGRES_TUPLES_OK)
     fprintf(stderr, "runbook: store: %s", PQerrorMessage(c));
+  else if (PQntuples(r) == 0 && quiet)
+    code = RB_EXIT_OK;
   else if (PQntuples(r) == 0)
     fprintf(stderr, "runbook: store: no timeline of incident %s in the store\n",
             incident);
@@ -86,17 +90,45 @@ int rb_store_pull(PGconn *c, const char *state_dir, const char *incident)
     int have = local_prefix(path, r, &at);
     if (have < 0)
       fprintf(stderr,
-              "runbook: store pull: %s differs from the store's timeline at line %d; "
+              "runbook: store%s: %s differs from the store's timeline at line %d; "
               "left as it is\n",
-              path, at);
+              quiet ? "" : " pull", path, at);
     else if (append_from(path, r, have) != 0)
       fprintf(stderr, "runbook: store pull: cannot write %s\n", path);
     else {
-      printf("%s: %d lines from the store, %d new\n", incident, PQntuples(r),
-             PQntuples(r) - have);
+      if (!quiet)
+        printf("%s: %d lines from the store, %d new\n", incident, PQntuples(r),
+               PQntuples(r) - have);
       code = RB_EXIT_OK;
     }
   }
   PQclear(r);
   return code;
+}
+
+int rb_store_pull(PGconn *c, const char *state_dir, const char *incident)
+{
+  return pull_one(c, state_dir, incident, 0);
+}
+
+/* Every incident is tried even after one differs, so that all are named. */
+static int sync_all(PGconn *c, const char *state_dir)
+{
+  PGresult *r = PQexec(c, "SELECT DISTINCT incident FROM rb_events ORDER BY 1");
+  int code = RB_EXIT_OK;
+  if (r == NULL || PQresultStatus(r) != PGRES_TUPLES_OK) {
+    fprintf(stderr, "runbook: store: %s", PQerrorMessage(c));
+    code = RB_EXIT_FAILED;
+  }
+  for (int i = 0; code != RB_EXIT_FAILED && r && i < PQntuples(r); i++)
+    if (pull_one(c, state_dir, PQgetvalue(r, i, 0), 1) != RB_EXIT_OK)
+      code = RB_EXIT_INVALID;
+  PQclear(r);
+  return code == RB_EXIT_INVALID ? RB_EXIT_FAILED : code;
+}
+
+int rb_store_sync(PGconn *c, const char *state_dir, const char *incident)
+{
+  return strcmp(incident, "--all") == 0 ? sync_all(c, state_dir)
+                                        : pull_one(c, state_dir, incident, 1);
 }

@@ -10,4 +10,8 @@
  * exit code. */
 int rb_store_pull(PGconn *c, const char *state_dir, const char *incident);
 
+/* The same, silent when nothing differs and for an incident the store does
+ * not have; "--all" syncs every incident of the store. An exit code. */
+int rb_store_sync(PGconn *c, const char *state_dir, const char *incident);
+
 #endif

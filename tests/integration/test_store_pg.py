@@ -7,6 +7,7 @@ import json
 import os
 import re
 import signal
+import socket
 import subprocess
 import threading
 import time
@@ -576,6 +577,27 @@ return runbook {
 """
 
 
+def test_readers_fail_closed_when_the_store_is_unreachable(tmp_path):
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # closed again: nothing listens there
+    pw = rbtest.write(str(tmp_path / "pgpass"), PASSWORD + "\n")
+    os.chmod(pw, 0o600)
+    conf = rbtest.write(str(tmp_path / "s.conf"),
+                        '[store]\nurl = "postgresql://rb@127.0.0.1:%d/rb"\n'
+                        'password_file = "%s"\nconnect_timeout = "2s"\n' % (port, pw))
+    state = str(tmp_path / "st")
+    os.makedirs(os.path.join(state, "incidents"))
+    rbtest.write(os.path.join(state, "incidents", "INC-1.jsonl"), "")
+    for cmd in (["timeline", "INC-1"], ["verify", "INC-1"], ["runs"], ["stats"]):
+        res = rbtest.run(["--config", conf] + cmd, state_dir=state)
+        assert res.code == 1 and "could not be synced" in res.stderr and \
+            "not reading the local copy" in res.stderr and res.stdout == "", res
+    # without [store] the same state dir is read as always
+    res = rbtest.run(["runs"], state_dir=state)
+    assert res.code == 0, res
+
+
 def steps_replica(tmp, name, pg, counter):
     conf = store_conf(pg, tmp, 'replica = "%s"\nreplica_timeout = "2s"\n' % name)
     rule = {"match": {"alertname": "Steps"}, "runbook": "alert-steps", "mode": "exec",
@@ -669,6 +691,32 @@ def test_kill_9_of_the_replica_mid_run_the_other_continues_it_once(steps_pair, d
         res.stderr, res
     res = rbtest.run(["--config", a.conf, "store", "pull", "../x"], state_dir=a.state)
     assert res.code == 2 and "is not an incident id" in res.stderr, res
+    # with [store] url the readers sync from the store by themselves
+    fresh = str(tmp_path / "d")
+    res = rbtest.run(["--config", a.conf, "verify", KO_INC], state_dir=fresh)
+    assert res.code == 0 and res.stderr == "", res
+    with open(os.path.join(fresh, "incidents", KO_INC + ".jsonl")) as f:
+        assert [line.rstrip("\n") for line in f] == local
+    fresh = str(tmp_path / "e")
+    res = rbtest.run(["--config", a.conf, "timeline", KO_INC], state_dir=fresh)
+    assert res.code == 0 and "Third" in res.stdout, res
+    html = str(tmp_path / "r.html")
+    res = rbtest.run(["--config", a.conf, "report", KO_INC, "--html", html],
+                     state_dir=str(tmp_path / "f"))
+    assert res.code == 0 and os.path.getsize(html) > 0, res
+    res = rbtest.run(["--config", a.conf, "runs"], state_dir=str(tmp_path / "g"))
+    assert res.code == 0 and run in res.stdout and "outcome=" in res.stdout, res
+    res = rbtest.run(["--config", a.conf, "stats"], state_dir=str(tmp_path / "h"))
+    assert res.code == 0 and "alert-steps" in res.stdout, res
+    # a's forked copy is reported, not overwritten and not shown as the truth
+    with open(os.path.join(a.state, "incidents", KO_INC + ".jsonl")) as f:
+        forked = f.read()
+    for cmd in (["timeline", KO_INC], ["verify", KO_INC], ["runs"], ["stats"]):
+        res = rbtest.run(["--config", a.conf] + cmd, state_dir=a.state)
+        assert res.code == 1 and "differs from the store's timeline at line 8; left as it is" \
+            in res.stderr and "could not be synced" in res.stderr and res.stdout == "", res
+    with open(os.path.join(a.state, "incidents", KO_INC + ".jsonl")) as f:
+        assert f.read() == forked
 
 
 def test_kill_9_during_an_action_leaves_it_in_doubt_for_a_human(steps_pair, db, counter):
