@@ -66,6 +66,9 @@ static const struct {
      "  updated_ms bigint NOT NULL,"
      "  taken_from text);"
      "CREATE INDEX rb_runs_live ON rb_runs (replica) WHERE state = 'running';"},
+    /* NULL: the answer carried no word (a confirm gate then refuses it) */
+    {4, "the confirm word of an answer across replicas",
+     "ALTER TABLE rb_answers ADD COLUMN confirm text;"},
 };
 #define NMIGRATIONS (sizeof migrations / sizeof migrations[0])
 

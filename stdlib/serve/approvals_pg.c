@@ -82,14 +82,13 @@ out:
 static void apply_one(rb_approvals_pg *p, PGresult *r, int i)
 {
   char msg[1024];
-  /* rb_answers has no confirm column yet: a relayed approval of a confirm
-   * gate is refused (fail closed) */
+  /* the word as the approver sent it (NULL: none); the gate checks it */
   rb_approval_answer a = {PQgetvalue(r, i, 3),
                           NULL,
                           strcmp(PQgetvalue(r, i, 4), "t") == 0,
                           PQgetvalue(r, i, 5),
                           PQgetvalue(r, i, 6),
-                          NULL};
+                          PQgetisnull(r, i, 8) ? NULL : PQgetvalue(r, i, 8)};
   int rc = rb_host_approval_answer(p->state_dir, PQgetvalue(r, i, 1), PQgetvalue(r, i, 2),
                                    &a, msg, sizeof msg);
   char code[16];
@@ -107,11 +106,12 @@ static void apply_one(rb_approvals_pg *p, PGresult *r, int i)
 static void apply_answers(rb_approvals_pg *p)
 {
   const char *me[1] = {p->name};
-  PGresult *r = PQexecParams(p->c,
-                             "SELECT id, run, step, by, approve, comment, channel, via "
-                             "FROM rb_answers WHERE replica = $1 AND done_ms IS NULL "
-                             "ORDER BY id",
-                             1, NULL, me, NULL, NULL, 0);
+  PGresult *r =
+      PQexecParams(p->c,
+                   "SELECT id, run, step, by, approve, comment, channel, via, "
+                   "confirm FROM rb_answers WHERE replica = $1 AND done_ms IS NULL "
+                   "ORDER BY id",
+                   1, NULL, me, NULL, NULL, 0);
   if (r && PQresultStatus(r) == PGRES_TUPLES_OK)
     for (int i = 0; i < PQntuples(r); i++)
       apply_one(p, r, i);
@@ -211,14 +211,15 @@ static int result_of(PGconn *c, const char *id, int *rc, char *msg, size_t len)
 static int hand_over(rb_approvals_pg *p, PGconn *c, const char *run, const char *step,
                      const char *r, const rb_approval_answer *a, char *id, size_t len)
 {
-  const char *v[8] = {
-      run, step, r, p->name, a->identity, a->approve ? "t" : "f", a->comment, a->channel};
+  const char *v[9] = {run,        step,        r,
+                      p->name,    a->identity, a->approve ? "t" : "f",
+                      a->comment, a->channel,  a->confirm}; /* NULL: SQL NULL */
   PGresult *res =
       PQexecParams(c,
                    "INSERT INTO rb_answers (run, step, replica, via, by, "
-                   "approve, comment, channel, created_ms) VALUES ($1, $2, $3, "
-                   "$4, $5, $6::boolean, $7, $8, " RB_PG_NOW_MS ") RETURNING id",
-                   8, NULL, v, NULL, NULL, 0);
+                   "approve, comment, channel, confirm, created_ms) VALUES ($1, $2, $3, "
+                   "$4, $5, $6::boolean, $7, $8, $9, " RB_PG_NOW_MS ") RETURNING id",
+                   9, NULL, v, NULL, NULL, 0);
   int ok = res && PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1;
   if (ok)
     snprintf(id, len, "%s", PQgetvalue(res, 0, 0));

@@ -108,30 +108,42 @@ def migrate(pg, tmp):
 def test_migrate_is_versioned_idempotent_and_refuses_a_newer_database(db, tmp_path):
     conf = store_conf(db, tmp_path)
     res = store_cmd(tmp_path, conf, "status")
-    assert res.code == 1 and "schema version 0 (this binary: 3)" in res.stdout, res
+    assert res.code == 1 and "schema version 0 (this binary: 4)" in res.stdout, res
     res = store_cmd(tmp_path, conf, "migrate")
-    assert res.code == 0 and "schema migrated from version 0 to 3" in res.stdout, res
+    assert res.code == 0 and "schema migrated from version 0 to 4" in res.stdout, res
     res = store_cmd(tmp_path, conf, "migrate")
-    assert res.code == 0 and "schema version 3: up to date, nothing to do" in res.stdout
+    assert res.code == 0 and "schema version 4: up to date, nothing to do" in res.stdout
     assert res.stderr == "", res
     assert db.psql("SELECT version, name FROM rb_schema_migrations ORDER BY 1", db="rb") == [
         "1|dedup keys and replicas", "2|approval gates and answers across replicas",
-        "3|run timelines and owners across replicas"]
+        "3|run timelines and owners across replicas",
+        "4|the confirm word of an answer across replicas"]
     res = store_cmd(tmp_path, conf, "status")
-    assert res.code == 0 and res.stdout == "schema version 3 (this binary: 3)\nconnection: no TLS\n"
+    assert res.code == 0 and res.stdout == "schema version 4 (this binary: 4)\nconnection: no TLS\n"
     # a database one migration behind is brought forward by one
-    db.psql("DROP TABLE rb_events, rb_runs; DELETE FROM rb_schema_migrations "
-            "WHERE version = 3", db="rb")
+    db.psql("ALTER TABLE rb_answers DROP COLUMN confirm; DELETE FROM rb_schema_migrations "
+            "WHERE version = 4", db="rb")
+    res = store_cmd(tmp_path, conf, "status")
+    assert res.code == 1 and "schema version 3 (this binary: 4): run `runbook store migrate`" \
+        in res.stdout, res
+    s = Serve(tmp_path / "v3", conf_extra=conf)
+    assert s.proc.wait(timeout=30) != 0, s.text()  # a version 3 database is not served
     res = store_cmd(tmp_path, conf, "migrate")
-    assert res.code == 0 and "schema migrated from version 2 to 3" in res.stdout, res
+    assert res.code == 0 and "schema migrated from version 3 to 4" in res.stdout, res
+    assert db.scalar("SELECT count(*) FROM information_schema.columns WHERE "
+                     "table_name = 'rb_answers' AND column_name = 'confirm'") == "1"
+    db.psql("DROP TABLE rb_events, rb_runs; ALTER TABLE rb_answers DROP COLUMN confirm; "
+            "DELETE FROM rb_schema_migrations WHERE version >= 3", db="rb")
+    res = store_cmd(tmp_path, conf, "migrate")
+    assert res.code == 0 and "schema migrated from version 2 to 4" in res.stdout, res
     # a database a newer binary migrated: neither migrated nor served
-    db.psql("INSERT INTO rb_schema_migrations VALUES (4, 'future', now(), 'test')", db="rb")
+    db.psql("INSERT INTO rb_schema_migrations VALUES (5, 'future', now(), 'test')", db="rb")
     res = store_cmd(tmp_path, conf, "migrate")
     assert res.code == 1, res
-    assert "schema is version 4, newer than this binary's 3: refusing to touch it" in res.stderr
+    assert "schema is version 5, newer than this binary's 4: refusing to touch it" in res.stderr
     s = Serve(tmp_path / "a", conf_extra=conf)
     assert s.proc.wait(timeout=30) != 0
-    assert "newer than this binary's 3: upgrade runbook" in s.text(), s.text()
+    assert "newer than this binary's 4: upgrade runbook" in s.text(), s.text()
 
 
 def test_serve_refuses_an_unmigrated_database(db, tmp_path):
@@ -444,6 +456,60 @@ def test_an_answer_through_replica_b_completes_a_gate_held_by_a(db, tmp_path, co
         assert code in (404, 409), body  # decided: gone from the store, or refused
         assert db.scalar("SELECT count(*) FROM rb_answers WHERE code = 0 AND via = 'b'") == "1"
         assert "approval of %s/act by alice taken by replica b: recorded" % run in a.text()
+    finally:
+        for s in (a, b):
+            assert s.stop() == 0, s.text()
+
+
+CONFIRM_BOOK = """local cmd = require "cmd"
+return runbook {
+  name = "alert-confirm", title = "Destructive (test)", start = "drop",
+  params = { out = { required = true } },
+  steps = {
+    drop = action { title = "Drop the cache", approval = { confirm = "checkout-db" },
+      run = function(ctx) return cmd.run({"touch", ctx.out}).code end, next = "done" },
+    done = resolved { title = "Done" },
+  },
+}
+"""
+
+
+def test_a_confirm_gate_held_by_a_needs_its_word_through_replica_b(db, tmp_path, counter,
+                                                                   monkeypatch):
+    monkeypatch.setenv("RB_APPR_ALICE", ALICE)
+    migrate(db, tmp_path)
+    out = str(tmp_path / "dropped")
+    rule = {"match": {"alertname": "Confirmed"}, "runbook": "alert-confirm", "mode": "exec",
+            "vars": {"out": out}}
+    reps = [Serve(tmp_path / n, books={"alert-confirm": CONFIRM_BOOK}, more_rules=[rule],
+                  conf_extra=store_conf(db, tmp_path, 'replica = "%s"\n'
+                                        '[approver.alice]\ntoken_env = RB_APPR_ALICE\n' % n))
+            for n in ("a", "b")]
+    a, b = reps
+    try:
+        assert a.port and b.port, a.text() + b.text()
+        alert = counted(["conf0001"]).replace("Counted", "Confirmed")
+        assert statuses(a.post_alerts(alert)[1])["conf0001"] == "started"
+        auth = {"Authorization": "Bearer " + ALICE, "Content-Type": "application/json"}
+        pending = wait(lambda: json.loads(a.request("GET", "/approvals", headers=auth)[1]),
+                       60, "the gate on a")
+        run, step = pending[0]["run"], pending[0]["step"]
+        wait(lambda: db.scalar("SELECT replica FROM rb_gates WHERE run = '%s'" % run) == "a",
+             10, "the gate published")
+        path = "/approvals/%s/%s" % (run, step)
+        for body in ('{"approve":true}', '{"approve":true,"confirm":"checkout"}'):
+            code, got = b.request("POST", path, body, auth)
+            assert code == 403 and json.loads(got)["replica"] == "a", (code, got)
+            assert "checkout-db" in json.loads(got)["error"], got
+        assert not os.path.exists(out)
+        assert db.psql("SELECT coalesce(confirm, '-'), code FROM rb_answers ORDER BY id",
+                       db="rb") == ["-|-3", "checkout|-3"]
+        code, got = b.request("POST", path, '{"approve":true,"confirm":"checkout-db"}', auth)
+        assert code == 200 and json.loads(got)["replica"] == "a", got
+        wait(lambda: os.path.exists(out), 5, "the confirmed action on a")
+        a.wait_finished(1)
+        ok = [e for e in a.timeline(incident_of("conf0001")) if e["event"] == "approved"]
+        assert ok[0]["detail"]["by"] == "alice" and ok[0]["detail"]["via"] == "http", ok
     finally:
         for s in (a, b):
             assert s.stop() == 0, s.text()
