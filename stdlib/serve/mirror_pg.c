@@ -28,7 +28,10 @@ typedef struct {
   pid_t pid;
   rb_buf in;
   char run[128];
-  int ended; /* its run recorded finished or failed */
+  int ended;     /* its run recorded finished or failed */
+  int resumed;   /* a run this replica took over */
+  json_t *stuck; /* its failed event, to hand on once committed */
+  char incident[300];
 } link_t;
 
 struct rb_mirror {
@@ -41,6 +44,7 @@ struct rb_mirror {
   int nlinks, stop;
   int wake[2];
   rb_mirror_resume_fn resume;
+  rb_mirror_stuck_fn stuck;
   void *resume_arg;
 };
 
@@ -90,6 +94,10 @@ static int store_line(rb_mirror *m, link_t *l, const char *incident, const char 
              (strcmp(event, "finished") == 0 || strcmp(event, "failed") == 0)) {
     const char *w[2] = {run, event};
     l->ended = 1;
+    if (l->resumed && strcmp(event, "failed") == 0 && l->stuck == NULL) {
+      l->stuck = json_incref(ev);
+      snprintf(l->incident, sizeof l->incident, "%s", incident);
+    }
     rc =
         cmd(m->c,
             "UPDATE rb_runs SET state = $2, updated_ms = " RB_PG_NOW_MS " WHERE run = $1",
@@ -113,7 +121,12 @@ static int store_record(rb_mirror *m, link_t *l, const char *incident, char *tex
   if (!ok)
     PQclear(PQexec(m->c, "ROLLBACK"));
   char ack = ok ? 'k' : 'e';
-  return send(l->fd, &ack, 1, MSG_NOSIGNAL) == 1 && ok ? 0 : -1;
+  int sent = send(l->fd, &ack, 1, MSG_NOSIGNAL) == 1;
+  if (l->stuck && ok && m->stuck) /* after the ack: the post may take seconds */
+    m->stuck(m->resume_arg, l->incident, l->stuck);
+  json_decref(l->stuck);
+  l->stuck = NULL;
+  return sent && ok ? 0 : -1;
 }
 
 /* Handles every complete record in l's buffer; -1 ends the link. */
@@ -160,6 +173,7 @@ static void unlink_at(rb_mirror *m, int i)
         2, v);
   }
   close(l->fd);
+  json_decref(l->stuck);
   rb_buf_free(&l->in);
   pthread_mutex_lock(&m->mu);
   m->links[i] = m->links[--m->nlinks];
@@ -348,6 +362,7 @@ void rb_mirror_attach(rb_mirror *m, int mine, pid_t pid, const char *run)
   rb_buf_init(&l->in, RECORD_MAX + 1024);
   if (run)
     snprintf(l->run, sizeof l->run, "%s", run);
+  l->resumed = run != NULL;
   pthread_mutex_unlock(&m->mu);
   if (write(m->wake[1], "w", 1) < 0) {
     /* the pipe is full: the thread is awake anyway */
@@ -370,8 +385,8 @@ char **rb_mirror_env(char **env)
 }
 
 rb_mirror *rb_mirror_start(const rb_config *cfg, const char *state_dir,
-                           rb_mirror_resume_fn resume, void *arg, char *err,
-                           size_t errlen)
+                           rb_mirror_resume_fn resume, rb_mirror_stuck_fn stuck,
+                           void *arg, char *err, size_t errlen)
 {
   int64_t timeout;
   if (rb_host_config_duration(cfg, "store", "replica_timeout", &timeout, err, errlen) !=
@@ -385,6 +400,7 @@ rb_mirror *rb_mirror_start(const rb_config *cfg, const char *state_dir,
   }
   m->cfg = cfg;
   m->resume = resume;
+  m->stuck = stuck;
   m->resume_arg = arg;
   snprintf(m->state_dir, sizeof m->state_dir, "%s", state_dir);
   snprintf(m->timeout, sizeof m->timeout, "%lld", (long long)timeout);

@@ -5,6 +5,7 @@
 #ifndef RB_SERVE_MIRROR_PG_H
 #define RB_SERVE_MIRROR_PG_H
 
+#include <jansson.h>
 #include <stddef.h>
 #include <sys/types.h>
 
@@ -15,10 +16,15 @@ typedef struct rb_mirror rb_mirror;
 /* Starts `runbook resume RUN` for a run this replica took over; 0 or -1. */
 typedef int (*rb_mirror_resume_fn)(void *arg, const char *run);
 
+/* A run this replica took over ended failed (an action in doubt, most
+ * often), its failed event ev committed: a human must decide. Called on the
+ * mirror thread. */
+typedef void (*rb_mirror_stuck_fn)(void *arg, const char *incident, const json_t *ev);
+
 /* Starts the mirror thread (its own connection). NULL with err. */
 rb_mirror *rb_mirror_start(const rb_config *cfg, const char *state_dir,
-                           rb_mirror_resume_fn resume, void *arg, char *err,
-                           size_t errlen);
+                           rb_mirror_resume_fn resume, rb_mirror_stuck_fn stuck,
+                           void *arg, char *err, size_t errlen);
 void rb_mirror_stop(rb_mirror *m); /* NULL-safe */
 
 /* A socket pair for a child about to start: returns the child's end (to be

@@ -92,17 +92,26 @@ static char *body_for(const rb_serve_notify *n, const json_t *ev, const char *in
   const char *book = json_string_value(json_object_get(ev, "runbook"));
   const char *actor = json_string_value(json_object_get(ev, "actor"));
   const char *msg = json_string_value(json_object_get(d, "error"));
+  const char *event = json_string_value(json_object_get(ev, "event"));
+  event = event ? event : "?";
+  const char *run = json_string_value(json_object_get(d, "run"));
   json_t *j;
-  if (n->slack) {
-    char text[1200];
+  char text[1200];
+  if (n->slack && strcmp(event, "run_needs_human") == 0) {
+    snprintf(text, sizeof text,
+             "runbook serve: run %.100s of runbook %.128s for incident %.100s, taken "
+             "over from a dead replica, stopped and waits for a human: %.600s",
+             run ? run : "?", book ? book : "?", incident, msg ? msg : "?");
+    j = json_pack("{s:s}", "text", text);
+  } else if (n->slack) {
     snprintf(text, sizeof text,
              "runbook serve: %.200s did not start runbook %.128s for incident "
              "%.100s: %.600s",
              actor ? actor : "an alert", book ? book : "?", incident, msg ? msg : "?");
     j = json_pack("{s:s}", "text", text);
   } else {
-    j = json_pack("{s:s, s:s, s:O, s:O}", "event", "alert_not_started", "incident",
-                  incident, "runbook", json_object_get(ev, "runbook"), "actor",
+    j = json_pack("{s:s, s:s, s:O?, s:O?}", "event", event, "incident", incident,
+                  "runbook", json_object_get(ev, "runbook"), "actor",
                   json_object_get(ev, "actor"));
     json_object_update(j, (json_t *)d);
   }

@@ -18,7 +18,8 @@ rb_serve_notify *rb_serve_notify_new(const rb_config *cfg, int *bad, char *err,
 void rb_serve_notify_free(rb_serve_notify *n);
 /* "notify.NAME", or NULL for NULL. */
 const char *rb_serve_notify_name(const rb_serve_notify *n);
-/* Posts the alert_not_started event ev of incident (5 s timeout). Returns 0,
+/* Posts the event ev of incident (alert_not_started, or run_needs_human of
+ * a taken-over run) (5 s timeout). Thread-safe. Returns 0,
  * or -1 with err (never the URL: it embeds its credential). */
 int rb_serve_notify_post(const rb_serve_notify *n, const json_t *ev, const char *incident,
                          char *err, size_t errlen);

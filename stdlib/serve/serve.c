@@ -214,6 +214,32 @@ static int resume_run(void *arg, const char *run)
   return rc;
 }
 
+/* A run taken over here failed (docs/store.md): the in-doubt rule stops it
+ * for a human, who hears of it on [serve] notify, not only in this log. */
+static void notify_stuck(void *arg, const char *incident, const json_t *failed)
+{
+  server *s = arg;
+  const char *run = json_string_value(json_object_get(failed, "run"));
+  json_t *ev = json_pack(
+      "{s:s, s:s, s:O?, s:{s:s?, s:O?}}", "event", "run_needs_human", "actor",
+      "runbook serve", "runbook", json_object_get(failed, "runbook"), "detail", "run",
+      run, "error", json_object_get(json_object_get(failed, "detail"), "error"));
+  char err[512];
+  if (s->notify == NULL)
+    fprintf(stderr,
+            "runbook serve: store: taken-over run %s (incident %s) stopped for a human; "
+            "no [serve] notify channel to tell\n",
+            run ? run : "?", incident);
+  else if (ev == NULL || rb_serve_notify_post(s->notify, ev, incident, err, sizeof err))
+    fprintf(stderr, "runbook serve: notify: %s\n", ev ? err : "out of memory");
+  else
+    fprintf(stderr,
+            "runbook serve: store: taken-over run %s (incident %s) stopped for a human; "
+            "posted to %s\n",
+            run ? run : "?", incident, rb_serve_notify_name(s->notify));
+  json_decref(ev);
+}
+
 static void start_queued(server *s)
 {
   while (s->qlen > 0 && s->nkids < s->max_runs) {
@@ -1118,7 +1144,8 @@ static int open_dedup(server *s, const rb_config *cfg, const serve_opts *o)
       return -1;
     }
     rb_approvals_pg_attach(s->appr_pg, s->approvers);
-    s->mirror = rb_mirror_start(cfg, s->state_dir, resume_run, s, err, sizeof err);
+    s->mirror =
+        rb_mirror_start(cfg, s->state_dir, resume_run, notify_stuck, s, err, sizeof err);
     char **env = s->mirror ? rb_mirror_env(s->child_env) : NULL;
     if (env == NULL) {
       fprintf(stderr, "runbook: serve: %s\n", s->mirror ? "out of memory" : err);

@@ -18,7 +18,7 @@ import pytest
 import rbtest
 from httpservers import free_port, make_tls
 from pgstore import PASSWORD, StorePostgres
-from test_serve import TOKEN, Serve
+from test_serve import TOKEN, Hook, Serve
 
 COUNT_BOOK = """local http = require "http"
 return runbook {
@@ -664,8 +664,8 @@ def test_readers_fail_closed_when_the_store_is_unreachable(tmp_path):
     assert res.code == 0, res
 
 
-def steps_replica(tmp, name, pg, counter):
-    conf = store_conf(pg, tmp, 'replica = "%s"\nreplica_timeout = "2s"\n' % name)
+def steps_replica(tmp, name, pg, counter, notify=""):
+    conf = notify + store_conf(pg, tmp, 'replica = "%s"\nreplica_timeout = "2s"\n' % name)
     rule = {"match": {"alertname": "Steps"}, "runbook": "alert-steps", "mode": "exec",
             "vars": {"counter": counter.url, "fp": "{{fingerprint}}",
                      "slow": "{{labels.slow}}"}}
@@ -681,10 +681,21 @@ def steps_alert(fp, slow=None):
 
 
 @pytest.fixture
-def steps_pair(db, tmp_path, counter):
+def hook():
+    h = Hook()
+    yield h
+    h.close()
+
+
+@pytest.fixture
+def steps_pair(db, tmp_path, counter, hook):
     migrate(db, tmp_path)
-    a = steps_replica(tmp_path, "a", db, counter)
-    b = steps_replica(tmp_path, "b", db, counter)
+    url_file = str(tmp_path / "hook.url")
+    with open(os.open(url_file, os.O_WRONLY | os.O_CREAT, 0o600), "w") as f:
+        f.write(hook.url + "\n")
+    notify = 'notify = "oncall"\n[notify.oncall]\ntype = "webhook"\nurl_file = "%s"\n' % url_file
+    a = steps_replica(tmp_path, "a", db, counter, notify)
+    b = steps_replica(tmp_path, "b", db, counter, notify)
     assert a.port and b.port, a.text() + b.text()
     yield a, b
     for s in (a, b):
@@ -695,7 +706,7 @@ def steps_pair(db, tmp_path, counter):
 
 
 def test_kill_9_of_the_replica_mid_run_the_other_continues_it_once(steps_pair, db, counter,
-                                                                   tmp_path):
+                                                                   tmp_path, hook):
     a, b = steps_pair
     assert statuses(a.post_alerts(steps_alert("ko0001"))[1])["ko0001"] == "started"
     wait(lambda: counter.hits.get("/hit/ko0001/one") == 1, 60, "step one")
@@ -720,6 +731,7 @@ def test_kill_9_of_the_replica_mid_run_the_other_continues_it_once(steps_pair, d
                             "/hit/ko0001/three": 1}, counter.hits
     assert db.psql("SELECT replica, taken_from FROM rb_runs", db="rb") == ["b|a"]
     assert "replica a is gone; taking over its run %s (incident %s)" % (run, KO_INC) in b.text()
+    assert hook.got == []  # it went on: nobody needs to be told
     # b's copy of the timeline is the store's, and its hash chain holds
     tl = os.path.join(b.state, "incidents", KO_INC + ".jsonl")
     with open(tl) as f:
@@ -785,7 +797,8 @@ def test_kill_9_of_the_replica_mid_run_the_other_continues_it_once(steps_pair, d
         assert f.read() == forked
 
 
-def test_kill_9_during_an_action_leaves_it_in_doubt_for_a_human(steps_pair, db, counter):
+def test_kill_9_during_an_action_leaves_it_in_doubt_for_a_human(steps_pair, db, counter,
+                                                                 hook):
     a, b = steps_pair
     assert statuses(a.post_alerts(steps_alert("kd0001", "yes"))[1])["kd0001"] == "started"
     wait(lambda: counter.hits.get("/hit/kd0001/two") == 1, 60, "step two started")
@@ -805,3 +818,12 @@ def test_kill_9_during_an_action_leaves_it_in_doubt_for_a_human(steps_pair, db, 
     assert counter.hits == {"/hit/kd0001/one": 1, "/hit/kd0001/two": 1}, counter.hits
     assert db.psql("SELECT replica, taken_from, state FROM rb_runs", db="rb") == [
         "b|a|failed"]
+    # the human hears of it on [serve] notify, from the replica that took it
+    [(path, headers, posted)] = hook.got
+    posted = json.loads(posted)
+    assert posted["event"] == "run_needs_human" and posted["run"] == run, posted
+    assert posted["runbook"] == "alert-steps" and posted["incident"] == incident_of("kd0001")
+    assert "step 'two' (an action) started and never finished" in posted["error"], posted
+    assert "--in-doubt rerun" in posted["error"]
+    assert ("taken-over run %s (incident %s) stopped for a human; posted to notify.oncall"
+            % (run, incident_of("kd0001"))) in b.text(), b.text()
