@@ -86,7 +86,7 @@ static const char usage_text[] =
     "                       run one command on inventory hosts (verified host keys)\n"
     "  serve [--listen HOST:PORT] [--rules FILE] [--insecure-no-auth]\n"
     "                       alert listener: Alertmanager webhooks start runs\n"
-    "  store migrate|status|runs|pull INCIDENT\n"
+    "  store migrate|status|runs|pull INCIDENT|sync INCIDENT|--all\n"
     "                       the shared PostgreSQL store ([store] url): schema, runs,\n"
     "                       an incident's timeline copied into the state dir\n"
     "\n"
@@ -225,13 +225,15 @@ static const char *const cmd_help[][2] = {
      "against the rules file and starts `runbook exec` runs; also /healthz, /metrics\n"
      "and an approvals endpoint. Needs [serve] token or hmac_key. See docs/serve.md.\n"},
     {"store",
-     "usage: runbook store migrate|status|runs|pull INCIDENT\n\n"
+     "usage: runbook store migrate|status|runs|pull INCIDENT|sync INCIDENT|--all\n\n"
      "migrate brings the schema of the shared store ([store] url) to this binary's\n"
      "version (idempotent; a database newer than the binary is refused); status shows\n"
      "it and exits 1 unless it is this binary's; runs lists the runs the replicas\n"
      "started (state, replica, take-overs); pull copies an incident's timeline from\n"
-     "the store into the state dir (only ever extending the local file), for\n"
-     "timeline, verify, report and postmortem. See docs/store.md.\n"},
+     "the store into the state dir (only ever extending the local file); sync does\n"
+     "the same silently (--all: every incident), as timeline, verify, report,\n"
+     "postmortem, runs and stats do by themselves when [store] url is set.\n"
+     "See docs/store.md.\n"},
     {NULL, NULL}};
 
 /* The account of the real uid: $USER is whatever the environment says, and

@@ -24,7 +24,8 @@ static const rb_config_key serve_keys[] = {
      "dedup keys held at most; beyond it new alerts get 503 (a live key is never "
      "forgotten)"},
     {"notify", RB_CFG_STRING, NULL, NULL, 0, 0,
-     "[notify.NAME] channel told when an alert's run cannot start"},
+     "[notify.NAME] channel told when an alert's run cannot start or a taken-over "
+     "run stops in doubt"},
     /* hostile clients (docs/serve.md, "Limits") */
     {"max_connections", RB_CFG_INT, "128", NULL, 16, 4096,
      "connections open at once (libmicrohttpd's limit)"},

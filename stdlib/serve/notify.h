@@ -1,5 +1,5 @@
-/* notify.h: the alert listener's posts to the [notify.NAME] channel
- * named by [serve] notify, when an alert's run cannot start. */
+/* notify.h: the listener's posts to [serve] notify's channel: an alert's run
+ * can not start, or a run taken over from a dead replica stops in doubt. */
 #ifndef RB_SERVE_NOTIFY_H
 #define RB_SERVE_NOTIFY_H
 
