@@ -128,6 +128,7 @@ def test_migrate_is_versioned_idempotent_and_refuses_a_newer_database(db, tmp_pa
         in res.stdout, res
     s = Serve(tmp_path / "v3", conf_extra=conf)
     assert s.proc.wait(timeout=30) != 0, s.text()  # a version 3 database is not served
+    assert "schema is version 3, this binary needs 4: run `runbook store migrate`" in s.text()
     res = store_cmd(tmp_path, conf, "migrate")
     assert res.code == 0 and "schema migrated from version 3 to 4" in res.stdout, res
     assert db.scalar("SELECT count(*) FROM information_schema.columns WHERE "
@@ -149,7 +150,7 @@ def test_migrate_is_versioned_idempotent_and_refuses_a_newer_database(db, tmp_pa
 def test_serve_refuses_an_unmigrated_database(db, tmp_path):
     s = Serve(tmp_path, conf_extra=store_conf(db, tmp_path))
     assert s.proc.wait(timeout=30) != 0
-    assert "schema is version 0, this binary needs 3: run `runbook store migrate`" in s.text()
+    assert "schema is version 0, this binary needs 4: run `runbook store migrate`" in s.text()
 
 
 def test_a_password_in_the_url_is_refused_and_never_printed(db, tmp_path):
