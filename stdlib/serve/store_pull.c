@@ -24,8 +24,11 @@ static int name_ok(const char *s)
 }
 
 /* How many of the store's lines the local file holds already (it must be
- * a prefix of them); -1 when it differs, with the line in *at. */
-static int local_prefix(const char *path, PGresult *r, int *at)
+ * a prefix of them); -1 when it differs, with the line in *at. *extra
+ * counts the lines past the store's end when the store's are a prefix of
+ * the local file's (a run of this machine appending now, or one whose last
+ * append the store refused). */
+static int local_prefix(const char *path, PGresult *r, int *at, int *extra)
 {
   FILE *f = fopen(path, "r");
   char *line = NULL;
@@ -37,7 +40,11 @@ static int local_prefix(const char *path, PGresult *r, int *at)
   while ((n = getline(&line, &cap, f)) > 0) {
     if (line[n - 1] == '\n')
       line[--n] = '\0';
-    if (i >= PQntuples(r) || strcmp(line, PQgetvalue(r, i, 0)) != 0) {
+    if (i >= PQntuples(r)) { /* never for an empty r: the callers refuse it */
+      (*extra)++;
+      continue;
+    }
+    if (strcmp(line, PQgetvalue(r, i, 0)) != 0) {
       *at = i + 1;
       i = -1;
       break;
@@ -66,7 +73,7 @@ static int append_from(const char *path, PGresult *r, int from)
 static int pull_one(PGconn *c, const char *state_dir, const char *incident, int quiet)
 {
   char dir[4200], path[4500];
-  int code = RB_EXIT_FAILED, at = 0;
+  int code = RB_EXIT_FAILED, at = 0, extra = 0;
   if (!name_ok(incident)) {
     fprintf(stderr, "runbook: store pull: '%s' is not an incident id\n", incident);
     return RB_EXIT_USAGE;
@@ -87,13 +94,20 @@ static int pull_one(PGconn *c, const char *state_dir, const char *incident, int 
            rb_fmt(path, sizeof path, "%s/%s.jsonl", dir, incident) != 0)
     fprintf(stderr, "runbook: store pull: cannot create %s\n", dir);
   else {
-    int have = local_prefix(path, r, &at);
+    int have = local_prefix(path, r, &at, &extra);
     if (have < 0)
       fprintf(stderr,
               "runbook: store%s: %s differs from the store's timeline at line %d; "
               "left as it is\n",
               quiet ? "" : " pull", path, at);
-    else if (append_from(path, r, have) != 0)
+    else if (extra > 0) {
+      fprintf(stderr,
+              "runbook: store: warning: %s has %d line%s past the store's %d (a run of "
+              "this machine appending, or an event the store did not take); left as "
+              "it is\n",
+              path, extra, extra == 1 ? "" : "s", PQntuples(r));
+      code = RB_EXIT_OK;
+    } else if (append_from(path, r, have) != 0)
       fprintf(stderr, "runbook: store pull: cannot write %s\n", path);
     else {
       if (!quiet)

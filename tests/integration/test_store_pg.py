@@ -779,6 +779,15 @@ def test_kill_9_of_the_replica_mid_run_the_other_continues_it_once(steps_pair, d
     fresh = str(tmp_path / "e")
     res = rbtest.run(["--config", a.conf, "timeline", KO_INC], state_dir=fresh)
     assert res.code == 0 and "Third" in res.stdout, res
+    # a local copy past the store's end (this machine's run appending now, or
+    # an event the store refused) is read, with a warning, and not cut
+    tl_e = os.path.join(fresh, "incidents", KO_INC + ".jsonl")
+    with open(tl_e, "a") as f:
+        f.write(local[-1] + "\n")
+    res = rbtest.run(["--config", a.conf, "timeline", KO_INC], state_dir=fresh)
+    assert res.code == 0 and "has 1 line past the store's %d" % len(local) in res.stderr, res
+    with open(tl_e) as f:
+        assert len(f.read().splitlines()) == len(local) + 1
     html = str(tmp_path / "r.html")
     res = rbtest.run(["--config", a.conf, "report", KO_INC, "--html", html],
                      state_dir=str(tmp_path / "f"))
