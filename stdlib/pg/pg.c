@@ -69,6 +69,13 @@ static const struct {
     /* NULL: the answer carried no word (a confirm gate then refuses it) */
     {4, "the confirm word of an answer across replicas",
      "ALTER TABLE rb_answers ADD COLUMN confirm text;"},
+    /* the Slack message posted for a gate (a click through another replica
+     * is checked against it) and the Slack signatures used on any replica */
+    {5, "Slack messages of gates and used Slack signatures across replicas",
+     "ALTER TABLE rb_gates ADD COLUMN slack_channel text, ADD COLUMN slack_ts text;"
+     "CREATE TABLE rb_slack_seen ("
+     "  sig text PRIMARY KEY,"
+     "  expires_ms bigint NOT NULL);"},
 };
 #define NMIGRATIONS (sizeof migrations / sizeof migrations[0])
 

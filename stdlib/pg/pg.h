@@ -10,7 +10,7 @@
 #include "stdlib/rb_host.h"
 
 /* The schema version this binary writes and reads. */
-#define RB_PG_SCHEMA_VERSION 4
+#define RB_PG_SCHEMA_VERSION 5
 
 /* Milliseconds since the epoch on the database's clock, as SQL: the one
  * clock all replicas agree on. */

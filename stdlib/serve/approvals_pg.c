@@ -45,6 +45,18 @@ static int cmd(PGconn *c, const char *sql, int n, const char *const *v)
   return ok ? 0 : -1;
 }
 
+/* The Slack message this replica posted for (run, step) (slack_post.c's
+ * record), so that a click landing on another replica can be checked
+ * against it; NULL members when none was posted. */
+static json_t *posted(rb_approvals_pg *p, const char *run, const char *step)
+{
+  char path[4600];
+  if (rb_fmt(path, sizeof path, "%s/serve/slack/posted/%s/%s.json", p->state_dir, run,
+             step) != 0)
+    return NULL;
+  return json_load_file(path, 0, NULL);
+}
+
 /* Replaces this replica's rows of rb_gates with its pending gates now. */
 static void publish(rb_approvals_pg *p)
 {
@@ -59,15 +71,22 @@ static void publish(rb_approvals_pg *p)
   json_t *g;
   json_array_foreach(pend, i, g)
   {
-    const char *v[3] = {json_string_value(json_object_get(g, "run")),
-                        json_string_value(json_object_get(g, "step")), p->name};
-    if (v[0] && v[1] &&
-        cmd(p->c,
-            "INSERT INTO rb_gates (run, step, replica, seen_ms) VALUES ($1, $2, "
-            "$3, " RB_PG_NOW_MS
-            ") ON CONFLICT (run, step) DO UPDATE SET replica = EXCLUDED.replica, "
-            "seen_ms = EXCLUDED.seen_ms",
-            3, v) != 0)
+    const char *run = json_string_value(json_object_get(g, "run"));
+    const char *step = json_string_value(json_object_get(g, "step"));
+    json_t *m = run && step ? posted(p, run, step) : NULL;
+    const char *v[5] = {run, step, p->name,
+                        json_string_value(json_object_get(m, "channel")),
+                        json_string_value(json_object_get(m, "ts"))};
+    int bad = run && step &&
+              cmd(p->c,
+                  "INSERT INTO rb_gates (run, step, replica, seen_ms, slack_channel, "
+                  "slack_ts) VALUES ($1, $2, $3, " RB_PG_NOW_MS
+                  ", $4, $5) ON CONFLICT (run, step) DO UPDATE SET replica = "
+                  "EXCLUDED.replica, seen_ms = EXCLUDED.seen_ms, slack_channel = "
+                  "EXCLUDED.slack_channel, slack_ts = EXCLUDED.slack_ts",
+                  5, v) != 0;
+    json_decref(m);
+    if (bad)
       goto rollback;
   }
   cmd(p->c, "COMMIT", 0, NULL);
@@ -271,6 +290,57 @@ json_t *rb_approvals_pg_forward(rb_approvals_pg *p, const char *run, const char 
 out:
   PQfinish(c);
   return out;
+}
+
+/* -- Slack clicks through any replica ---------------------------------------- */
+
+#define SEEN_KEEP_MS "660000" /* longer than Slack's 5-minute window, either way */
+
+int rb_approvals_pg_slack_seen(rb_approvals_pg *p, const char *sig)
+{
+  char err[512];
+  PGconn *c = rb_pg_connect(p->cfg, err, sizeof err);
+  if (c == NULL)
+    return -1;
+  const char *v[1] = {sig};
+  int rc = cmd(c, "DELETE FROM rb_slack_seen WHERE expires_ms < " RB_PG_NOW_MS, 0, NULL);
+  PGresult *r = rc ? NULL
+                   : PQexecParams(c,
+                                  "INSERT INTO rb_slack_seen (sig, expires_ms) VALUES "
+                                  "($1, " RB_PG_NOW_MS " + " SEEN_KEEP_MS
+                                  ") ON CONFLICT (sig) DO NOTHING",
+                                  1, NULL, v, NULL, NULL, 0);
+  if (r == NULL || PQresultStatus(r) != PGRES_COMMAND_OK)
+    rc = -1;
+  else
+    rc = strcmp(PQcmdTuples(r), "0") == 0; /* the key was there: used before */
+  if (r && rc < 0)
+    fprintf(stderr, "runbook serve: store: slack: %s", PQerrorMessage(c));
+  PQclear(r);
+  PQfinish(c);
+  return rc;
+}
+
+int rb_approvals_pg_slack_holder(rb_approvals_pg *p, const char *run, const char *step,
+                                 const char *channel, const char *ts, char *out,
+                                 size_t len)
+{
+  char err[512];
+  PGconn *c = rb_pg_connect(p->cfg, err, sizeof err);
+  if (c == NULL)
+    return -1;
+  const char *v[5] = {run, step, channel, ts, p->name};
+  PGresult *r = PQexecParams(c,
+                             "SELECT replica FROM rb_gates WHERE run = $1 AND step = $2 "
+                             "AND slack_channel = $3 AND slack_ts = $4 AND replica <> $5 "
+                             "AND seen_ms > " RB_PG_NOW_MS " - " FRESH_MS,
+                             5, NULL, v, NULL, NULL, 0);
+  int rc = r && PQresultStatus(r) == PGRES_TUPLES_OK ? PQntuples(r) == 1 : -1;
+  if (rc == 1)
+    snprintf(out, len, "%s", PQgetvalue(r, 0, 0));
+  PQclear(r);
+  PQfinish(c);
+  return rc;
 }
 
 static json_t *forward(void *arg, const char *run, const char *step,

@@ -26,6 +26,18 @@ json_t *rb_approvals_pg_forward(rb_approvals_pg *p, const char *run, const char 
                                 const rb_approval_answer *a, unsigned *code, char *note,
                                 size_t notelen);
 
+/* Records a Slack callback's signature as used by any replica (kept 11
+ * minutes): 0 new, 1 used before (here or on another replica), -1 the
+ * store could not say. Thread-safe. */
+int rb_approvals_pg_slack_seen(rb_approvals_pg *p, const char *sig);
+
+/* The replica, other than this one, that holds (run, step) and posted its
+ * Slack message as (channel, ts), into out: 1 found, 0 none, -1 the store
+ * could not say. Thread-safe. */
+int rb_approvals_pg_slack_holder(rb_approvals_pg *p, const char *run, const char *step,
+                                 const char *channel, const char *ts, char *out,
+                                 size_t len);
+
 /* Sends a's answers for gates not pending here through p. */
 void rb_approvals_pg_attach(rb_approvals_pg *p, rb_approvers *a);
 

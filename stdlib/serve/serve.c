@@ -1331,6 +1331,8 @@ static int setup(server *s, const rb_config *cfg, const serve_opts *o)
   if (s->child_env == NULL || s->books == NULL || check_rules(s, rules) != 0 ||
       open_dedup(s, cfg, o) != 0)
     return -1;
+  if (s->slack && s->appr_pg)
+    rb_slack_set_store(s->slack, s->appr_pg); /* clicks through any replica */
   return s->slack && rb_slack_start(s->slack) != 0 ? -1 : 0;
 }
 

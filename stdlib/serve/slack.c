@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "runner/base/util.h"
+#include "stdlib/serve/approvals_pg.h"
 #include "stdlib/serve/slack_int.h"
 
 /* -- the signature --------------------------------------------------------- */
@@ -289,6 +290,12 @@ void rb_slack_free(rb_slack *sl)
   free(sl);
 }
 
+void rb_slack_set_store(rb_slack *sl, struct rb_approvals_pg *pg)
+{
+  if (sl)
+    sl->pg = pg;
+}
+
 size_t rb_slack_env_names(const rb_config *cfg, const char **out, size_t max)
 {
   static const char *const keys[] = {"bot_token_env", "signing_secret_env"};
@@ -453,7 +460,11 @@ static int replayed(rb_slack *sl, const char *sig, int *failed)
     fsync(dfd); /* the name itself survives a crash */
     close(dfd);
   }
-  return 0;
+  /* new here; with a shared store it must be new on every replica too (a
+   * store that can not say fails closed) */
+  int shared = sl->pg ? rb_approvals_pg_slack_seen(sl->pg, sig) : 0;
+  *failed = shared < 0;
+  return shared == 1;
 }
 
 static json_t *reply(unsigned *code, unsigned c, const char *msg, char *note, size_t len)
@@ -499,6 +510,73 @@ static void keep_response_url(rb_slack *sl, const click *c)
   json_decref(m);
 }
 
+/* What the holder said of a click forwarded to it, as a sentence. */
+static void forwarded_result(const click *c, const char *name, const json_t *out,
+                             unsigned fc, char *why, size_t len)
+{
+  const char *r = json_string_value(json_object_get(out, "replica"));
+  const char *err = json_string_value(json_object_get(out, "error"));
+  const char *needs = json_string_value(json_object_get(out, "needs"));
+  if (fc == 200)
+    snprintf(why, len, "%s %s step %s of %s (replica %s); needs %s", name,
+             c->approve ? "approves" : "denies", c->step, c->run, r ? r : "?",
+             needs ? needs : "?");
+  else if (fc == 202)
+    snprintf(why, len,
+             "%s's answer to step %s of %s is queued for replica %s, which did not "
+             "answer in 5 s",
+             name, c->step, c->run, r ? r : "?");
+  else
+    snprintf(why, len, "%s could not answer (replica %s): %s%s", name, r ? r : "?",
+             err ? err : "refused",
+             err && strstr(err, "(confirm)") ? "; type the word in the box, then Approve"
+                                             : "");
+}
+
+/* A click on a message another replica posted: checked against the
+ * message that replica published for the gate, the user mapped here, and
+ * the answer handed to the holder, whose gate applies its policy. */
+static json_t *through_store(rb_slack *sl, const click *c, const char *name,
+                             unsigned *code, char *note, size_t notelen)
+{
+  char r[512], why[1600], comment[200];
+  int h = rb_approvals_pg_slack_holder(sl->pg, c->run, c->step, c->channel, c->ts, r,
+                                       sizeof r);
+  if (h < 0)
+    return reply(code, 503, "the shared store is unavailable", note, notelen);
+  if (h == 0) {
+    snprintf(why, sizeof why,
+             "refused: the click came from a message no replica posted for step '%s' "
+             "of run %s (or the gate is no longer pending)",
+             c->step, c->run);
+    refuse(sl, c, name, why); /* on this replica's timeline, if the run is here */
+    tell(sl, c, why);
+    return reply(code, 200, why, note, notelen);
+  }
+  if (name == NULL) {
+    snprintf(why, sizeof why,
+             "refused: Slack user %s is not an approver (the listener's config maps a "
+             "Slack user with slack_user = \"%s\" in an [approver.NAME] section)",
+             c->user, c->user);
+    tell(sl, c, why);
+    return reply(code, 200, why, note, notelen);
+  }
+  snprintf(comment, sizeof comment, "Slack user %s (@%s)", c->user, c->username);
+  rb_approval_answer a = {name, NULL, c->approve, comment, "slack", c->word};
+  unsigned fc = 0;
+  char fnote[512];
+  json_t *out =
+      rb_approvals_pg_forward(sl->pg, c->run, c->step, &a, &fc, fnote, sizeof fnote);
+  if (out == NULL)
+    snprintf(why, sizeof why, "%s could not answer: step '%s' of run %s is not pending",
+             name, c->step, c->run);
+  else
+    forwarded_result(c, name, out, fc, why, sizeof why);
+  json_decref(out);
+  tell(sl, c, why);
+  return reply(code, 200, why, note, notelen);
+}
+
 /* A click that is Slack's own, recent and new: the gate's message, the
  * user's approver, then the answer under the gate's policy. Anything
  * refused is told to the user and is a 200, as Slack wants. */
@@ -507,6 +585,8 @@ static json_t *act(rb_slack *sl, const click *c, unsigned *code, char *note,
 {
   const char *name = json_string_value(json_object_get(sl->users, c->user));
   char msg[1024], why[1400], comment[200];
+  if (!from_our_message(sl, c) && sl->pg)
+    return through_store(sl, c, name, code, note, notelen);
   if (!from_our_message(sl, c)) {
     snprintf(why, sizeof why,
              "refused: the click came from a message this listener did not post for "

@@ -44,6 +44,11 @@ json_t *rb_slack_http(rb_slack *sl, const char *method, const char *ctype, const
                       const char *sig, const char *body, size_t len, unsigned *code,
                       int *authed, char *note, size_t notelen);
 
+struct rb_approvals_pg;
+/* With [store] url: used signatures are shared by the replicas, and a click
+ * on a message another replica posted is answered through the store. */
+void rb_slack_set_store(rb_slack *sl, struct rb_approvals_pg *pg);
+
 /* The environment variables [slack] reads its secrets from (as configured),
  * so that the listener keeps them from the runs it starts: up to max names
  * into out, returns how many. */

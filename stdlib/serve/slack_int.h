@@ -33,6 +33,7 @@ struct rb_slack {
   json_t *outbox; /* [{url, body}]: answers to response_urls, in order */
   json_t *retry;  /* "run/step" -> wall ms before which a failed post waits */
   int64_t pruned_at, scanned_at; /* wall ms of the last prune, pending scan */
+  struct rb_approvals_pg *pg;    /* [store] url: clicks through any replica */
 };
 
 /* The message of a gate (the request as rb_host_approval_status gives it):

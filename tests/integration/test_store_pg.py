@@ -108,49 +108,52 @@ def migrate(pg, tmp):
 def test_migrate_is_versioned_idempotent_and_refuses_a_newer_database(db, tmp_path):
     conf = store_conf(db, tmp_path)
     res = store_cmd(tmp_path, conf, "status")
-    assert res.code == 1 and "schema version 0 (this binary: 4)" in res.stdout, res
+    assert res.code == 1 and "schema version 0 (this binary: 5)" in res.stdout, res
     res = store_cmd(tmp_path, conf, "migrate")
-    assert res.code == 0 and "schema migrated from version 0 to 4" in res.stdout, res
+    assert res.code == 0 and "schema migrated from version 0 to 5" in res.stdout, res
     res = store_cmd(tmp_path, conf, "migrate")
-    assert res.code == 0 and "schema version 4: up to date, nothing to do" in res.stdout
+    assert res.code == 0 and "schema version 5: up to date, nothing to do" in res.stdout
     assert res.stderr == "", res
     assert db.psql("SELECT version, name FROM rb_schema_migrations ORDER BY 1", db="rb") == [
         "1|dedup keys and replicas", "2|approval gates and answers across replicas",
         "3|run timelines and owners across replicas",
-        "4|the confirm word of an answer across replicas"]
+        "4|the confirm word of an answer across replicas",
+        "5|Slack messages of gates and used Slack signatures across replicas"]
     res = store_cmd(tmp_path, conf, "status")
-    assert res.code == 0 and res.stdout == "schema version 4 (this binary: 4)\nconnection: no TLS\n"
+    assert res.code == 0 and res.stdout == "schema version 5 (this binary: 5)\nconnection: no TLS\n"
     # a database one migration behind is brought forward by one
-    db.psql("ALTER TABLE rb_answers DROP COLUMN confirm; DELETE FROM rb_schema_migrations "
-            "WHERE version = 4", db="rb")
+    db.psql("DROP TABLE rb_slack_seen; ALTER TABLE rb_gates DROP COLUMN slack_channel, "
+            "DROP COLUMN slack_ts; DELETE FROM rb_schema_migrations WHERE version = 5",
+            db="rb")
     res = store_cmd(tmp_path, conf, "status")
-    assert res.code == 1 and "schema version 3 (this binary: 4): run `runbook store migrate`" \
+    assert res.code == 1 and "schema version 4 (this binary: 5): run `runbook store migrate`" \
         in res.stdout, res
-    s = Serve(tmp_path / "v3", conf_extra=conf)
-    assert s.proc.wait(timeout=30) != 0, s.text()  # a version 3 database is not served
-    assert "schema is version 3, this binary needs 4: run `runbook store migrate`" in s.text()
+    s = Serve(tmp_path / "v4", conf_extra=conf)
+    assert s.proc.wait(timeout=30) != 0, s.text()  # a version 4 database is not served
+    assert "schema is version 4, this binary needs 5: run `runbook store migrate`" in s.text()
     res = store_cmd(tmp_path, conf, "migrate")
-    assert res.code == 0 and "schema migrated from version 3 to 4" in res.stdout, res
+    assert res.code == 0 and "schema migrated from version 4 to 5" in res.stdout, res
     assert db.scalar("SELECT count(*) FROM information_schema.columns WHERE "
-                     "table_name = 'rb_answers' AND column_name = 'confirm'") == "1"
-    db.psql("DROP TABLE rb_events, rb_runs; ALTER TABLE rb_answers DROP COLUMN confirm; "
-            "DELETE FROM rb_schema_migrations WHERE version >= 3", db="rb")
+                     "table_name = 'rb_gates' AND column_name LIKE 'slack_%'") == "2"
+    db.psql("DROP TABLE rb_events, rb_runs, rb_slack_seen; ALTER TABLE rb_answers DROP "
+            "COLUMN confirm; ALTER TABLE rb_gates DROP COLUMN slack_channel, DROP COLUMN "
+            "slack_ts; DELETE FROM rb_schema_migrations WHERE version >= 3", db="rb")
     res = store_cmd(tmp_path, conf, "migrate")
-    assert res.code == 0 and "schema migrated from version 2 to 4" in res.stdout, res
+    assert res.code == 0 and "schema migrated from version 2 to 5" in res.stdout, res
     # a database a newer binary migrated: neither migrated nor served
-    db.psql("INSERT INTO rb_schema_migrations VALUES (5, 'future', now(), 'test')", db="rb")
+    db.psql("INSERT INTO rb_schema_migrations VALUES (6, 'future', now(), 'test')", db="rb")
     res = store_cmd(tmp_path, conf, "migrate")
     assert res.code == 1, res
-    assert "schema is version 5, newer than this binary's 4: refusing to touch it" in res.stderr
+    assert "schema is version 6, newer than this binary's 5: refusing to touch it" in res.stderr
     s = Serve(tmp_path / "a", conf_extra=conf)
     assert s.proc.wait(timeout=30) != 0
-    assert "newer than this binary's 4: upgrade runbook" in s.text(), s.text()
+    assert "newer than this binary's 5: upgrade runbook" in s.text(), s.text()
 
 
 def test_serve_refuses_an_unmigrated_database(db, tmp_path):
     s = Serve(tmp_path, conf_extra=store_conf(db, tmp_path))
     assert s.proc.wait(timeout=30) != 0
-    assert "schema is version 0, this binary needs 4: run `runbook store migrate`" in s.text()
+    assert "schema is version 0, this binary needs 5: run `runbook store migrate`" in s.text()
 
 
 def test_a_password_in_the_url_is_refused_and_never_printed(db, tmp_path):
@@ -514,6 +517,69 @@ def test_a_confirm_gate_held_by_a_needs_its_word_through_replica_b(db, tmp_path,
     finally:
         for s in (a, b):
             assert s.stop() == 0, s.text()
+
+
+def test_a_slack_click_through_replica_b_answers_a_gate_posted_by_a(db, tmp_path, counter,
+                                                                   monkeypatch):
+    import test_slack as ts
+    ts.SLACK = slack = ts.SlackRecorder()
+    monkeypatch.setenv("RB_SLACK_BOT", ts.BOT)
+    monkeypatch.setenv("RB_SLACK_SIGNING", ts.SIGNING)
+    monkeypatch.setenv("RB_APPR_ALICE", ts.ALICE_TOKEN)
+    migrate(db, tmp_path)
+    a = replica(tmp_path, "a", db, counter, extra=ts.slack_conf())
+    b = replica(tmp_path, "b", db, counter, extra=ts.slack_conf())
+    try:
+        assert a.port and b.port, a.text() + b.text()
+        alert = counted(["slk00001"]).replace("Counted", "NeedsApproval")
+        assert statuses(a.post_alerts(alert)[1])["slk00001"] == "started"
+        msg = slack.wait("/api/chat.postMessage")[0]["json"]
+        run, step = ts.blocks_of(msg, "actions")[0]["elements"][0]["value"].split("/")
+        wait(lambda: db.scalar("SELECT slack_channel || ' ' || slack_ts FROM rb_gates "
+                               "WHERE run = '%s' AND replica = 'a'" % run)
+             == "%s %s" % (ts.CHANNEL, ts.MSG_TS), 10, "the posted message published")
+        # an unmapped Slack user through b: refused, told why, the gate still pending
+        code, body = ts.deliver(b, ts.click("U0NOBODY", run, step, hook="/hooks/nobody"))
+        assert code == 200, body
+        told = slack.wait("/hooks/nobody")[0]["json"]["text"]
+        assert "U0NOBODY is not an approver" in told, told
+        assert db.scalar("SELECT count(*) FROM rb_answers") == "0"
+        # a click on a message no replica posted for the gate: refused
+        code, body = ts.deliver(b, ts.click("U0ALICE", run, step, hook="/hooks/other",
+                                            msg_ts="1700000000.999999"))
+        assert code == 200 and "no replica posted" in slack.wait("/hooks/other")[0][
+            "json"]["text"]
+        assert not os.path.exists(a.gated_out)
+        # alice's click through b: approved by a's gate, the action runs on a
+        form, t = ts.click("U0ALICE", run, step, hook="/hooks/alice"), str(int(time.time()))
+        sig = ts.sign(form, t)
+        t0 = time.time()
+        code, body = ts.deliver(b, form, ts=t, sig=sig)
+        assert code == 200, body
+        wait(lambda: os.path.exists(a.gated_out), 10, "the gated action on a")
+        print("slack click through b: %.3f s to the action on a" % (time.time() - t0))
+        told = slack.wait("/hooks/alice")[0]["json"]["text"]
+        assert "alice approves step %s of %s (replica a)" % (step, run) in told, told
+        a.wait_finished(1)
+        inc = incident_of("slk00001")
+        ans = [e["detail"] for e in a.timeline(inc) if e["event"] == "approval_answered"]
+        assert [(x["identity"], x["channel"]) for x in ans] == [("alice", "slack")], ans
+        ok = [e for e in a.timeline(inc) if e["event"] == "approved"][0]["detail"]
+        assert ok["by"] == "alice" and ok["via"] == "slack", ok
+        assert "U0ALICE" in ok["answers"][0]["comment"], ok
+        assert db.scalar("SELECT count(*) FROM rb_answers WHERE code = 0 AND via = 'b' "
+                         "AND channel = 'slack' AND by = 'alice'") == "1"
+        # the same callback replayed to a: its signature was used on b
+        code, body = ts.deliver(a, form, ts=t, sig=sig)
+        assert code == 409 and "used before" in body, (code, body)
+        assert db.scalar("SELECT count(*) FROM rb_slack_seen WHERE sig = '%s'" % sig) == "1"
+        refused = [e["detail"] for e in a.timeline(inc) if e["event"] == "approval_refused"]
+        assert not refused or "replayed" in refused[-1]["reason"], refused
+    finally:
+        for s in (a, b):
+            assert s.stop() == 0, s.text()
+        slack.close()
+    assert ts.SIGNING not in a.text() + b.text() and ts.BOT not in a.text() + b.text()
 
 
 AM_BIN = "/usr/bin/prometheus-alertmanager"
