@@ -582,6 +582,49 @@ def test_a_slack_click_through_replica_b_answers_a_gate_posted_by_a(db, tmp_path
     assert ts.SIGNING not in a.text() + b.text() and ts.BOT not in a.text() + b.text()
 
 
+def test_a_slack_click_through_replica_b_carries_the_confirm_word(db, tmp_path, counter,
+                                                                  monkeypatch):
+    import test_slack as ts
+    ts.SLACK = slack = ts.SlackRecorder()
+    monkeypatch.setenv("RB_SLACK_BOT", ts.BOT)
+    monkeypatch.setenv("RB_SLACK_SIGNING", ts.SIGNING)
+    monkeypatch.setenv("RB_APPR_ALICE", ts.ALICE_TOKEN)
+    migrate(db, tmp_path)
+    out = str(tmp_path / "dropped")
+    rule = {"match": {"alertname": "Confirmed"}, "runbook": "alert-confirm", "mode": "exec",
+            "vars": {"out": out}}
+    a, b = [Serve(tmp_path / n, books={"alert-confirm": CONFIRM_BOOK}, more_rules=[rule],
+                  conf_extra=store_conf(db, tmp_path, 'replica = "%s"\n' % n +
+                                        ts.slack_conf()))
+            for n in ("a", "b")]
+    try:
+        assert a.port and b.port, a.text() + b.text()
+        alert = counted(["slkconf1"]).replace("Counted", "Confirmed")
+        assert statuses(a.post_alerts(alert)[1])["slkconf1"] == "started"
+        msg = slack.wait("/api/chat.postMessage")[0]["json"]
+        run, step = ts.blocks_of(msg, "actions")[0]["elements"][0]["value"].split("/")
+        wait(lambda: db.scalar("SELECT slack_ts FROM rb_gates WHERE run = '%s'" % run)
+             == ts.MSG_TS, 10, "the posted message published")
+        for n, word in ((1, None), (2, "checkout")):
+            hook = "/hooks/c/%d" % n
+            assert ts.deliver(b, ts.click("U0BOB", run, step, hook=hook, word=word))[0] == 200
+            told = slack.wait(hook)[0]["json"]["text"]
+            assert "bob could not answer (replica a)" in told and "checkout-db" in told, told
+        assert not os.path.exists(out)
+        assert ts.deliver(b, ts.click("U0BOB", run, step, hook="/hooks/c/3",
+                                      word="checkout-db"))[0] == 200
+        wait(lambda: os.path.exists(out), 10, "the confirmed action on a")
+        a.wait_finished(1)
+        ok = [e for e in a.timeline(incident_of("slkconf1")) if e["event"] == "approved"]
+        assert ok[0]["detail"]["by"] == "bob" and ok[0]["detail"]["via"] == "slack", ok
+        assert db.psql("SELECT coalesce(confirm, '-'), code FROM rb_answers ORDER BY id",
+                       db="rb") == ["-|-3", "checkout|-3", "checkout-db|0"]
+    finally:
+        for s in (a, b):
+            assert s.stop() == 0, s.text()
+        slack.close()
+
+
 AM_BIN = "/usr/bin/prometheus-alertmanager"
 
 
