@@ -585,9 +585,10 @@ static json_t *act(rb_slack *sl, const click *c, unsigned *code, char *note,
 {
   const char *name = json_string_value(json_object_get(sl->users, c->user));
   char msg[1024], why[1400], comment[200];
-  if (!from_our_message(sl, c) && sl->pg)
+  int ours = from_our_message(sl, c);
+  if (!ours && sl->pg) /* another replica's message, perhaps */
     return through_store(sl, c, name, code, note, notelen);
-  if (!from_our_message(sl, c)) {
+  if (!ours) {
     snprintf(why, sizeof why,
              "refused: the click came from a message this listener did not post for "
              "step '%s' of run %s",
