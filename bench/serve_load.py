@@ -79,7 +79,9 @@ def latency(url, token, state, n, rate):
     while missing and time.time() < deadline:
         left = []
         for fp in missing:
-            p = os.path.join(state, "incidents", "ALERT-%s.jsonl" % fp)
+            # no groupKey: the alert is its own group, and its firing names
+            # the incident (docs/serve.md, "Incidents")
+            p = os.path.join(state, "incidents", "ALERT-%s-20261122T093608.000Z.jsonl" % fp)
             t = first_started(p) if os.path.exists(p) else None
             if t is None:
                 left.append(fp)
